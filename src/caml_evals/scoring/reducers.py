@@ -1,0 +1,35 @@
+"""Epoch reducer for dict scores whose keys or values may differ between epochs.
+
+Inspect's built-in reducers expect every epoch's dict to have the same keys and present values;
+with a judge that sometimes fails, neither holds. This one takes the union of keys and the mean
+of present values per key (NaN where no epoch has one), and sums the missing counts.
+"""
+
+from __future__ import annotations
+
+from inspect_ai.scorer import Score, ScoreReducer, score_reducer
+
+from .grades import nan_mean
+
+
+@score_reducer(name="nan_mean")
+def nan_mean_reducer() -> ScoreReducer:
+    def reduce(scores: list[Score]) -> Score:
+        if not scores:
+            raise ValueError("nan_mean reducer: no scores to reduce")
+        if not all(isinstance(s.value, dict) for s in scores):
+            value = nan_mean(s.value for s in scores)  # scalar scores: NaN-tolerant mean
+            return Score(value=value, explanation=f"nan_mean of {len(scores)} epochs")
+        keys: dict[str, None] = {}
+        for s in scores:
+            keys.update(dict.fromkeys(s.value))  # type: ignore[arg-type]
+        value = {k: nan_mean(s.value.get(k) for s in scores) for k in keys}  # type: ignore[union-attr]
+        missing = sum(int((s.metadata or {}).get("missing_count", 0)) for s in scores)
+        return Score(
+            value=value,
+            answer=scores[0].answer,
+            explanation=f"nan_mean of {len(scores)} epochs",
+            metadata={"epochs": len(scores), "missing_count": missing},
+        )
+
+    return reduce

@@ -1,0 +1,259 @@
+"""AHB questions and dimensions: load (Hub or local) -> validate -> Inspect Samples.
+
+The public data is messy (an empty tag on one row, "Bangla" and "Bengali" for one language, spaces
+around variable values). Every problem is recorded in a `DatasetReport` that is logged, printed
+and stored in the eval log's task metadata; rows are never dropped silently. A row keeps its
+sample as long as it has a question: unknown or empty tags are reported and left out of its
+rubric, and a row with no usable tag still becomes a sample (it scores as missing).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from inspect_ai.dataset import MemoryDataset, Sample
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from ...datasource import load_hub_rows, load_jsonl_rows, local_benchmark_dir
+from ...scoring.dimensions import DimensionTable, RubricSampleMetadata, expand_placeholders
+from .languages import normalise_language
+
+logger = logging.getLogger(__name__)
+
+HUB_REPO_ID = "CompassioninMachineLearning/anima"  # formerly sentientfutures/ahb
+LEGACY_HUB_REPO_ID = "sentientfutures/ahb"
+HUB_REVISION = "c658f00e80529c8b2d81bb89d95df6af4d4b5bf6"  # pinned commit (115 questions, 13 dims)
+LOCAL_SUBFOLDER = "ahb-2.1"
+QUESTIONS_FILE = "questions.jsonl"
+DIMENSIONS_FILE = "dimensions.jsonl"
+
+
+class AhbQuestion(BaseModel):
+    """One row of the `questions` config, as published."""
+
+    id: int | str
+    question: str
+    tags: list[str] = Field(default_factory=list)
+    variables: str | None = None
+    language: str | None = None
+    translation: str | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _question_text(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question is empty")
+        return v
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_list(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):  # some exports store tags comma-separated
+            return [t for t in v.split(",")]
+        return v
+
+
+class RowProblem(BaseModel):
+    row: int = Field(description="0-based row index in the source")
+    question_id: str | None
+    kind: str  # invalid_row | empty_tag | unknown_tag | no_valid_tags | bad_variables | duplicate_id
+    detail: str
+
+
+class DatasetReport(BaseModel):
+    source: str
+    rows: int
+    samples: int = 0
+    problems: list[RowProblem] = Field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(p.kind for p in self.problems))
+
+    def summary(self) -> str:
+        if not self.problems:
+            return f"{self.source}: {self.rows} rows -> {self.samples} samples, no problems"
+        parts = []
+        for kind, n in sorted(self.counts().items()):
+            ids = sorted({p.question_id or f"row {p.row}" for p in self.problems if p.kind == kind})
+            parts.append(f"{kind}: {n} (ids {', '.join(ids[:12])}{', ...' if len(ids) > 12 else ''})")
+        return (
+            f"{self.source}: {self.rows} rows -> {self.samples} samples; "
+            f"{len(self.problems)} problem(s): " + "; ".join(parts)
+        )
+
+
+_VARIABLE_BLOCK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$", re.DOTALL)
+
+
+def parse_variables(spec: str | None) -> dict[str, list[str]]:
+    """`animal:farmed pig,wild boar` -> {"animal": ["farmed pig", "wild boar"]}.
+
+    Several variables are separated by `;` or newlines. Raises ValueError on anything else, so
+    the caller can report the row instead of guessing.
+    """
+    if spec is None or not spec.strip():
+        return {}
+    result: dict[str, list[str]] = {}
+    for block in re.split(r"[;\n]", spec):
+        if not block.strip():
+            continue
+        match = _VARIABLE_BLOCK.match(block)
+        if not match:
+            raise ValueError(f"expected 'name:value[,value...]', got {block.strip()!r}")
+        name, raw_values = match.group(1), match.group(2)
+        values = [v.strip() for v in raw_values.split(",") if v.strip()]
+        if not values:
+            raise ValueError(f"variable {name!r} has no values")
+        if name in result:
+            raise ValueError(f"variable {name!r} given twice")
+        result[name] = values
+    return result
+
+
+def expansions(variables: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Cartesian product of variable values: one sample per combination."""
+    if not variables:
+        return [{}]
+    names = list(variables)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(variables[n] for n in names))]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def load_raw(data_dir: str | Path | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Questions rows, dimension rows and a description of where they came from."""
+    local = local_benchmark_dir(data_dir, LOCAL_SUBFOLDER, (QUESTIONS_FILE, DIMENSIONS_FILE))
+    if local is not None:
+        return (
+            load_jsonl_rows(local / QUESTIONS_FILE),
+            load_jsonl_rows(local / DIMENSIONS_FILE),
+            str(local),
+        )
+    hint = f"a folder with {LOCAL_SUBFOLDER}/{QUESTIONS_FILE} and {LOCAL_SUBFOLDER}/{DIMENSIONS_FILE}"
+    questions = load_hub_rows(HUB_REPO_ID, "questions", "train", HUB_REVISION, hint)
+    dimensions = load_hub_rows(HUB_REPO_ID, "dimensions", "train", HUB_REVISION, hint)
+    return questions, dimensions, f"hf://{HUB_REPO_ID}@{HUB_REVISION[:10]}"
+
+
+def build_samples(
+    question_rows: list[dict[str, Any]],
+    dimension_rows: list[dict[str, Any]],
+    source: str,
+    languages: list[str] | None = None,
+    dimensions: list[str] | None = None,
+) -> tuple[list[Sample], DatasetReport, DimensionTable]:
+    """Validate every row and turn it into samples (one per variable expansion)."""
+    table = DimensionTable.from_rows(dimension_rows)
+    report = DatasetReport(source=source, rows=len(question_rows))
+
+    wanted_dims: set[str] | None = None
+    if dimensions:
+        wanted_dims = set()
+        for name in dimensions:
+            dim = table.resolve(name)
+            if dim is None:
+                raise ValueError(f"unknown dimension {name!r}; known: {', '.join(table.names)}")
+            wanted_dims.add(dim.name)
+    wanted_langs = {normalise_language(lang) for lang in languages} if languages else None
+
+    samples: list[Sample] = []
+    seen_ids: Counter[str] = Counter()
+    for index, raw in enumerate(question_rows):
+        qid_raw = raw.get("id")
+        qid = str(qid_raw) if qid_raw is not None else f"row{index}"
+        try:
+            row = AhbQuestion.model_validate(raw)
+        except ValidationError as ex:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors())
+            report.problems.append(RowProblem(row=index, question_id=qid, kind="invalid_row", detail=errors))
+            continue
+
+        seen_ids[qid] += 1
+        if seen_ids[qid] > 1:
+            report.problems.append(
+                RowProblem(row=index, question_id=qid, kind="duplicate_id",
+                           detail=f"id {qid} seen {seen_ids[qid]} times; kept as {qid}~{seen_ids[qid]}")
+            )
+            qid = f"{qid}~{seen_ids[qid]}"
+
+        dims: list[str] = []
+        for tag in row.tags:
+            if not str(tag).strip():
+                report.problems.append(RowProblem(row=index, question_id=qid, kind="empty_tag", detail="empty dimension tag"))
+                continue
+            dim = table.resolve(tag)
+            if dim is None:
+                report.problems.append(RowProblem(row=index, question_id=qid, kind="unknown_tag", detail=f"tag {tag!r} is not a dimension"))
+                continue
+            if dim.name not in dims:
+                dims.append(dim.name)
+        if not dims:
+            report.problems.append(RowProblem(row=index, question_id=qid, kind="no_valid_tags",
+                                              detail="no usable dimension tag: sample kept, it will score as missing"))
+
+        try:
+            variables = parse_variables(row.variables)
+        except ValueError as ex:
+            report.problems.append(RowProblem(row=index, question_id=qid, kind="bad_variables", detail=f"{row.variables!r}: {ex}"))
+            variables = {}
+
+        language = normalise_language(row.language)
+        if wanted_langs is not None and language not in wanted_langs:
+            continue
+        if wanted_dims is not None:
+            dims = [d for d in dims if d in wanted_dims]
+            if not dims:
+                continue
+
+        combos = expansions(variables)
+        for combo in combos:
+            sample_id = qid if len(combos) == 1 else f"{qid}-" + "-".join(_slug(v) for v in combo.values())
+            dim_objs = [table.resolve(d) for d in dims]
+            meta = RubricSampleMetadata(
+                question_id=qid,
+                dimensions=dims,
+                rubric=[table.criterion(d, combo) for d in dim_objs if d is not None],
+                variables=combo,
+                language=language,
+            )
+            samples.append(
+                Sample(
+                    id=sample_id,
+                    input=expand_placeholders(row.question, combo),
+                    target="",
+                    metadata={
+                        **meta.model_dump(),
+                        "language_raw": row.language,
+                        "translation": row.translation,
+                        "tags_raw": row.tags,
+                    },
+                )
+            )
+    report.samples = len(samples)
+    return samples, report, table
+
+
+def ahb_dataset(
+    data_dir: str | Path | None = None,
+    languages: list[str] | None = None,
+    dimensions: list[str] | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tuple[MemoryDataset, DatasetReport]:
+    questions, dims, source = load_raw(data_dir)
+    samples, report, _ = build_samples(questions, dims, source, languages, dimensions)
+    if report.problems:
+        logger.warning("AHB data problems: %s", report.summary())
+    dataset = MemoryDataset(samples, name="ahb", location=source)
+    if shuffle:
+        dataset.shuffle(seed=seed)
+    return dataset, report

@@ -1,0 +1,75 @@
+"""`inspect eval caml_evals/ahb`: the Animal Harm Benchmark, judged by the shared rubric scorer."""
+
+from __future__ import annotations
+
+from inspect_ai import Epochs, Task, task
+from inspect_ai.solver import generate
+
+from ...scoring.metrics import rubric_metrics
+from ...scoring.reducers import nan_mean_reducer
+from ...scoring.rubric import JudgeMode, rubric_scorer
+from .dataset import HUB_REPO_ID, HUB_REVISION, ahb_dataset
+
+
+def _as_list(value: list[str] | str | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    items = [v.strip() for v in value if v and v.strip()]
+    return items or None
+
+
+@task
+def ahb(
+    data_dir: str | None = None,
+    languages: list[str] | str | None = None,
+    dimensions: list[str] | str | None = None,
+    graders: list[str] | str | None = None,
+    judge_mode: JudgeMode = "single_call",
+    judge_template: str | None = None,
+    judge_logprobs: bool = False,
+    epochs: int = 1,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> Task:
+    """Animal Harm Benchmark: does the model weigh the welfare of animals in everyday answers?
+
+    Args:
+        data_dir: Local data (a folder holding `ahb-2.1/` or the question/dimension files);
+            default `$CAML_EVALS_DATA_DIR`, else the Hub at a pinned commit.
+        languages: Keep only these languages (names or ISO codes, comma-separated).
+        dimensions: Score only these dimensions (and only questions tagged with them).
+        graders: Grader roles or model names (default: the `grader` role).
+        judge_mode: "single_call" (one JSON call per sample) or "per_dimension".
+        judge_template: A judge prompt file (default per mode, from judges/).
+        judge_logprobs: per_dimension only: P(YES) at the verdict as the grade.
+        epochs: Epochs per sample, reduced with a NaN-tolerant mean.
+        shuffle: Shuffle samples (with `seed`).
+    """
+    dataset, report = ahb_dataset(
+        data_dir=data_dir,
+        languages=_as_list(languages),
+        dimensions=_as_list(dimensions),
+        shuffle=shuffle,
+        seed=seed,
+    )
+    return Task(
+        dataset=dataset,
+        solver=generate(),
+        scorer=rubric_scorer(
+            graders=_as_list(graders),
+            mode=judge_mode,
+            template=judge_template,
+            logprobs=judge_logprobs,
+        ),
+        metrics=rubric_metrics(group_by=["language"]),
+        epochs=Epochs(epochs, nan_mean_reducer()),
+        metadata={
+            "benchmark": "ahb",
+            "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
+            "dataset_report": report.model_dump(),
+            "dataset_problems": report.counts(),
+        },
+        version="1.0.0",
+    )
