@@ -26,11 +26,15 @@ sysdeps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and not root: browser tests will skip"; fi; }
 
+# AHB on the embedded model, answering and judging (logprob verdicts: a 135M model cannot write
+# reliable verdict text). Data: $(DATA_DIR) if set, else ../shared/data if present, else the Hub.
+DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data)
 demo: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/inspect eval caml_evals/ahb --model caml/smollm2 \
-	  --model-role grader=caml/smollm2 --limit $(LIMIT) --log-dir logs/demo \
-	  -T data_dir=$(or $(DATA_DIR),../shared/data)
-	$(VENV)/bin/caml-evals summary logs/demo
+	HF_HUB_OFFLINE=$(if $(DATA_DIR),1,0) $(VENV)/bin/inspect eval caml_evals/ahb \
+	  --model caml/smollm2 --model-role grader=caml/smollm2 --limit $(LIMIT) --max-tokens 200 \
+	  -T judge_mode=per_dimension -T judge_logprobs=true $(if $(DATA_DIR),-T data_dir=$(DATA_DIR)) \
+	  --log-dir logs/demo --display plain
+	$(VENV)/bin/caml-evals summary logs/demo --json logs/demo/summary.json
 
 test: install sysdeps
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider

@@ -51,3 +51,41 @@ def _cpu_only() -> bool:
     import torch
 
     return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+
+
+def _option_token_ids(tokenizer, option: str) -> list[int]:
+    """First token of each spelling of an option as it could follow 'GRADE:' (' YES', 'YES', ' Yes')."""
+    ids: set[int] = set()
+    for spelling in {option, option.capitalize(), option.lower()}:
+        for prefix in (" ", ""):
+            tokens = tokenizer(prefix + spelling, add_special_tokens=False)["input_ids"]
+            if tokens:
+                ids.add(tokens[0])
+    return sorted(ids)
+
+
+def answer_probabilities(
+    api: LocalTransformersAPI, prompt: str, answer_prefix: str, options: list[str]
+) -> dict[str, float]:
+    """P(option | chat(prompt) + assistant prefix), normalised over the options.
+
+    The logprob-weighted judge: instead of hoping a small model writes 'GRADE: YES', read the
+    next-token distribution right after the assistant has written `answer_prefix`. Spellings of
+    an option that differ only in case or a leading space are pooled.
+    """
+    import torch
+
+    tokenizer = api.tokenizer
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+    encoded = tokenizer(chat + answer_prefix, return_tensors="pt", add_special_tokens=False)
+    encoded = {k: v.to(api.model.device) for k, v in encoded.items()}
+    with torch.no_grad():
+        logits = api.model(**encoded).logits[0, -1].float()
+    probs = torch.softmax(logits, dim=-1)
+    mass = {opt: float(sum(probs[i] for i in _option_token_ids(tokenizer, opt))) for opt in options}
+    total = sum(mass.values())
+    if total <= 0:
+        raise ValueError("none of the options has any probability mass")
+    return {opt: m / total for opt, m in mass.items()}

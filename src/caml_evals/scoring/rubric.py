@@ -128,6 +128,8 @@ async def _grade_per_dimension(
         observable_indicators=criterion.observable_indicators or "(none given)",
         scoring=criterion.scoring or "1 if the answer meets the criterion, else 0",
     )
+    if logprobs and _supports_answer_probabilities(model):
+        return await _grade_by_answer_probabilities(label, model, prompt, criterion), prompt
     config = GenerateConfig(logprobs=True, top_logprobs=5) if logprobs else GenerateConfig()
     try:
         output = await model.generate(prompt, config=config)
@@ -141,6 +143,34 @@ async def _grade_per_dimension(
         value, note = _logprob_value(output, parsed)
     explanation = parsed.explanation + (f"\n[{note}]" if note else "")
     return Grade(dimension=criterion.name, grader=label, value=value, explanation=explanation), prompt
+
+
+def _supports_answer_probabilities(model: Model) -> bool:
+    from ..models.local import LocalTransformersAPI
+
+    return isinstance(model.api, LocalTransformersAPI)
+
+
+async def _grade_by_answer_probabilities(
+    label: str, model: Model, prompt: str, criterion: RubricCriterion
+) -> Grade:
+    """Local transformers grader: read P(YES) right after 'GRADE:' instead of parsing free text."""
+    from ..models.local import answer_probabilities
+
+    try:
+        probs = await asyncio.to_thread(
+            answer_probabilities, model.api, prompt, "GRADE:", ["YES", "NO"]
+        )
+    except Exception as ex:
+        return Grade.missing_because(
+            criterion.name, label, f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"
+        )
+    return Grade(
+        dimension=criterion.name,
+        grader=label,
+        value=probs["YES"],
+        explanation=f"logprob verdict after 'GRADE:': P(YES)={probs['YES']:.3f}, P(NO)={probs['NO']:.3f}",
+    )
 
 
 async def _grade_single_call(
@@ -182,8 +212,10 @@ def rubric_scorer(
         mode: "single_call" grades all tagged dimensions in one structured JSON call (one call per
             sample and grader); "per_dimension" makes one YES/NO call per dimension.
         template: A judge template file (name in judges/ or a path); default per mode.
-        logprobs: per_dimension only: use P(YES) at the verdict token as a graded value where
-            the grader returns logprobs (local transformers models do).
+        logprobs: per_dimension only: grade with P(YES) / (P(YES) + P(NO)) instead of a 0/1
+            verdict. Local transformers graders (`caml/...`) are read directly after a
+            'GRADE:' prefix (one forward pass, never unparseable); other providers are asked
+            for top logprobs at the verdict token, falling back to the parsed verdict.
     """
     if mode not in ("single_call", "per_dimension"):
         raise ValueError(f"rubric_scorer: mode must be 'single_call' or 'per_dimension', not {mode!r}")

