@@ -1,0 +1,56 @@
+"""Statistics on eval scores: from Inspect logs (or plain arrays) to means with honest
+uncertainty, model comparisons and power.
+
+    frame = score_frame(["a.eval", "b.eval"])         # long table of every score
+    summarize(values, clusters=question_ids)          # mean, clustered SE, bootstrap CI
+    compare(a, b, clusters=question_ids)              # paired diff, CI, sign-flip p, effect size
+    compare_logs("a.eval", "b.eval")                  # per task x dimension, Holm-adjusted
+    minimum_detectable_difference(sd=0.3, n_questions=200, n_epochs=5, icc=0.6)
+
+Questions are the unit of resampling everywhere: epochs and variable expansions of one
+question are clustered, never treated as independent. Missing scores are excluded and counted.
+"""
+
+from .compare import compare, compare_paired_matrix, compare_unpaired_matrix, effect_size
+from .estimates import summarize, summarize_matrix
+from .frame import ScoreFrameError, missing_counts, score_frame, score_to_float
+from .logcompare import LogCompareError, adjust_rows, compare_frames, compare_logs
+from .models import Comparison, ComparisonRow, Summary
+from .multiple import adjust_pvalues
+from .power import (
+    PowerInputs,
+    estimate_icc,
+    mdd_from_se,
+    minimum_detectable_difference,
+    power_inputs,
+    question_sd,
+    questions_needed,
+)
+
+__all__ = [
+    "Comparison",
+    "ComparisonRow",
+    "LogCompareError",
+    "PowerInputs",
+    "ScoreFrameError",
+    "Summary",
+    "adjust_pvalues",
+    "adjust_rows",
+    "compare",
+    "compare_frames",
+    "compare_logs",
+    "compare_paired_matrix",
+    "compare_unpaired_matrix",
+    "effect_size",
+    "estimate_icc",
+    "mdd_from_se",
+    "minimum_detectable_difference",
+    "missing_counts",
+    "power_inputs",
+    "question_sd",
+    "questions_needed",
+    "score_frame",
+    "score_to_float",
+    "summarize",
+    "summarize_matrix",
+]

@@ -1,0 +1,261 @@
+"""A static leaderboard: models x benchmarks with CIs, from directories of Inspect logs.
+
+The page is one self-contained HTML file (inline CSS, JS and SVG charts; nothing fetched), so
+it can be mailed, attached to a CI run or served from any static host. Each cell links to the
+log it came from (copied next to the page by default, so the folder travels as a whole).
+
+When a model has several logs for one benchmark, the newest successful one is used and the
+others are listed, never silently merged: merging runs with different settings hides changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from inspect_ai.log import read_eval_log
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from caml_evals.scoring.grades import GRADER_KEY_PREFIX
+
+from .estimates import summarize_matrix
+from .frame import (
+    MISSING_RATE_KEY,
+    OVERALL_KEY,
+    LogRef,
+    ScoreFrameError,
+    expand_log_paths,
+    score_frame,
+)
+from .logcompare import _missing, _wide
+from .models import Summary
+from .report import _nan_to_none, fmt, short_task
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class Cell(BaseModel):
+    """One model on one benchmark."""
+
+    model: str
+    task: str
+    overall: Summary
+    dimensions: dict[str, Summary] = Field(default_factory=dict)
+    log: str = Field(description="The log the numbers come from")
+    log_href: str = ""
+    other_logs: list[str] = Field(default_factory=list, description="Older/failed logs not used")
+    status: str = "success"
+    epochs: int = 1
+
+
+class Leaderboard(BaseModel):
+    title: str
+    generated: str
+    models: list[str]
+    tasks: list[str]
+    cells: list[Cell]
+    settings: dict[str, object]
+
+    def cell(self, model: str, task: str) -> Cell | None:
+        return next((c for c in self.cells if c.model == model and c.task == task), None)
+
+
+def _choose_logs(paths: Sequence[LogRef]) -> dict[tuple[str, str], tuple[Path, list[str], str]]:
+    """(model, task) -> (log used, other logs, status): newest successful log wins."""
+    by_key: dict[tuple[str, str], list[tuple[bool, str, int, Path, str]]] = {}
+    for path in paths:
+        header = read_eval_log(str(path), header_only=True)
+        key = (header.eval.model, header.eval.task)
+        # `created` has one-second resolution: the file's write time breaks ties
+        by_key.setdefault(key, []).append(
+            (
+                header.status == "success",
+                header.eval.created,
+                Path(path).stat().st_mtime_ns,
+                Path(path),
+                header.status,
+            )
+        )
+    chosen = {}
+    for key, entries in by_key.items():
+        entries.sort(key=lambda e: e[:3], reverse=True)
+        chosen[key] = (entries[0][3], [str(e[3]) for e in entries[1:]], entries[0][4])
+    return chosen
+
+
+def build_leaderboard(
+    log_dirs: Sequence[LogRef],
+    *,
+    scorer: str | None = None,
+    ci: float = 0.95,
+    n_resamples: int = 2_000,
+    seed: int | None = 0,
+    method: str = "percentile",
+    title: str = "caml-evals leaderboard",
+) -> Leaderboard:
+    """Summaries (overall + each dimension) of every model x benchmark found under `log_dirs`."""
+    paths = [p for p in expand_log_paths(log_dirs) if isinstance(p, Path)]
+    if not paths:
+        raise ScoreFrameError("no logs found")
+    chosen = _choose_logs(paths)
+    cells: list[Cell] = []
+    for (model, task), (path, others, status) in sorted(chosen.items()):
+        frame = score_frame([path], scorer)
+        keys = [k for k in dict.fromkeys(frame["key"]) if k != MISSING_RATE_KEY]
+        keys = ([OVERALL_KEY] if OVERALL_KEY in keys else []) + [
+            k for k in keys if k != OVERALL_KEY
+        ]
+        index = ["sample_id", "variant", "epoch"]
+        wide, questions = _wide(frame, index, keys)
+        summaries = summarize_matrix(
+            wide.to_numpy(),
+            questions.to_numpy(),
+            ci=ci,
+            n_resamples=n_resamples,
+            seed=seed,
+            method=method,
+        )
+        missing = _missing(frame, keys, None, index)
+        summaries = [s.model_copy(update={"n_missing": int(m)}) for s, m in zip(summaries, missing)]
+        by_key = dict(zip(keys, summaries))
+        overall = by_key.pop(OVERALL_KEY, None) or summaries[0]
+        dims = {k: v for k, v in by_key.items() if not k.startswith(GRADER_KEY_PREFIX)}
+        cells.append(
+            Cell(
+                model=model,
+                task=task,
+                overall=overall,
+                dimensions=dims,
+                log=str(path),
+                other_logs=others,
+                status=status,
+                epochs=int(frame["epoch"].max()),
+            )
+        )
+    models = sorted({c.model for c in cells})
+    tasks = sorted({c.task for c in cells})
+    return Leaderboard(
+        title=title,
+        generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        models=models,
+        tasks=tasks,
+        cells=cells,
+        settings={
+            "ci": ci,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "method": method,
+            "scorer": scorer,
+            "cluster": "question_id (else sample id)",
+        },
+    )
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def dimension_svg(dims: dict[str, Summary], *, width: int = 560, bar_height: int = 18) -> str:
+    """Horizontal bars (mean) with CI whiskers, one per dimension, as inline SVG."""
+    items = list(dims.items())  # dimensions with no grade at all stay visible, marked missing
+    if not items:
+        return '<p class="note">No dimension scores.</p>'
+    label_w, right_pad, top = 220, 60, 6
+    plot_w = width - label_w - right_pad
+    values = [v for _, s in items for v in (s.mean, s.ci_low, s.ci_high) if not math.isnan(v)]
+    lo, hi = min([0.0, *values]), max([1.0, *values])
+
+    def x(v: float) -> float:
+        return label_w + (v - lo) / (hi - lo) * plot_w
+
+    height = top * 2 + bar_height * len(items) + 16
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="dimchart" width="{width}" height="{height}" '
+            f'role="img" aria-label="per-dimension scores">'
+        )
+    ]
+    for i, (name, s) in enumerate(items):
+        y = top + i * bar_height
+        label = html.escape(name if len(name) <= 32 else name[:31] + "…")
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" font-size="11">'
+            f"<title>{html.escape(name)}</title>{label}</text>"
+        )
+        if math.isnan(s.mean):
+            parts.append(
+                f'<text x="{label_w + 4}" y="{y + bar_height * 0.7:.1f}" font-size="11" fill="#a15c00">'
+                f"no grade ({s.n_missing} missing)</text>"
+            )
+            continue
+        parts.append(
+            f'<rect x="{x(min(0.0, s.mean)):.1f}" y="{y + 3}" width="{abs(x(s.mean) - x(0.0)):.1f}" '
+            f'height="{bar_height - 6}" fill="#6b9bd1"><title>{html.escape(name)}: {fmt(s.mean)} '
+            f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}], n={s.n}, questions={s.n_clusters}, missing={s.n_missing}"
+            "</title></rect>"
+        )
+        if not (math.isnan(s.ci_low) or math.isnan(s.ci_high)):
+            cy = y + bar_height / 2
+            parts.append(
+                f'<line x1="{x(s.ci_low):.1f}" y1="{cy}" x2="{x(s.ci_high):.1f}" y2="{cy}" stroke="#222" stroke-width="1.5"/>'
+            )
+        parts.append(
+            f'<text x="{width - right_pad + 4}" y="{y + bar_height * 0.7:.1f}" font-size="11">{fmt(s.mean, 2)}</text>'
+        )
+    axis_y = top + bar_height * len(items) + 2
+    parts.append(
+        f'<line x1="{x(lo):.1f}" y1="{axis_y}" x2="{x(hi):.1f}" y2="{axis_y}" stroke="#888"/>'
+    )
+    for tick in np.linspace(lo, hi, 5):
+        parts.append(
+            f'<text x="{x(tick):.1f}" y="{axis_y + 12}" font-size="9" text-anchor="middle">{tick:.2f}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(board: Leaderboard) -> str:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"])
+    )
+    env.filters["fmt"] = fmt
+    env.filters["short"] = short_task
+    env.filters["sortvalue"] = lambda v: "" if v is None or math.isnan(v) else repr(float(v))
+    charts = {(c.model, c.task): dimension_svg(c.dimensions) for c in board.cells if c.dimensions}
+    return env.get_template("leaderboard.html.j2").render(board=board, charts=charts)
+
+
+def write_site(board: Leaderboard, out_dir: str | Path, *, copy_logs: bool = True) -> Path:
+    """index.html + leaderboard.json (+ logs/ copies) under `out_dir`; returns the page path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = []
+    used_names: set[str] = set()
+    for cell in board.cells:
+        src = Path(cell.log)
+        if copy_logs:
+            name = src.name
+            while name in used_names:
+                name = f"{len(used_names)}-{src.name}"
+            used_names.add(name)
+            (out / "logs").mkdir(exist_ok=True)
+            shutil.copy2(src, out / "logs" / name)
+            href = f"logs/{name}"
+        else:
+            href = Path(os.path.relpath(src.resolve(), out.resolve())).as_posix()
+        cells.append(cell.model_copy(update={"log_href": href}))
+    board = board.model_copy(update={"cells": cells})
+    page = out / "index.html"
+    page.write_text(render_html(board), encoding="utf-8")
+    (out / "leaderboard.json").write_text(
+        json.dumps(_nan_to_none(board.model_dump(mode="json")), indent=2, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    return page

@@ -1,0 +1,152 @@
+"""Power: how small a difference a design can detect, and how many questions a target needs.
+
+Design: `n_questions` questions, each observed `n_epochs` times (epochs x variable expansions)
+per model. `sd` is the SD of one observation of the compared quantity (for a paired design:
+of the per-observation difference B - A; for unpaired: of one arm's scores). `icc` is the share
+of that variance that sits between questions (the correlation of two epochs of one question).
+A question's mean then has SD `sd * sqrt(icc + (1 - icc) / n_epochs)`: more epochs only shrink
+the within-question part, which is why adding questions beats adding epochs once icc is large.
+
+The t-test power calculations are statsmodels' (`TTestPower` for paired, `TTestIndPower` for
+two independent arms of `n_questions` each); the test acts on question means, as ours do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.stats import norm
+from statsmodels.stats.power import TTestIndPower, TTestPower
+
+from .resampling import cluster_sums, encode_clusters
+
+Alternative = Literal["two-sided", "larger", "smaller"]
+
+DEFAULT_ICC = 0.5  # between-question share of variance when it has not been estimated
+
+
+def _check(sd: float, n_epochs: int, icc: float, alpha: float, power: float) -> None:
+    if not sd > 0:
+        raise ValueError(f"sd must be positive, got {sd}")
+    if n_epochs < 1:
+        raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
+    if not 0 <= icc <= 1:
+        raise ValueError(f"icc must be in [0, 1], got {icc}")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
+
+
+def question_sd(sd: float, n_epochs: int = 1, icc: float = DEFAULT_ICC) -> float:
+    """SD of one question's mean over `n_epochs` observations (the design effect)."""
+    return sd * math.sqrt(icc + (1 - icc) / n_epochs)
+
+
+def minimum_detectable_difference(
+    sd: float,
+    n_questions: int,
+    n_epochs: int = 1,
+    icc: float = DEFAULT_ICC,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    *,
+    paired: bool = True,
+    alternative: Alternative = "two-sided",
+) -> float:
+    """Smallest true difference detected with probability `power` at level `alpha`."""
+    _check(sd, n_epochs, icc, alpha, power)
+    if n_questions < 2:
+        raise ValueError(f"need at least 2 questions, got {n_questions}")
+    if paired:
+        d = TTestPower().solve_power(
+            nobs=n_questions, alpha=alpha, power=power, alternative=alternative
+        )
+    else:
+        d = TTestIndPower().solve_power(
+            nobs1=n_questions, ratio=1.0, alpha=alpha, power=power, alternative=alternative
+        )
+    return float(np.squeeze(d)) * question_sd(sd, n_epochs, icc)
+
+
+def questions_needed(
+    diff: float,
+    sd: float,
+    n_epochs: int = 1,
+    icc: float = DEFAULT_ICC,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    *,
+    paired: bool = True,
+    alternative: Alternative = "two-sided",
+) -> int:
+    """Questions (per arm, if unpaired) needed to detect `diff` with the given power."""
+    _check(sd, n_epochs, icc, alpha, power)
+    if diff == 0:
+        raise ValueError("a difference of 0 cannot be detected")
+    effect = abs(diff) / question_sd(sd, n_epochs, icc)
+    if paired:
+        n = TTestPower().solve_power(
+            effect_size=effect, alpha=alpha, power=power, alternative=alternative
+        )
+    else:
+        n = TTestIndPower().solve_power(
+            effect_size=effect, ratio=1.0, alpha=alpha, power=power, alternative=alternative
+        )
+    return max(2, math.ceil(float(np.squeeze(n)) - 1e-9))
+
+
+def mdd_from_se(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable difference (normal approximation) for an estimate with this SE."""
+    if not np.isfinite(se):
+        return math.nan
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+class PowerInputs(BaseModel):
+    """Design quantities estimated from observed scores (feed them to the functions above)."""
+
+    sd: float
+    icc: float
+    n_questions: int
+    n_per_question: float
+
+
+def estimate_icc(values: Sequence[float] | np.ndarray, clusters: Sequence | np.ndarray) -> float:
+    """One-way ANOVA ICC(1) for unbalanced clusters, clipped to [0, 1]; NaN = missing."""
+    values = np.asarray(values, dtype=float)
+    keep = ~np.isnan(values)
+    codes = encode_clusters(np.asarray(clusters, dtype=object)[keep], int(keep.sum()))
+    x = values[keep]
+    sums, counts = cluster_sums(x, codes)
+    sums, counts = sums[:, 0], counts[:, 0]
+    k, n = len(counts), counts.sum()
+    if k < 2 or n <= k:
+        return math.nan
+    grand = x.mean()
+    means = sums / counts
+    msb = (counts * (means - grand) ** 2).sum() / (k - 1)
+    msw = ((x - means[codes]) ** 2).sum() / (n - k)
+    n0 = (n - (counts**2).sum() / n) / (k - 1)
+    denom = msb + (n0 - 1) * msw
+    if denom <= 0:
+        return 0.0
+    return float(min(1.0, max(0.0, (msb - msw) / denom)))
+
+
+def power_inputs(
+    values: Sequence[float] | np.ndarray, clusters: Sequence | np.ndarray
+) -> PowerInputs:
+    """sd, icc and sizes from one arm's scores or from paired differences, per question."""
+    values = np.asarray(values, dtype=float)
+    keep = ~np.isnan(values)
+    x = values[keep]
+    n_questions = len(set(np.asarray(clusters, dtype=object)[keep].astype(str)))
+    return PowerInputs(
+        sd=float(np.std(x, ddof=1)) if x.size > 1 else math.nan,
+        icc=estimate_icc(values, clusters),
+        n_questions=n_questions,
+        n_per_question=float(x.size / n_questions) if n_questions else math.nan,
+    )

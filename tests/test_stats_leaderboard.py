@@ -1,0 +1,122 @@
+"""The static leaderboard: built from real Inspect logs, then opened in headless chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from caml_evals.stats.leaderboard import build_leaderboard, write_site
+
+sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
+from test_stats_logs import run_choice, run_rubric  # the same real-log builders
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """Three models x two tasks, with orders that differ between the tasks:
+    stats_choice: base (A) 4/6 > other (B) 2/6 ... ; stats_rubric: tuned > base."""
+    root = tmp_path_factory.mktemp("board")
+    logs = root / "logs"
+    run_rubric("base", logs / "base")
+    run_rubric("tuned", logs / "tuned")
+    run_choice("base", "A", logs / "base")
+    run_choice("tuned", "B", logs / "tuned")
+    run_choice("zeta", "C", logs / "zeta")  # always wrong: 0/6
+    # a second run for one cell: the newest log must win, the other be listed
+    run_choice("zeta", "C", logs / "zeta_again")
+    board = build_leaderboard([logs], n_resamples=500)
+    page = write_site(board, root / "site")
+    return page
+
+
+def test_leaderboard_contents_and_json(site):
+    data = json.loads((site.parent / "leaderboard.json").read_text())
+    assert data["models"] == ["scripted/base", "scripted/tuned", "scripted/zeta"]
+    assert data["tasks"] == ["stats_choice", "stats_rubric"]
+    cells = {(c["model"], c["task"]): c for c in data["cells"]}
+    assert cells[("scripted/base", "stats_choice")]["overall"]["mean"] == pytest.approx(4 / 6)
+    assert cells[("scripted/zeta", "stats_choice")]["overall"]["mean"] == 0.0
+    zeta = cells[("scripted/zeta", "stats_choice")]
+    assert len(zeta["other_logs"]) == 1 and "zeta_again" not in zeta["other_logs"][0]  # newest used
+    rubric = cells[("scripted/base", "stats_rubric")]
+    assert set(rubric["dimensions"]) == {"Care", "Honesty"} and rubric["overall"]["n_missing"] == 2
+    for cell in data["cells"]:  # every link points at a copied log next to the page
+        assert (site.parent / cell["log_href"]).is_file()
+
+
+def test_leaderboard_is_self_contained(site):
+    html = site.read_text()
+    assert "<svg" in html and "<script>" in html
+    assert not re.search(r"""(src|href)=["']https?://""", html)  # nothing fetched from anywhere
+    assert "<link" not in html and "@import" not in html
+
+
+def test_link_mode_without_copies(site, tmp_path):
+    board = build_leaderboard([site.parent / "logs"], n_resamples=200)
+    page = write_site(board, tmp_path / "linked", copy_logs=False)
+    data = json.loads((page.parent / "leaderboard.json").read_text())
+    assert not (page.parent / "logs").exists()
+    assert all((page.parent / c["log_href"]).resolve().is_file() for c in data["cells"])
+
+
+@pytest.mark.browser
+def test_sorting_and_charts_in_headless_chromium(site):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian chromium not installed at {CHROMIUM} (make sysdeps)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright not installed")
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        requests: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(site.as_uri())
+
+        def models() -> list[str]:
+            return page.locator("#leaderboard tbody tr").evaluate_all(
+                "rows => rows.map(r => r.getAttribute('data-model'))"
+            )
+
+        assert models() == ["scripted/base", "scripted/tuned", "scripted/zeta"]
+        headers = page.locator("#leaderboard thead th")
+        headers.nth(1).click()  # stats_choice, descending: base 4/6, tuned 2/6, zeta 0
+        assert models() == ["scripted/base", "scripted/tuned", "scripted/zeta"]
+        assert headers.nth(1).get_attribute("aria-sort") == "descending"
+        headers.nth(1).click()  # ascending
+        assert models() == ["scripted/zeta", "scripted/tuned", "scripted/base"]
+        headers.nth(2).click()  # stats_rubric, descending: tuned > base; zeta has no cell -> last
+        assert models() == ["scripted/tuned", "scripted/base", "scripted/zeta"]
+        assert headers.nth(1).get_attribute("aria-sort") is None
+        headers.nth(0).click()  # model name, ascending
+        assert models() == ["scripted/base", "scripted/tuned", "scripted/zeta"]
+        # one per-dimension chart per model that has rubric dimensions, with a bar per dimension
+        charts = page.locator("svg.dimchart")
+        assert charts.count() == 2
+        assert charts.first.locator("rect").count() == 2
+        # the cell link opens the log file that exists
+        href = (
+            page.locator("#leaderboard tbody tr")
+            .first.locator("a.mean")
+            .first.get_attribute("href")
+        )
+        assert (site.parent / href).is_file()
+        assert errors == []
+        assert all(url.startswith("file://") for url in requests)
+        browser.close()

@@ -1,0 +1,80 @@
+"""Power: minimum detectable difference and questions needed, checked by formula and simulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as ss
+
+from caml_evals.stats import (
+    compare,
+    estimate_icc,
+    mdd_from_se,
+    minimum_detectable_difference,
+    power_inputs,
+    question_sd,
+    questions_needed,
+)
+
+
+def test_mdd_large_n_approaches_the_normal_formula():
+    # n = 10,000 questions, one epoch: MDD = (z_.975 + z_.8) * sd / sqrt(n)
+    mdd = minimum_detectable_difference(sd=0.3, n_questions=10_000)
+    assert mdd == pytest.approx((1.959964 + 0.841621) * 0.3 / 100, rel=1e-3)
+    # unpaired arms: variance of a difference of two independent means doubles
+    unpaired = minimum_detectable_difference(sd=0.3, n_questions=10_000, paired=False)
+    assert unpaired == pytest.approx(mdd * math.sqrt(2), rel=1e-3)
+
+
+def test_epochs_only_shrink_the_within_question_part():
+    base = minimum_detectable_difference(0.3, 100, n_epochs=1, icc=0.6)
+    five = minimum_detectable_difference(0.3, 100, n_epochs=5, icc=0.6)
+    assert five / base == pytest.approx(math.sqrt(0.6 + 0.4 / 5), rel=1e-9)
+    # icc = 1: epochs are copies of each other and buy nothing
+    assert minimum_detectable_difference(0.3, 100, n_epochs=50, icc=1.0) == pytest.approx(
+        minimum_detectable_difference(0.3, 100, n_epochs=1, icc=1.0)
+    )
+    assert question_sd(1.0, n_epochs=4, icc=0.0) == pytest.approx(0.5)
+
+
+def test_questions_needed_inverts_mdd():
+    n = questions_needed(0.05, sd=0.3, n_epochs=5, icc=0.6)
+    assert minimum_detectable_difference(0.3, n, n_epochs=5, icc=0.6) <= 0.05
+    assert minimum_detectable_difference(0.3, n - 1, n_epochs=5, icc=0.6) > 0.05
+    assert questions_needed(-0.05, sd=0.3, n_epochs=5, icc=0.6) == n  # direction does not matter
+    assert questions_needed(0.05, 0.3, paired=False) > questions_needed(0.05, 0.3)
+    with pytest.raises(ValueError):
+        questions_needed(0.0, 0.3)
+    with pytest.raises(ValueError):
+        minimum_detectable_difference(0.3, 100, icc=1.5)
+
+
+def test_mdd_has_the_promised_power_in_simulation():
+    # 40 questions x 3 epochs, icc 0.5: a true difference equal to the MDD is detected ~80%
+    rng = np.random.default_rng(0)
+    sd, icc, n_q, n_e = 1.0, 0.5, 40, 3
+    mdd = minimum_detectable_difference(sd, n_q, n_epochs=n_e, icc=icc)
+    sims = 4_000
+    between = rng.normal(0, sd * math.sqrt(icc), size=(sims, n_q, 1))
+    within = rng.normal(0, sd * math.sqrt(1 - icc), size=(sims, n_q, n_e))
+    question_means = (mdd + between + within).mean(axis=2)
+    p = ss.ttest_1samp(question_means, 0.0, axis=1).pvalue
+    assert (p < 0.05).mean() == pytest.approx(0.8, abs=0.025)  # MC sd ~0.006
+
+
+def test_mdd_from_se_and_observed_design():
+    assert mdd_from_se(0.01) == pytest.approx(0.028016, rel=1e-4)
+    assert math.isnan(mdd_from_se(float("nan")))
+    rng = np.random.default_rng(2)
+    q = np.repeat(np.arange(400), 5)
+    y = rng.normal(0, math.sqrt(0.7), 400)[q] + rng.normal(0, math.sqrt(0.3), q.size)
+    assert estimate_icc(y, q) == pytest.approx(0.7, abs=0.06)
+    inputs = power_inputs(np.where(rng.random(q.size) < 0.1, np.nan, y), q)
+    assert inputs.n_questions == 400 and 4.0 < inputs.n_per_question < 5.0
+    assert inputs.sd == pytest.approx(1.0, abs=0.06)
+    # the SE-based MDD of a real comparison is in the same range as the design formula
+    res = compare(np.zeros(q.size), y, clusters=q, n_resamples=2_000)
+    design = minimum_detectable_difference(inputs.sd, 400, n_epochs=5, icc=inputs.icc)
+    assert mdd_from_se(res.se) == pytest.approx(design, rel=0.15)
