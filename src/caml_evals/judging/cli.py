@@ -1,0 +1,376 @@
+"""`caml-evals judge export|serve|import|dump|report`: the calibration workflow from the shell.
+
+    caml-evals judge export logs/ahb --out calib/            # rating_set.json + key.json (private)
+    caml-evals judge serve --db calib/ratings.sqlite --rating-set calib/rating_set.json --rater ana
+    caml-evals judge import lab_ratings.csv --db calib/ratings.sqlite
+    caml-evals judge dump --db calib/ratings.sqlite --out calib/ratings.csv
+    caml-evals judge report --key calib/key.json --db calib/ratings.sqlite --out calib/report
+
+Each subcommand is a function `(args) -> int`; this module only parses and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A rich table on a terminal, tab-separated plain text when piped."""
+    console = Console()
+    if console.is_terminal:
+        table = Table(title=title)
+        for c in columns:
+            table.add_column(str(c))
+        for r in rows:
+            table.add_row(*(str(x) for x in r))
+        console.print(table)
+    else:
+        print(f"# {title}")
+        print("\t".join(columns))
+        for r in rows:
+            print("\t".join(str(x) for x in r))
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 1
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, build_rating_set, parse_labelled_paths, read_logs
+    from .schema import write_json
+
+    try:
+        paths, labels = parse_labelled_paths(args.logs)
+        rating_set, key, problems = build_rating_set(
+            read_logs(paths), seed=args.seed, per_item_pages=args.per_item_pages, labels=labels
+        )
+    except ExportError as ex:
+        return _err(str(ex))
+    out = Path(args.out)
+    write_json(out / "rating_set.json", rating_set)
+    write_json(out / "key.json", key)
+    summary = {
+        "rating_set": str(out / "rating_set.json"),
+        "key": str(out / "key.json"),
+        "set_id": rating_set.set_id,
+        "seed": args.seed,
+        "logs": paths,
+        "items": len(rating_set.items),
+        "answers": len({i.unit_id for i in key.items.values()})
+        if not args.per_item_pages
+        else None,
+        "dimensions": sorted({i.dimension for i in rating_set.items}),
+        "judgings": sorted({s.label for e in key.items.values() for s in e.sources}),
+        "problems": problems.lines(),
+    }
+    _write_json(out / "export.json", summary)
+    _print_table(
+        "rating set",
+        ["field", "value"],
+        [
+            (k, v if not isinstance(v, list) else ", ".join(map(str, v)) or "-")
+            for k, v in summary.items()
+        ],
+    )
+    print(
+        f"Give raters {out / 'rating_set.json'} (via `judge serve`); keep {out / 'key.json'} private."
+    )
+    return 0
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .schema import load_rating_set
+    from .store import RatingStore, StoreError
+
+    store = RatingStore(args.db)
+    try:
+        if args.rating_set:
+            added = store.load_rating_set(load_rating_set(Path(args.rating_set)))
+            print(f"{added} new item(s) loaded from {args.rating_set}")
+        if not store.item_ids():
+            return _err(f"{args.db} has no items; pass --rating-set rating_set.json")
+        base = f"http://{args.host}:{args.port}"
+        existing = set(store.raters())
+        for name in args.rater or []:
+            if name in existing:
+                print(f"rater {name}: exists (use --new-token {name} for a new link)")
+                continue
+            print(f"rater {name}: {base}/r/{store.add_rater(name)}")
+        for name in args.new_token or []:
+            print(
+                f"rater {name} (new link; the old one no longer works): {base}/r/{store.new_token(name)}"
+            )
+    except StoreError as ex:
+        return _err(str(ex))
+    if not store.raters():
+        return _err("no raters yet; add some with --rater NAME")
+    if args.no_serve:
+        return 0
+    import uvicorn
+
+    from .app import create_app
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach it and has a link can rate")
+    uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+# --- import / dump ------------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .ratings_io import parse_ratings
+    from .schema import load_rating_set
+    from .store import RatingStore, StoreError
+
+    store = RatingStore(args.db)
+    try:
+        if args.rating_set:
+            store.load_rating_set(load_rating_set(Path(args.rating_set)))
+    except StoreError as ex:
+        return _err(str(ex))
+    known = store.item_ids()
+    if not known:
+        return _err(f"{args.db} has no items; pass --rating-set rating_set.json")
+    results = []
+    status = 0
+    parsed_all = []
+    for path in args.files:
+        parsed = parse_ratings(path, known)
+        results.append({"file": path, "valid": len(parsed.ratings), "problems": parsed.problems})
+        parsed_all.append((path, parsed))
+        if parsed.problems:
+            status = 1
+            print(f"{path}: {len(parsed.problems)} problem(s):", file=sys.stderr)
+            for p in parsed.problems[:50]:
+                print(f"  {p}", file=sys.stderr)
+    imported = 0
+    if status == 0 and not args.check_only:
+        try:
+            for path, parsed in parsed_all:
+                imported += store.import_ratings(
+                    parsed.ratings, f"import:{Path(path).name}", args.replace
+                )
+        except StoreError as ex:
+            status = _err(str(ex))
+    summary = {"db": args.db, "files": results, "imported": imported, "ok": status == 0}
+    if args.json:
+        _write_json(Path(args.json), summary)
+    _print_table(
+        "import",
+        ["file", "valid rows", "problems"],
+        [(r["file"], r["valid"], len(r["problems"])) for r in results],
+    )
+    if status == 0:
+        verb = "checked" if args.check_only else "imported"
+        print(
+            f"{verb} {imported if not args.check_only else sum(r['valid'] for r in results)} rating(s)"
+        )
+    else:
+        print("nothing imported: fix the problems above and run again", file=sys.stderr)
+    return status
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    from .ratings_io import write_ratings
+    from .store import RatingStore
+
+    if not Path(args.db).is_file():
+        return _err(f"no database at {args.db}")
+    n = write_ratings(args.out, RatingStore(args.db).ratings())
+    print(f"wrote {n} rating(s) to {args.out}")
+    return 0
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def _load_ratings(args: argparse.Namespace, known: set[str]):
+    from .ratings_io import read_ratings
+    from .store import RatingStore
+
+    ratings = []
+    if args.db:
+        if not Path(args.db).is_file():
+            raise ValueError(f"no database at {args.db}")
+        ratings.extend(RatingStore(args.db).ratings())
+    for path in args.ratings or []:
+        ratings.extend(read_ratings(path, known))
+    if not ratings:
+        raise ValueError("no human ratings: pass --db and/or --ratings")
+    return ratings
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .align import AlignError, add_ensemble, align
+    from .analysis import analyse
+    from .export import ExportError, add_sources, parse_labelled_paths, read_logs
+    from .ratings_io import RatingsFileError
+    from .report import write_report
+    from .schema import load_key
+
+    try:
+        key = load_key(Path(args.key))
+        if args.log:
+            paths, labels = parse_labelled_paths(args.log)
+            attached, _ = add_sources(key, read_logs(paths), labels)
+            print(f"attached {attached} judging(s) from {len(paths)} extra log(s)")
+        ratings = _load_ratings(args, set(key.items))
+        data = align(key, ratings, drop_unsure=args.drop_unsure)
+        for spec in args.ensemble or []:
+            name, _, rest = spec.partition("=")
+            how, _, members = rest.partition(":")
+            if not (name and how and members):
+                raise AlignError(
+                    f"--ensemble {spec!r}: expected NAME=majority|mean:VARIANT,VARIANT"
+                )
+            add_ensemble(data.variants, name, members.split(","), how)
+        report = analyse(data, n_resamples=args.resamples, seed=args.seed, ci=args.ci)
+    except (AlignError, ExportError, RatingsFileError, ValueError, OSError) as ex:
+        return _err(str(ex))
+    html, js = write_report(report, args.out)
+    overall = report["scopes"]["overall"]
+    rows = [
+        (
+            "humans (ceiling)",
+            overall["ceiling"]["n_items_multi"],
+            "-",
+            "-",
+            _cell(overall["ceiling"]["metrics"]["pairwise_kappa"]),
+            _cell(overall["ceiling"]["metrics"]["alpha_nominal"]),
+            "-",
+        )
+    ]
+    for v in report["variants"]:
+        s = overall["variants"][v["name"]]
+        m = s["metrics"]
+        rows.append(
+            (
+                v["name"],
+                s["n_items"],
+                _cell(m["agreement"]),
+                _cell(m["kappa"]),
+                _cell(m["pairwise_kappa"]),
+                _cell(m["alpha_nominal"]),
+                _cell(m["bias"]),
+            )
+        )
+    _print_table(
+        "judge vs humans (overall; 95% bootstrap CI)",
+        ["rater", "items", "agreement", "kappa", "pairwise kappa", "alpha nominal", "bias"],
+        rows,
+    )
+    print(f"report: {html}\njson:   {js}")
+    return 0
+
+
+def _cell(c: dict) -> str:
+    if c["value"] is None:
+        return "undefined"
+    if c["lo"] is None:
+        return f"{c['value']:.3f}"
+    return f"{c['value']:.3f} [{c['lo']:.2f}, {c['hi']:.2f}]"
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    judge = subparsers.add_parser(
+        "judge", help="judge calibration: export items, rate them in a web app, report agreement"
+    )
+    sub = judge.add_subparsers(dest="judge_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("export", help="blinded rating set + private key from rubric-scored logs")
+    p.add_argument("logs", nargs="+", help="log files or folders; LABEL=PATH names a log's judging")
+    p.add_argument("--out", required=True, help="folder for rating_set.json, key.json, export.json")
+    p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
+    p.add_argument(
+        "--per-item-pages",
+        action="store_true",
+        help="one dimension per page, all items shuffled (default: one answer per page)",
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="run the rating web app (SQLite storage)")
+    p.add_argument("--db", required=True, help="SQLite file (created if missing)")
+    p.add_argument("--rating-set", help="rating_set.json to load (needed the first time)")
+    p.add_argument("--rater", action="append", help="add a rater and print their link (repeatable)")
+    p.add_argument("--new-token", action="append", help="issue a new link for an existing rater")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="warning")
+    p.add_argument(
+        "--no-serve", action="store_true", help="only load items / add raters, then exit"
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "import", help="validate and import ratings from CSV/JSONL into the database"
+    )
+    p.add_argument("files", nargs="+", help="ratings files (.csv, else JSONL)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--rating-set", help="rating_set.json (if the database has no items yet)")
+    p.add_argument(
+        "--replace", action="store_true", help="overwrite ratings already in the database"
+    )
+    p.add_argument("--check-only", action="store_true", help="validate only, import nothing")
+    p.add_argument("--json", help="write the import summary here")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("dump", help="export all ratings of a database as CSV or JSONL")
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True, help=".csv or .jsonl")
+    p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("report", help="agreement of judge variants with the human ratings")
+    p.add_argument("--key", required=True, help="key.json from `judge export`")
+    p.add_argument("--db", help="ratings database from `judge serve` / `judge import`")
+    p.add_argument("--ratings", action="append", help="ratings file(s) (.csv/.jsonl), repeatable")
+    p.add_argument(
+        "--log",
+        action="append",
+        help="more logs judging the same answers (LABEL=PATH); become variants",
+    )
+    p.add_argument(
+        "--ensemble",
+        action="append",
+        help="NAME=majority|mean:VARIANT,VARIANT,... an extra combined judge",
+    )
+    p.add_argument("--out", required=True, help="folder for agreement.html and agreement.json")
+    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ci", type=float, default=0.95)
+    p.add_argument("--drop-unsure", action="store_true", help="leave out ratings marked unsure")
+    p.set_defaults(func=cmd_report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="caml-evals")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["judge", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The files of a calibration round, as pydantic models.
+
+Two files come out of `judge export`, on purpose separate:
+
+* the **rating set** (public): what raters see — question, answer, the dimension and the rubric
+  text the judge saw — under opaque ids, in a seeded shuffled order, with no model, judge, log or
+  sample identity;
+* the **key** (private, kept by whoever runs the study): for each item id, which log, sample,
+  epoch and dimension it came from and every judge grade, so judge ratings can be aligned with
+  the human ones afterwards.
+
+Human ratings (from the app or imported) are `HumanRating` rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RATING_SET_FORMAT = "caml-evals/rating-set/v1"
+KEY_FORMAT = "caml-evals/rating-key/v1"
+
+_YES = {"yes", "y", "true", "1", "1.0", "pass"}
+_NO = {"no", "n", "false", "0", "0.0", "fail"}
+
+
+class RubricText(BaseModel):
+    """The criterion of one dimension, as the judge saw it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    guiding_question: str = ""
+    observable_indicators: str = ""
+    scoring: str = ""
+
+
+class RatingItem(BaseModel):
+    """One (answer, dimension) to rate. `unit_id` groups the dimensions of one answer."""
+
+    item_id: str
+    unit_id: str
+    question: str
+    answer: str
+    dimension: str
+    rubric: RubricText
+
+
+class RatingSet(BaseModel):
+    format: str = RATING_SET_FORMAT
+    set_id: str
+    seed: int
+    created: str
+    items: list[RatingItem]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RatingSet:
+        ids = [i.item_id for i in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("rating set has duplicate item ids")
+        return self
+
+
+class JudgeGrade(BaseModel):
+    """One grader's grade of one item: a value in [0, 1] or the reason there is none."""
+
+    value: float | None = None
+    missing: str | None = None
+
+
+class KeySource(BaseModel):
+    """One judging of an item: a rubric scorer in one log, with the grade of each grader."""
+
+    label: str = Field(description="Short name of this judging (log/scorer), unique in the key")
+    log: str
+    task: str
+    model: str = Field(description="The model under test (never shown to raters)")
+    scorer: str
+    mode: str | None = None
+    template: str | None = None
+    logprobs: bool = False
+    grades: dict[str, JudgeGrade]
+
+
+class KeyEntry(BaseModel):
+    item_id: str
+    unit_id: str
+    sample_id: str | int
+    epoch: int
+    dimension: str
+    content_hash: str = Field(description="sha256 of question and answer: aligns re-scored logs")
+    sources: list[KeySource] = Field(default_factory=list)
+
+
+class RatingKey(BaseModel):
+    format: str = KEY_FORMAT
+    set_id: str
+    seed: int
+    created: str
+    logs: list[str]
+    items: dict[str, KeyEntry]
+
+
+class HumanRating(BaseModel):
+    """One rater's rating of one item.
+
+    `value` is 1.0 (yes) / 0.0 (no), or any number in [0, 1] for labs that rated on a finer
+    scale; `None` only together with `unsure=True` (the rater could not decide).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1)
+    rater: str = Field(min_length=1)
+    value: float | None = None
+    unsure: bool = False
+    comment: str = ""
+    updated: str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _parse_value(cls, v: Any) -> float | None:
+        if v is None:
+            return None
+        if isinstance(v, bool):
+            return 1.0 if v else 0.0
+        if isinstance(v, str):
+            text = v.strip().casefold()
+            if text == "":
+                return None
+            if text in _YES:
+                return 1.0
+            if text in _NO:
+                return 0.0
+            try:
+                f = float(text)
+            except ValueError:
+                raise ValueError(f"rating {v!r} is not yes/no or a number in [0, 1]") from None
+        elif isinstance(v, (int, float)):
+            f = float(v)
+        else:
+            raise ValueError(f"rating {v!r} is not yes/no or a number in [0, 1]")  # noqa: TRY004 - pydantic reports ValueError
+        if math.isnan(f) or not 0.0 <= f <= 1.0:
+            raise ValueError(f"rating {v!r} is outside [0, 1]")
+        return f
+        raise ValueError(f"rating {v!r} is not yes/no or a number in [0, 1]")
+
+    @field_validator("unsure", mode="before")
+    @classmethod
+    def _parse_unsure(cls, v: Any) -> bool:
+        if isinstance(v, str):
+            text = v.strip().casefold()
+            if text in ("", "0", "false", "no", "n"):
+                return False
+            if text in ("1", "true", "yes", "y"):
+                return True
+            raise ValueError(f"unsure {v!r} is not true/false")
+        return bool(v) if v is not None else False
+
+    @field_validator("updated", mode="before")
+    @classmethod
+    def _updated(cls, v: Any) -> str | None:
+        return None if v is None or (isinstance(v, str) and not v.strip()) else str(v)
+
+    @field_validator("comment", mode="before")
+    @classmethod
+    def _comment(cls, v: Any) -> str:
+        return "" if v is None else str(v)
+
+    @model_validator(mode="after")
+    def _value_or_unsure(self) -> HumanRating:
+        if self.value is None and not self.unsure:
+            raise ValueError("a rating needs a value (yes/no) unless it is marked unsure")
+        return self
+
+
+def write_json(path: Path, model: BaseModel) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model.model_dump_json(indent=2), encoding="utf-8")
+
+
+def load_rating_set(path: Path) -> RatingSet:
+    return RatingSet.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def load_key(path: Path) -> RatingKey:
+    return RatingKey.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,254 @@
+"""SQLite storage of a rating round: items, raters (hashed tokens) and ratings.
+
+Every answer is committed as it arrives (one short transaction per request, WAL journal), so a
+crash or restart loses nothing and several raters can work at once. A fresh connection per call
+keeps the store safe to use from uvicorn's worker threads.
+
+Tokens are stored as SHA-256 hashes: the database alone does not let anyone act as a rater; the
+link is shown once, when the rater is created (or a new token is issued).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .schema import HumanRating, RatingItem, RatingSet, RubricText
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY, position INTEGER NOT NULL, unit_id TEXT NOT NULL,
+    question TEXT NOT NULL, answer TEXT NOT NULL, dimension TEXT NOT NULL, rubric TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raters (
+    name TEXT PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ratings (
+    item_id TEXT NOT NULL REFERENCES items(item_id), rater TEXT NOT NULL,
+    value REAL, unsure INTEGER NOT NULL DEFAULT 0, comment TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (item_id, rater)
+);
+"""
+
+
+class StoreError(ValueError):
+    pass
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class RatingStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            with conn:  # commits on success, rolls back on error
+                yield conn
+        finally:
+            conn.close()
+
+    # --- items ---------------------------------------------------------------------------------
+
+    def load_rating_set(self, rating_set: RatingSet) -> int:
+        """Add the set's items (idempotent). A database belongs to ONE rating set."""
+        with self._db() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='set_id'").fetchone()
+            if row is not None and row["value"] != rating_set.set_id:
+                raise StoreError(
+                    f"{self.path} holds rating set {row['value']}, not {rating_set.set_id}; "
+                    "use a new database per rating set"
+                )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('set_id', ?)", (rating_set.set_id,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('seed', ?)", (str(rating_set.seed),))
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        i.item_id,
+                        pos,
+                        i.unit_id,
+                        i.question,
+                        i.answer,
+                        i.dimension,
+                        i.rubric.model_dump_json(),
+                    )
+                    for pos, i in enumerate(rating_set.items)
+                ],
+            )
+            return db.total_changes - before
+
+    def meta(self, key: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row["value"]
+
+    def item_ids(self) -> set[str]:
+        with self._db() as db:
+            return {r["item_id"] for r in db.execute("SELECT item_id FROM items")}
+
+    def items(self) -> list[RatingItem]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM items ORDER BY position").fetchall()
+        return [
+            RatingItem(
+                item_id=r["item_id"],
+                unit_id=r["unit_id"],
+                question=r["question"],
+                answer=r["answer"],
+                dimension=r["dimension"],
+                rubric=RubricText.model_validate_json(r["rubric"]),
+            )
+            for r in rows
+        ]
+
+    def item_count(self) -> int:
+        with self._db() as db:
+            return db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
+    def units_for(self, rater: str) -> list[list[RatingItem]]:
+        """The rater's pages: answers (with their items) in a per-rater seeded order.
+
+        Each rater sees the answers in a different order (less order effect in the pooled
+        ratings); the order is derived from the seed and the rater's name, so it is the same
+        after a restart.
+        """
+        units: dict[str, list[RatingItem]] = {}
+        for item in self.items():
+            units.setdefault(item.unit_id, []).append(item)
+        order = list(units)
+        random.Random(f"{self.meta('seed')}:{rater}").shuffle(order)
+        return [units[u] for u in order]
+
+    # --- raters --------------------------------------------------------------------------------
+
+    def add_rater(self, name: str) -> str:
+        """Create a rater; returns the token (shown once: only its hash is stored)."""
+        name = name.strip()
+        if not name:
+            raise StoreError("rater name is empty")
+        token = secrets.token_urlsafe(24)
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM raters WHERE name=?", (name,)).fetchone():
+                raise StoreError(f"rater {name!r} exists (issue a new link with new_token)")
+            db.execute("INSERT INTO raters VALUES (?, ?, ?)", (name, hash_token(token), _now()))
+        return token
+
+    def new_token(self, name: str) -> str:
+        token = secrets.token_urlsafe(24)
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE raters SET token_hash=? WHERE name=?", (hash_token(token), name)
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no rater {name!r}")
+        return token
+
+    def raters(self) -> list[str]:
+        with self._db() as db:
+            return [r["name"] for r in db.execute("SELECT name FROM raters ORDER BY name")]
+
+    def rater_for_token(self, token: str | None) -> str | None:
+        if not token:
+            return None
+        with self._db() as db:
+            row = db.execute(
+                "SELECT name FROM raters WHERE token_hash=?", (hash_token(token),)
+            ).fetchone()
+        return None if row is None else row["name"]
+
+    # --- ratings -------------------------------------------------------------------------------
+
+    def save(self, rating: HumanRating, source: str = "app", replace: bool = True) -> None:
+        with self._db() as db:
+            self._save(db, rating, source, replace)
+
+    def _save(
+        self, db: sqlite3.Connection, rating: HumanRating, source: str, replace: bool
+    ) -> None:
+        if db.execute("SELECT 1 FROM items WHERE item_id=?", (rating.item_id,)).fetchone() is None:
+            raise StoreError(f"unknown item id {rating.item_id!r}")
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        db.execute(
+            f"{verb} INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                rating.item_id,
+                rating.rater,
+                rating.value,
+                int(rating.unsure),
+                rating.comment,
+                source,
+                rating.updated or _now(),
+            ),
+        )
+
+    def import_ratings(
+        self, ratings: Iterable[HumanRating], source: str, replace: bool = False
+    ) -> int:
+        """Insert all ratings in ONE transaction; any conflict or unknown id aborts all of them."""
+        ratings = list(ratings)
+        with self._db() as db:
+            if not replace:
+                clashes = []
+                for r in ratings:
+                    if db.execute(
+                        "SELECT 1 FROM ratings WHERE item_id=? AND rater=?", (r.item_id, r.rater)
+                    ).fetchone():
+                        clashes.append(f"{r.rater}/{r.item_id}")
+                if clashes:
+                    raise StoreError(
+                        f"{len(clashes)} rating(s) already in the database (use --replace to "
+                        "overwrite): " + ", ".join(clashes[:10])
+                    )
+            for r in ratings:
+                self._save(db, r, source, replace=True)
+        return len(ratings)
+
+    def ratings(self, rater: str | None = None) -> list[HumanRating]:
+        query = "SELECT * FROM ratings"
+        args: tuple = ()
+        if rater is not None:
+            query += " WHERE rater=?"
+            args = (rater,)
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY rater, item_id", args).fetchall()
+        return [
+            HumanRating(
+                item_id=r["item_id"],
+                rater=r["rater"],
+                value=r["value"],
+                unsure=bool(r["unsure"]),
+                comment=r["comment"],
+                updated=r["updated"],
+            )
+            for r in rows
+        ]
+
+    def ratings_by_item(self, rater: str) -> dict[str, HumanRating]:
+        return {r.item_id: r for r in self.ratings(rater)}
+
+    def export_json(self) -> str:
+        return json.dumps([r.model_dump() for r in self.ratings()], indent=2)

@@ -1,0 +1,175 @@
+"""The agreement report: numbers cross-checked with the reference libraries on aligned data,
+judge variants ranked as simulated, edge cases, and the HTML/JSON/CLI output."""
+
+from __future__ import annotations
+
+import json
+
+import krippendorff
+import numpy as np
+import pytest
+import scipy.stats as st
+from statsmodels.stats.inter_rater import cohens_kappa
+
+from caml_evals.judging.align import AlignError, align, majority_codes
+from caml_evals.judging.analysis import analyse
+from caml_evals.judging.cli import main as judge_main
+from caml_evals.judging.ratings_io import write_ratings
+from caml_evals.judging.report import render_html
+from caml_evals.judging.schema import HumanRating
+from caml_evals.judging.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def sim():
+    key, ratings = simulate(
+        n_answers=120,
+        n_dimensions=3,
+        n_raters=4,
+        human_error=0.1,
+        rate_share=0.8,
+        judge_errors={"good": 0.08, "poor": 0.35, "good_logprob": 0.08},
+        seed=11,
+    )
+    return key, ratings
+
+
+@pytest.fixture(scope="module")
+def report(sim):
+    key, ratings = sim
+    return analyse(align(key, ratings), n_resamples=300, seed=1)
+
+
+def test_point_estimates_match_reference_libraries(sim, report):
+    key, ratings = sim
+    data = align(key, ratings)
+    overall = report["scopes"]["overall"]
+    ceiling = overall["ceiling"]["metrics"]
+    for level in ("nominal", "ordinal", "interval"):
+        ref = krippendorff.alpha(data.rater_values, level_of_measurement=level)
+        assert ceiling[f"alpha_{level}"]["value"] == pytest.approx(ref, abs=1e-6)
+    for name in ("sim/good", "sim/good_logprob"):
+        v = data.variants[name].values
+        m = overall["variants"][name]["metrics"]
+        snapped = data.scale[data.snap(v)]
+        with_judge = np.vstack([data.rater_values, snapped])
+        assert m["alpha_nominal"]["value"] == pytest.approx(
+            krippendorff.alpha(with_judge, level_of_measurement="nominal"), abs=1e-6
+        )
+        raw = np.vstack([data.rater_values, v])
+        assert m["alpha_interval"]["value"] == pytest.approx(
+            krippendorff.alpha(raw, level_of_measurement="interval"), abs=1e-6
+        )
+        maj = majority_codes(data.counts)
+        ok = maj >= 0
+        table = np.zeros((2, 2))
+        np.add.at(table, (maj[ok], data.snap(v)[ok]), 1)
+        assert m["kappa"]["value"] == pytest.approx(cohens_kappa(table).kappa, abs=1e-6)
+        assert overall["variants"][name]["confusion"] == table.astype(int).tolist()
+        hmean = np.nanmean(data.rater_values, axis=0)
+        assert m["spearman"]["value"] == pytest.approx(st.spearmanr(v, hmean).statistic, abs=1e-6)
+        assert m["kendall"]["value"] == pytest.approx(st.kendalltau(v, hmean).statistic, abs=1e-6)
+        assert m["bias"]["value"] == pytest.approx(np.mean(v - hmean), abs=1e-6)
+
+
+def test_variants_ranked_and_cis_sane(report):
+    overall = report["scopes"]["overall"]["variants"]
+    good, poor = overall["sim/good"]["metrics"], overall["sim/poor"]["metrics"]
+    assert good["kappa"]["lo"] > poor["kappa"]["hi"]
+    for scope in report["scopes"].values():
+        for v in scope["variants"].values():
+            for cell in v["metrics"].values():
+                if cell["value"] is not None and cell["lo"] is not None:
+                    assert cell["lo"] - 1e-9 <= cell["hi"]
+    # the good judge rates about like one more human: pairwise kappa near the human ceiling
+    human = report["scopes"]["overall"]["ceiling"]["metrics"]["pairwise_kappa"]["value"]
+    assert abs(good["pairwise_kappa"]["value"] - human) < 0.15
+    assert {"sim/majority", "sim/mean"} <= set(overall)
+    assert report["data"]["dimensions"] == ["dim00", "dim01", "dim02"]
+    assert set(report["scopes"]) == {"overall", "dim00", "dim01", "dim02"}
+
+
+def test_reproducible_with_seed(sim, report):
+    key, ratings = sim
+    again = analyse(align(key, ratings), n_resamples=300, seed=1)
+    assert again == report
+
+
+def test_align_errors_and_unsure(sim):
+    key, ratings = sim
+    with pytest.raises(AlignError, match="not in the key"):
+        align(key, ratings + [HumanRating(item_id="zzz", rater="x", value=1)])
+    with pytest.raises(AlignError, match="duplicate"):
+        align(key, ratings + [ratings[0]])
+    unsure = [
+        r.model_copy(update={"unsure": True}) if i % 10 == 0 else r for i, r in enumerate(ratings)
+    ]
+    kept = align(key, unsure)
+    dropped = align(key, unsure, drop_unsure=True)
+    assert kept.notes["ratings_used"] == len(ratings)
+    assert dropped.notes["ratings_dropped_unsure"] == len(ratings[::10])
+    assert (~np.isnan(dropped.rater_values)).sum() == len(ratings) - len(ratings[::10])
+
+
+def test_everyone_agrees_and_judge_constant_gives_undefined_not_crash(sim):
+    key, _ = sim
+    items = list(key.items)[:30]
+    ratings = [HumanRating(item_id=i, rater=r, value=1.0) for i in items for r in ("a", "b")]
+    report = analyse(align(key, ratings), n_resamples=50)
+    ceiling = report["scopes"]["overall"]["ceiling"]["metrics"]
+    assert ceiling["pairwise_agreement"]["value"] == 1.0
+    assert ceiling["pairwise_kappa"]["value"] is None and ceiling["alpha_nominal"]["value"] is None
+    assert ceiling["alpha_nominal"]["undefined_share"] == 1.0
+    html = render_html(report)
+    assert "undefined" in html
+
+
+def test_cli_report_with_ratings_file_and_ensemble(sim, tmp_path):
+    key, ratings = sim
+    key_path = tmp_path / "key.json"
+    key_path.write_text(key.model_dump_json())
+    ratings_path = tmp_path / "ratings.jsonl"
+    write_ratings(ratings_path, ratings)
+    out = tmp_path / "rep"
+    code = judge_main(
+        [
+            "report",
+            "--key",
+            str(key_path),
+            "--ratings",
+            str(ratings_path),
+            "--out",
+            str(out),
+            "--resamples",
+            "50",
+            "--ensemble",
+            "pair=majority:sim/good,sim/poor",
+        ]
+    )
+    assert code == 0
+    rep = json.loads((out / "agreement.json").read_text())
+    assert rep["variants"][-1]["name"] == "pair" and rep["variants"][-1]["kind"] == "majority"
+    html = (out / "agreement.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert (
+        judge_main(
+            [
+                "report",
+                "--key",
+                str(key_path),
+                "--ratings",
+                str(ratings_path),
+                "--out",
+                str(out),
+                "--ensemble",
+                "bad=majority:nope",
+            ]
+        )
+        == 1
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,rater,value\nnot-an-item,a,yes\n")
+    assert (
+        judge_main(["report", "--key", str(key_path), "--ratings", str(bad), "--out", str(out)])
+        == 1
+    )
