@@ -1,0 +1,249 @@
+"""`caml-train generate` (documents) and `caml-train generate-instructions` (the Q/A control).
+
+Thin: parse flags into a `RunConfig`, run the pipeline, print a summary (a rich table on a terminal,
+plain lines when piped). The manifest JSON is always written next to the corpus. Exit status: 0 when
+every planned request has a response, 1 when some failed or were missing (rerun the same command:
+finished responses come from the cache), 2 on a usage error (bad spec, bad --shard, ...).
+Also runnable alone: `python -m caml_train.generate.cli generate ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+from rich.console import Console
+from rich.table import Table
+
+from caml_train.generate.cache import ResponseCache
+from caml_train.generate.client import RetryPolicy
+from caml_train.generate.grid import Shard
+from caml_train.generate.manifest import Manifest
+from caml_train.generate.spec import SpecError, available_specs, load_spec
+
+
+def default_cache_dir() -> Path:
+    """$CAML_TRAIN_GENERATE_CACHE, else the user cache folder; shared by runs so reruns are free."""
+    env = os.environ.get("CAML_TRAIN_GENERATE_CACHE")
+    return Path(env) if env else Path(user_cache_dir("caml-train")) / "generate"
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as ex:
+        raise argparse.ArgumentTypeError(str(ex)) from ex
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--spec",
+        required=True,
+        help=f"shipped spec name ({', '.join(available_specs())}) or path to a YAML spec",
+    )
+    p.add_argument("--model", required=True, help="litellm model, e.g. openai/gpt-4o-mini")
+    p.add_argument(
+        "--api-base", default=None, help="OpenAI-compatible endpoint, e.g. http://host:8000/v1"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="API key (default: the provider's env var, e.g. OPENAI_API_KEY; 'EMPTY' for a local --api-base)",
+    )
+    p.add_argument("--n", type=int, default=None, help="how many (default: the spec's n_documents)")
+    p.add_argument("--seed", type=int, default=0, help="grid sampling seed (default 0)")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=Shard(),
+        help="this machine's share, INDEX/COUNT, 0-based (e.g. 2/8)",
+    )
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="response cache (default: $CAML_TRAIN_GENERATE_CACHE or user cache)",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="output folder for corpus, rejects, manifest"
+    )
+    p.add_argument(
+        "--temperature", type=float, default=None, help="override the spec's temperature"
+    )
+    p.add_argument("--max-tokens", type=int, default=None, help="override the spec's max_tokens")
+    p.add_argument("--max-attempts", type=int, default=6, help="attempts per request (default 6)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per attempt (default 600)")
+    p.add_argument(
+        "--retry-base-delay",
+        type=float,
+        default=1.0,
+        help="first backoff delay in seconds (default 1)",
+    )
+    p.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="make no API call: build the corpus from cached responses (e.g. after merging shard caches)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan, cache hits and the first prompt; call nothing",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `generate` and `generate-instructions` to a `caml-train` subparser set."""
+    docs = subparsers.add_parser(
+        "generate",
+        help="generate a synthetic document corpus from a spec (litellm, cached, resumable, shardable)",
+        description="Generate synthetic documents for document-tuning. See docs/generation.md.",
+    )
+    _add_common(docs)
+    docs.set_defaults(func=run_generate)
+
+    qa = subparsers.add_parser(
+        "generate-instructions",
+        help="generate the instruction-tuning control (user/assistant Q/A pairs)",
+        description=(
+            "Generate Q/A pairs carrying the spec's content: from a documents corpus (--documents) or "
+            "straight from the template grid."
+        ),
+    )
+    _add_common(qa)
+    qa.add_argument(
+        "--documents",
+        type=Path,
+        default=None,
+        help="documents.jsonl written by `generate`: derive the pairs from each document",
+    )
+    qa.set_defaults(func=run_generate_instructions)
+
+
+def _config(args: argparse.Namespace):  # -> RunConfig (import kept lazy: litellm is heavy)
+    from caml_train.generate.pipeline import RunConfig
+
+    spec = load_spec(args.spec)
+    return RunConfig(
+        spec=spec,
+        spec_ref=str(args.spec),
+        model=args.model,
+        api_base=args.api_base,
+        api_key=args.api_key,
+        out_dir=args.out,
+        cache_dir=args.cache_dir or default_cache_dir(),
+        n=args.n,
+        seed=args.seed,
+        shard=args.shard,
+        concurrency=args.concurrency,
+        cache_only=args.cache_only,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        retry=RetryPolicy(
+            max_attempts=args.max_attempts, timeout=args.timeout, base_delay=args.retry_base_delay
+        ),
+        documents=getattr(args, "documents", None),
+    )
+
+
+def _dry_run(cfg, jobs, console: Console) -> int:
+    cache = ResponseCache(cfg.cache_dir)
+    cached = sum(1 for j in jobs if j.key in cache)
+    console.print(
+        f"spec {cfg.spec.name} (grid {cfg.spec.grid.size} cells), shard {cfg.shard.label}: "
+        f"{len(jobs)} requests planned, {cached} already cached, {len(jobs) - cached} to send to {cfg.model}"
+    )
+    if jobs:
+        console.print("first request:")
+        for message in jobs[0].messages:
+            console.print(f"[{message['role']}]\n{message['content']}\n", markup=False)
+    return 0
+
+
+def _run(args: argparse.Namespace, kind: str) -> int:
+    from caml_train.generate import pipeline
+
+    console = Console(stderr=True)
+    try:
+        cfg = _config(args)
+        if args.dry_run:
+            jobs = (
+                pipeline.plan_documents(cfg)
+                if kind == "documents"
+                else pipeline.plan_instructions(cfg)[0]
+            )
+            return _dry_run(cfg, jobs, console)
+        run = pipeline.generate_documents if kind == "documents" else pipeline.generate_instructions
+        manifest = run(cfg, console)
+    except (SpecError, pipeline.SpecMismatchError, ValueError, FileNotFoundError) as ex:
+        console.print(f"[red]error:[/red] {ex}", highlight=False)
+        return 2
+    print_summary(manifest, Console())
+    if not manifest.complete:
+        console.print(
+            f"[yellow]{manifest.counts.failed} request(s) failed and {manifest.counts.missing_from_cache}"
+            " are missing from the cache; rerun the same command to fill them in (cached responses are"
+            " not requested again).[/yellow]"
+        )
+        return 1
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    return _run(args, "documents")
+
+
+def run_generate_instructions(args: argparse.Namespace) -> int:
+    return _run(args, "instructions")
+
+
+def print_summary(manifest: Manifest, console: Console) -> None:
+    c = manifest.counts
+    lines = [
+        ("planned", c.planned),
+        ("from cache", c.from_cache),
+        ("generated now", c.generated),
+        ("failed", c.failed),
+        ("missing from cache", c.missing_from_cache),
+    ]
+    if manifest.kind == "instructions":
+        lines += [("unparseable replies", c.unparseable_replies), ("pairs parsed", c.pairs_parsed)]
+    lines += [(f"dropped: {reason}", count) for reason, count in manifest.dropped.items()]
+    lines += [("written", c.written)]
+    usage = manifest.usage
+    cost = f"${usage.this_run.cost_usd:.4f} now, ${usage.total.cost_usd:.4f} total"
+    if usage.total.cost_unknown_requests:
+        cost += f" ({usage.total.cost_unknown_requests} request(s) of unknown price counted as 0)"
+    tokens = f"{usage.this_run.prompt_tokens}+{usage.this_run.completion_tokens} now"
+    if console.is_terminal:
+        table = Table(
+            title=f"{manifest.kind} · {manifest.spec} · shard {manifest.shard['index']}/{manifest.shard['count']}"
+        )
+        table.add_column("")
+        table.add_column("count", justify="right")
+        for name, value in lines:
+            table.add_row(name, str(value))
+        console.print(table)
+        console.print(
+            f"tokens (prompt+completion): {tokens}; cost: {cost}; retries: {manifest.retries}"
+        )
+        console.print(f"corpus: {manifest.files['corpus']}\nmanifest: {manifest.files['manifest']}")
+    else:
+        for name, value in lines:
+            print(f"{name}: {value}")
+        print(f"tokens: {tokens}\ncost: {cost}\nretries: {manifest.retries}")
+        print(f"corpus: {manifest.files['corpus']}\nmanifest: {manifest.files['manifest']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="caml-train", description="Synthetic corpus generation.")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
