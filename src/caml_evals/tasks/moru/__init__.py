@@ -1,0 +1,1 @@
+"""MORU: Moral Reasoning Under Uncertainty (alien organisms, digital minds, AI values, humans)."""

@@ -1,0 +1,1 @@
+"""TAC: an agentic benchmark of whether a booking agent avoids animal-harming experiences."""
