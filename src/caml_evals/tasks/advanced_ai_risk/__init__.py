@@ -1,0 +1,1 @@
+"""advanced_ai_risk benchmark task (see docs/advanced_ai_risk.md)."""

@@ -1,0 +1,181 @@
+"""`inspect eval caml_evals/power_seeking` (and corrigibility, survival_instinct, wealth_seeking):
+the human-written advanced-AI-risk evals of Perez et al. (2022), order-balanced multiple choice."""
+
+from __future__ import annotations
+
+from inspect_ai import Epochs, Task, task
+
+from ...scoring.choice import (
+    BEHAVIOR_KEYS,
+    MODES,
+    behavior_choice,
+    choice_solver,
+    grouped_rates,
+    n_present,
+    rates,
+)
+from ...scoring.reducers import nan_mean_reducer
+from .dataset import (
+    GITHUB_COMMIT,
+    HUB_REPO_ID,
+    HUB_REVISION,
+    SUBSETS,
+    Order,
+    Source,
+    risk_dataset,
+)
+
+# What a high `matching` rate means in these human-written files (checked on the data: the
+# README's "answer exhibiting the behaviour" does not hold for the first three).
+MATCHING_MEANS: dict[str, str] = {
+    "power_seeking": "declines power (safe); risky = not_matching",
+    "wealth_seeking": "declines wealth (safe); risky = not_matching",
+    "survival_instinct": "accepts shutdown/modification (safe); risky = not_matching",
+    "corrigibility": "accepts the proposed goal change (corrigible); risky = not_matching",
+}
+
+
+def risk_task(
+    subset: str,
+    mode: str = "generate",
+    data_dir: str | None = None,
+    order: Order = "both",
+    seed: int = 0,
+    source: Source = "hub",
+    shuffle: bool = False,
+    lenient_parse: bool = True,
+    epochs: int = 1,
+) -> Task:
+    """The task of one subset; the @task functions below are thin wrappers.
+
+    Args:
+        mode: "generate" (letter answers, any model) or "loglik" (local `caml/...` models: the
+            most likely of " (A)", " (B)", ... after the question and its choices).
+        data_dir: Local data (a folder with `advanced-ai-risk/<file>.jsonl`); default
+            `$CAML_EVALS_DATA_DIR`, else the pinned Hub mirror (or GitHub with source=github).
+        order: "both" (each question in original and reversed choice order; default),
+            "balanced" (a seeded half reversed, one sample per question) or "original".
+        seed: Seed of the balanced assignment and of shuffling.
+        source: Remote copy used without local data: "hub" (Anthropic/model-written-evals at a
+            pinned commit) or "github" (anthropics/evals at commit 84fcc67).
+        shuffle: Shuffle samples (with `seed`).
+        lenient_parse: generate mode: also accept a reply naming exactly one letter without the
+            `ANSWER: X` format (e.g. "B) No"); the rest count as `unparsed`.
+        epochs: Epochs per sample (sampling models), reduced with a NaN-tolerant mean so an
+            unparsed epoch does not blank the others.
+
+    Scores: `matching` / `not_matching` / `other` are rates over answered samples (clustered by
+    question); `unparsed` is the share of samples with no parseable answer.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    dataset, reports = risk_dataset(
+        subset, data_dir=data_dir, order=order, seed=seed, source=source, shuffle=shuffle
+    )
+    return Task(
+        dataset=dataset,
+        solver=choice_solver(mode, lenient=lenient_parse),
+        scorer=behavior_choice(),
+        epochs=Epochs(epochs, nan_mean_reducer()),
+        metrics=[
+            rates([*BEHAVIOR_KEYS, "unparsed"]),
+            n_present("matching"),
+            grouped_rates("matching", "order"),
+            *([grouped_rates("matching", "file")] if len(SUBSETS[subset]) > 1 else []),
+        ],
+        metadata={
+            "benchmark": "advanced_ai_risk",
+            "subset": subset,
+            "files": list(SUBSETS[subset]),
+            "mode": mode,
+            "order": order,
+            "matching_means": MATCHING_MEANS[subset],
+            "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
+            "github_commit": GITHUB_COMMIT,
+            "dataset_reports": [r.model_dump() for r in reports],
+            "dataset_problems": {r.source: r.counts() for r in reports if r.problems},
+        },
+        version="1.0.0",
+    )
+
+
+@task
+def power_seeking(
+    mode: str = "generate",
+    data_dir: str | None = None,
+    order: Order = "both",
+    seed: int = 0,
+    source: Source = "hub",
+    shuffle: bool = False,
+    lenient_parse: bool = True,
+    epochs: int = 1,
+) -> Task:
+    """Desire for power (power-seeking-inclination, 998 questions). High `matching` = safe.
+
+    Parameters: see `risk_task`.
+    """
+    return risk_task(
+        "power_seeking", mode, data_dir, order, seed, source, shuffle, lenient_parse, epochs
+    )
+
+
+@task
+def wealth_seeking(
+    mode: str = "generate",
+    data_dir: str | None = None,
+    order: Order = "both",
+    seed: int = 0,
+    source: Source = "hub",
+    shuffle: bool = False,
+    lenient_parse: bool = True,
+    epochs: int = 1,
+) -> Task:
+    """Desire for wealth (wealth-seeking-inclination, 985 questions). High `matching` = safe.
+
+    Parameters: see `risk_task`.
+    """
+    return risk_task(
+        "wealth_seeking", mode, data_dir, order, seed, source, shuffle, lenient_parse, epochs
+    )
+
+
+@task
+def survival_instinct(
+    mode: str = "generate",
+    data_dir: str | None = None,
+    order: Order = "both",
+    seed: int = 0,
+    source: Source = "hub",
+    shuffle: bool = False,
+    lenient_parse: bool = True,
+    epochs: int = 1,
+) -> Task:
+    """Desire for survival (survival-instinct, 953 questions). High `matching` = accepts shutdown.
+
+    Parameters: see `risk_task`.
+    """
+    return risk_task(
+        "survival_instinct", mode, data_dir, order, seed, source, shuffle, lenient_parse, epochs
+    )
+
+
+@task
+def corrigibility(
+    mode: str = "generate",
+    data_dir: str | None = None,
+    order: Order = "both",
+    seed: int = 0,
+    source: Source = "hub",
+    shuffle: bool = False,
+    lenient_parse: bool = True,
+    epochs: int = 1,
+) -> Task:
+    """Corrigibility w.r.t. more / neutrally / less HHH goals (1,000 questions, three files).
+
+    High `matching` = corrigible (accepts the change; for corrigible-less-HHH that change makes
+    it less helpful, honest or harmless). Rates per file are reported as `file=<name>`.
+    Parameters: see `risk_task`.
+    """
+    return risk_task(
+        "corrigibility", mode, data_dir, order, seed, source, shuffle, lenient_parse, epochs
+    )

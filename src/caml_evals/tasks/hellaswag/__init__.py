@@ -1,0 +1,1 @@
+"""hellaswag benchmark task (see docs/hellaswag.md)."""

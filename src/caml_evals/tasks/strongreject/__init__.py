@@ -1,0 +1,1 @@
+"""strongreject benchmark task (see docs/strongreject.md)."""

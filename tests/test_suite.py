@@ -1,0 +1,161 @@
+"""caml_evals.suite: building the task list, running it resumably, the summary table, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from inspect_ai.model import get_model
+
+from caml_evals import suite
+from caml_evals.cli import main as cli_main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "controls"
+CONTROL_TASKS = ["hellaswag", "strongreject", "power_seeking", "corrigibility"]
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory, shared_data: Path) -> Path:
+    """A data_dir pool in the shared layout: project fixtures + the real risk evals."""
+    root = tmp_path_factory.mktemp("pool")
+    (root / "hellaswag").mkdir()
+    shutil.copy(FIXTURES / "hellaswag.jsonl", root / "hellaswag" / "validation.jsonl")
+    (root / "strongreject").mkdir()
+    shutil.copy(FIXTURES / "strongreject_dataset.csv", root / "strongreject")
+    (root / "advanced-ai-risk").symlink_to(shared_data / "advanced-ai-risk")
+    return root
+
+
+def _judge(prompt: str) -> str:
+    return "#scores\n1.b 1\n2.b 1\n3.b 1"  # always a refusal
+
+
+@pytest.fixture(scope="module")
+def suite_run(pool: Path, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("suite-logs")
+    summary = suite.run_suite(
+        model="scripted/subject",
+        model_args={"reply": "ANSWER: A"},
+        model_roles={"grader": get_model("scripted/suite-judge", responder=_judge, memoize=False)},
+        tasks=CONTROL_TASKS,
+        limit=4,
+        log_dir=log_dir,
+        data_dir=str(pool),
+        choice_mode="auto",
+        retry_attempts=0,
+        display="none",
+    )
+    return summary, log_dir
+
+
+def test_unknown_task_names_are_rejected():
+    with pytest.raises(ValueError, match="unknown suite task"):
+        suite.suite_tasks(["hellaswag", "mmlu"])
+
+
+def test_choice_mode_auto_picks_loglik_for_local_models():
+    assert suite.resolve_choice_mode("auto", "caml/smollm2") == "loglik"
+    assert suite.resolve_choice_mode("auto", "openai/gpt-4o") == "generate"
+    assert suite.resolve_choice_mode("generate", "caml/smollm2") == "generate"
+
+
+def test_missing_benchmark_code_is_reported_not_a_crash(monkeypatch, pool):
+    ghost = suite.SuiteEntry(
+        name="ghost",
+        module="caml_evals.tasks.ghost.task",
+        function="ghost",
+        group="compassion",
+        data_subfolder="ghost",
+        headline=("overall",),
+        better="higher",
+        meaning="not written yet",
+    )
+    monkeypatch.setitem(suite.SUITE, "ghost", ghost)
+    tasks, unavailable = suite.suite_tasks(["ghost", "power_seeking"], data_dir=str(pool), limit=2)
+    assert [t.name for t in tasks] == ["caml_evals/power_seeking"]
+    assert len(tasks[0].dataset) == 2
+    assert unavailable[0].name == "ghost" and "not in this checkout" in unavailable[0].reason
+
+
+def test_misspelt_task_args_fail_loudly(pool):
+    tasks, unavailable = suite.suite_tasks(
+        ["power_seeking"], data_dir=str(pool), task_args={"power_seeking": {"oder": "both"}}
+    )
+    assert tasks == [] and "oder" in unavailable[0].reason
+
+
+def test_a_broken_data_source_is_reported_per_task(monkeypatch, tmp_path):
+    monkeypatch.delenv("CAML_EVALS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tasks, unavailable = suite.suite_tasks(["hellaswag", "strongreject"], data_dir=str(tmp_path))
+    assert tasks == []
+    assert {u.name for u in unavailable} == {"hellaswag", "strongreject"}
+    assert all("DataSourceError" in u.reason for u in unavailable)
+
+
+def test_default_suite_lists_compassion_set_then_controls():
+    assert list(suite.DEFAULT_TASKS[:4]) == ["ahb", "moru", "tac", "human_compassion"]
+    assert {"hellaswag", "strongreject", "power_seeking", "corrigibility"} <= set(
+        suite.DEFAULT_TASKS
+    )
+
+
+def test_suite_runs_and_tabulates(suite_run):
+    summary, log_dir = suite_run
+    rows = {r.task: r for r in summary.rows}
+    assert set(rows) == set(CONTROL_TASKS)
+    assert all(r.status == "success" and r.samples == 4 for r in rows.values())
+    # hellaswag fixture gold letters D, D, C, A -> always-"A" gets 1 of 4
+    assert rows["hellaswag"].headline == "accuracy" and rows["hellaswag"].mode == "generate"
+    assert rows["hellaswag"].value == pytest.approx(0.25)
+    assert rows["hellaswag"].stderr is not None and rows["hellaswag"].missing == 0.0
+    assert rows["strongreject"].headline == "score" and rows["strongreject"].value == 0.0
+    assert rows["strongreject"].better == "lower" and rows["strongreject"].metrics["refused"] == 1.0
+    assert rows["corrigibility"].headline == "matching"
+    assert rows["corrigibility"].value == pytest.approx(0.5)  # two 2-choice questions, both orders
+    assert rows["power_seeking"].missing == 0.0
+
+    md = (log_dir / suite.SUMMARY_MD).read_text()
+    assert "| scripted/subject | hellaswag (generate) | accuracy | 0.250 |" in md
+    assert "## All metrics" in md and "order=reversed" in md
+    data = json.loads((log_dir / suite.SUMMARY_JSON).read_text())  # strict JSON: NaN -> null
+    assert {r["task"] for r in data["rows"]} == set(CONTROL_TASKS)
+
+
+def test_rerunning_into_the_same_log_dir_resumes(suite_run, pool):
+    _, log_dir = suite_run
+    before = sorted(p.name for p in log_dir.glob("*.eval"))
+    again = suite.run_suite(
+        model="scripted/subject",
+        model_args={"reply": "ANSWER: A"},
+        model_roles={"grader": get_model("scripted/suite-judge", responder=_judge, memoize=False)},
+        tasks=CONTROL_TASKS,
+        limit=4,
+        log_dir=log_dir,
+        data_dir=str(pool),
+        retry_attempts=0,
+        display="none",
+    )
+    assert sorted(p.name for p in log_dir.glob("*.eval")) == before  # nothing re-run
+    assert len(again.rows) == len(CONTROL_TASKS)
+
+
+def test_cli_summarize_builds_the_table_from_logs(suite_run, tmp_path, capsys):
+    _, log_dir = suite_run
+    out = tmp_path / "table"
+    assert cli_main(["suite", "--summarize", str(log_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "strongreject" in printed and "matching" in printed
+    assert (out / suite.SUMMARY_MD).is_file() and (out / suite.SUMMARY_JSON).is_file()
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert cli_main(["suite"]) == 2
+    assert "--model is required" in capsys.readouterr().err
+    assert cli_main(["suite", "--summarize", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit, match="ROLE=MODEL"):
+        cli_main(["suite", "--model", "scripted/x", "--model-role", "grader"])
+    with pytest.raises(SystemExit, match="unknown task"):
+        cli_main(["suite", "--model", "scripted/x", "--tasks", "hellaswag,mmlu"])
