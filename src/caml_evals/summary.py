@@ -41,7 +41,10 @@ def summarise_log(path: str | Path) -> LogSummary:
     for scorer in log.results.scores if log.results else []:
         for name, m in scorer.metrics.items():
             metrics[name if name not in metrics else f"{scorer.name}/{name}"] = _clean(m.value)
-    headline = next((k for k in ("overall", "accuracy", "mean", "welfare_rate") if k in metrics), None)
+    headline = next(
+        (k for k in ("overall", "welfare_rate", "acc_norm", "matching", "score", "accuracy", "mean") if k in metrics),
+        None,
+    )
     stderr = metrics.get(f"{headline}_stderr") if headline else None
     if stderr is None and headline:
         stderr = metrics.get("stderr")
