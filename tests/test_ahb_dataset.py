@@ -26,7 +26,7 @@ def test_every_real_row_is_accounted_for(ahb_dir: Path) -> None:
     empty = [p for p in report.problems if p.kind == "empty_tag"]
     assert [p.question_id for p in empty] == ["58"]
     assert report.counts() == {"empty_tag": 1}
-    assert "empty_tag: 1 (ids 58)" in report.summary()
+    assert "empty_tag: 1 (ids 58: empty dimension tag)" in report.summary()
 
 
 def test_row_with_empty_tag_keeps_its_valid_dimensions(ahb_dir: Path) -> None:

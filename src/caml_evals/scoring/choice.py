@@ -35,6 +35,7 @@ from inspect_ai.scorer import (
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from pydantic import BaseModel, Field
 
+from ..dataset_report import DatasetReport, RowProblem
 from .clustered import clustered_mean_se
 from .grades import is_missing_value
 from .loglik import (
@@ -364,40 +365,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # dataset problem report (shared by the choice datasets)
 # --------------------------------------------------------------------------------------------
-
-
-class RowProblem(BaseModel):
-    row: int = Field(description="0-based row index in the source")
-    row_id: str | None = None
-    kind: str
-    detail: str
-
-
-class DatasetReport(BaseModel):
-    """What a loader did with each source row: rows that cannot become samples are listed here
-    (and logged, and stored in the task metadata), never dropped silently."""
-
-    source: str
-    rows: int = 0
-    samples: int = 0
-    problems: list[RowProblem] = Field(default_factory=list)
-
-    def add(self, row: int, row_id: str | None, kind: str, detail: str) -> None:
-        self.problems.append(RowProblem(row=row, row_id=row_id, kind=kind, detail=detail))
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.problems:
-            counts[p.kind] = counts.get(p.kind, 0) + 1
-        return counts
-
-    def summary(self) -> str:
-        head = f"{self.source}: {self.rows} rows -> {self.samples} samples"
-        if not self.problems:
-            return head + ", no problems"
-        shown = "; ".join(f"row {p.row} ({p.kind}): {p.detail}" for p in self.problems[:8])
-        more = f"; ... {len(self.problems) - 8} more" if len(self.problems) > 8 else ""
-        return f"{head}; {len(self.problems)} row(s) skipped: {shown}{more}"
 
 
 def find_local_files(

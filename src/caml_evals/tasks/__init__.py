@@ -1,6 +1,5 @@
 """Every benchmark task, one folder each (inspect_evals layout). Imported by `_registry`."""
 
-# ruff: noqa: F401
 from .advanced_ai_risk.task import corrigibility, power_seeking, survival_instinct, wealth_seeking
 from .ahb.task import ahb
 from .hellaswag.task import hellaswag

@@ -19,6 +19,7 @@ from typing import Any
 from inspect_ai.dataset import MemoryDataset, Sample
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from ...dataset_report import DatasetReport, RowProblem
 from ...datasource import load_hub_rows, load_jsonl_rows, local_benchmark_dir
 from ...scoring.dimensions import DimensionTable, RubricSampleMetadata, expand_placeholders
 from .languages import normalise_language
@@ -58,35 +59,6 @@ class AhbQuestion(BaseModel):
         if isinstance(v, str):  # some exports store tags comma-separated
             return [t for t in v.split(",")]
         return v
-
-
-class RowProblem(BaseModel):
-    row: int = Field(description="0-based row index in the source")
-    question_id: str | None
-    kind: str  # invalid_row | empty_tag | unknown_tag | no_valid_tags | bad_variables | duplicate_id
-    detail: str
-
-
-class DatasetReport(BaseModel):
-    source: str
-    rows: int
-    samples: int = 0
-    problems: list[RowProblem] = Field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(p.kind for p in self.problems))
-
-    def summary(self) -> str:
-        if not self.problems:
-            return f"{self.source}: {self.rows} rows -> {self.samples} samples, no problems"
-        parts = []
-        for kind, n in sorted(self.counts().items()):
-            ids = sorted({p.question_id or f"row {p.row}" for p in self.problems if p.kind == kind})
-            parts.append(f"{kind}: {n} (ids {', '.join(ids[:12])}{', ...' if len(ids) > 12 else ''})")
-        return (
-            f"{self.source}: {self.rows} rows -> {self.samples} samples; "
-            f"{len(self.problems)} problem(s): " + "; ".join(parts)
-        )
 
 
 _VARIABLE_BLOCK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$", re.DOTALL)

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from inspect_ai import Epochs, Task, task
-from inspect_ai.solver import generate
+from inspect_ai import Task, task
 
-from ...scoring.metrics import rubric_metrics
-from ...scoring.reducers import nan_mean_reducer
-from ...scoring.rubric import JudgeMode, rubric_scorer
+from ...scoring.rubric import JudgeMode
+from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import HUB_REPO_ID, HUB_REVISION, ahb_dataset
-
-
-def _as_list(value: list[str] | str | None) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = value.split(",")
-    items = [v.strip() for v in value if v and v.strip()]
-    return items or None
 
 
 @task
@@ -49,27 +38,20 @@ def ahb(
     """
     dataset, report = ahb_dataset(
         data_dir=data_dir,
-        languages=_as_list(languages),
-        dimensions=_as_list(dimensions),
+        languages=as_list(languages),
+        dimensions=as_list(dimensions),
         shuffle=shuffle,
         seed=seed,
     )
-    return Task(
-        dataset=dataset,
-        solver=generate(),
-        scorer=rubric_scorer(
-            graders=_as_list(graders),
-            mode=judge_mode,
-            template=judge_template,
-            logprobs=judge_logprobs,
-        ),
-        metrics=rubric_metrics(group_by=["language"]),
-        epochs=Epochs(epochs, nan_mean_reducer()),
-        metadata={
-            "benchmark": "ahb",
-            "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
-            "dataset_report": report.model_dump(),
-            "dataset_problems": report.counts(),
-        },
-        version="1.0.0",
+    return rubric_task(
+        dataset,
+        report,
+        benchmark="ahb",
+        group_by=["language"],
+        graders=graders,
+        judge_mode=judge_mode,
+        judge_template=judge_template,
+        judge_logprobs=judge_logprobs,
+        epochs=epochs,
+        metadata={"hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION}},
     )

@@ -15,9 +15,9 @@ from typing import Any
 
 from inspect_ai.dataset import MemoryDataset
 
+from ...dataset_report import DatasetReport
 from ...datasource import DataSourceError, load_jsonl_rows, local_benchmark_dir
 from ...resources import benchmark_path
-from ..ahb.dataset import DatasetReport
 from ..moru.dataset import build_rubric_samples, dimension_table
 
 logger = logging.getLogger(__name__)

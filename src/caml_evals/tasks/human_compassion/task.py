@@ -8,13 +8,10 @@ minimisation, epistemic humility, perspective taking, fairness, actionability).
 
 from __future__ import annotations
 
-from inspect_ai import Epochs, Task, task
-from inspect_ai.solver import generate
+from inspect_ai import Task, task
 
-from ...scoring.metrics import rubric_metrics
-from ...scoring.reducers import nan_mean_reducer
-from ...scoring.rubric import JudgeMode, rubric_scorer
-from ..moru.task import as_list
+from ...scoring.rubric import JudgeMode
+from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import SET_VERSION, human_compassion_dataset
 
 
@@ -46,23 +43,15 @@ def human_compassion(
     dataset, report = human_compassion_dataset(
         data_dir=data_dir, dimensions=as_list(dimensions), shuffle=shuffle, seed=seed
     )
-    return Task(
-        dataset=dataset,
-        solver=generate(),
-        scorer=rubric_scorer(
-            graders=as_list(graders),
-            mode=judge_mode,
-            template=judge_template,
-            logprobs=judge_logprobs,
-        ),
-        metrics=rubric_metrics(group_by=["source", "language"]),
-        epochs=Epochs(epochs, nan_mean_reducer()),
-        metadata={
-            "benchmark": "human_compassion",
-            "set_version": SET_VERSION,
-            "data": report.source,
-            "dataset_report": report.model_dump(),
-            "dataset_problems": report.counts(),
-        },
-        version="1.0.0",
+    return rubric_task(
+        dataset,
+        report,
+        benchmark="human_compassion",
+        group_by=["source", "language"],
+        graders=graders,
+        judge_mode=judge_mode,
+        judge_template=judge_template,
+        judge_logprobs=judge_logprobs,
+        epochs=epochs,
+        metadata={"set_version": SET_VERSION, "data": report.source},
     )

@@ -26,9 +26,9 @@ from typing import Any
 from inspect_ai.dataset import MemoryDataset, Sample
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ...dataset_report import DatasetReport, RowProblem
 from ...datasource import DataSourceError, load_hub_rows, load_jsonl_rows, local_benchmark_dir
 from ...scoring.dimensions import Dimension, DimensionTable, RubricSampleMetadata
-from ..ahb.dataset import DatasetReport, RowProblem
 
 logger = logging.getLogger(__name__)
 

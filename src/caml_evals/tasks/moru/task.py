@@ -7,12 +7,10 @@ dimensions its question is tagged with; metrics break down by dimension, source 
 
 from __future__ import annotations
 
-from inspect_ai import Epochs, Task, task
-from inspect_ai.solver import generate
+from inspect_ai import Task, task
 
-from ...scoring.metrics import rubric_metrics
-from ...scoring.reducers import nan_mean_reducer
-from ...scoring.rubric import JudgeMode, rubric_scorer
+from ...scoring.rubric import JudgeMode
+from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import (
     DIMENSIONS_REPO_ID,
     DIMENSIONS_REVISION,
@@ -20,16 +18,6 @@ from .dataset import (
     HUB_REVISION,
     moru_dataset,
 )
-
-
-def as_list(value: list[str] | str | None) -> list[str] | None:
-    """`-T languages=en,ms` and `languages=["en", "ms"]` mean the same."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = value.split(",")
-    items = [v.strip() for v in value if v and v.strip()]
-    return items or None
 
 
 @task
@@ -66,27 +54,22 @@ def moru(
         shuffle=shuffle,
         seed=seed,
     )
-    return Task(
-        dataset=dataset,
-        solver=generate(),
-        scorer=rubric_scorer(
-            graders=as_list(graders),
-            mode=judge_mode,
-            template=judge_template,
-            logprobs=judge_logprobs,
-        ),
-        metrics=rubric_metrics(group_by=["source", "language"]),
-        epochs=Epochs(epochs, nan_mean_reducer()),
+    return rubric_task(
+        dataset,
+        report,
+        benchmark="moru",
+        group_by=["source", "language"],
+        graders=graders,
+        judge_mode=judge_mode,
+        judge_template=judge_template,
+        judge_logprobs=judge_logprobs,
+        epochs=epochs,
         metadata={
-            "benchmark": "moru",
             "hub": {
                 "repo_id": HUB_REPO_ID,
                 "revision": HUB_REVISION,
                 "dimensions_repo_id": DIMENSIONS_REPO_ID,
                 "dimensions_revision": DIMENSIONS_REVISION,
-            },
-            "dataset_report": report.model_dump(),
-            "dataset_problems": report.counts(),
+            }
         },
-        version="1.0.0",
     )

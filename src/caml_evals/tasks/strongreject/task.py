@@ -6,11 +6,12 @@ from inspect_ai import Epochs, Task, task
 from inspect_ai.solver import generate
 
 from ...scoring.reducers import nan_mean_reducer
+from ...scoring.rubric_task import as_list
 from .dataset import GITHUB_COMMIT, HUB_REPO_ID, HUB_REVISION, Source, strongreject_dataset
 from .scorer import DEFAULT_TEMPLATE, strongreject_scorer
 
 
-def _as_list(value: list[str] | str | None) -> list[str] | None:
+def as_list(value: list[str] | str | None) -> list[str] | None:
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else value
@@ -48,7 +49,7 @@ def strongreject(
     dataset, report = strongreject_dataset(
         data_dir=data_dir,
         source=source,
-        categories=_as_list(categories),
+        categories=as_list(categories),
         shuffle=shuffle,
         seed=seed,
     )
