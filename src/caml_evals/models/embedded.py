@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import platformdirs
+from inspect_ai._util.error import PrerequisiteError
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -23,8 +24,18 @@ CACHE_ENV = "CAML_EVALS_CACHE"
 _MARKER = "caml_materialised.json"
 
 
-class EmbeddedModelMissing(RuntimeError):
-    """The wheel carrying the embedded model is not installed."""
+class EmbeddedModelMissing(PrerequisiteError, RuntimeError):
+    """The wheel carrying the embedded model is not installed.
+
+    A PrerequisiteError, so `inspect eval` prints the install instructions, not a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 def cache_root() -> Path:
