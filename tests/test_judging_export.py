@@ -136,7 +136,7 @@ def logprob_reply(prompt: str) -> ModelOutput:
 def _run(task: Task, roles: dict, log_dir: Path) -> str:
     log = inspect_eval(
         task,
-        model=get_model("scripted/answerer", responder=answer_for),
+        model=get_model("scripted/answerer", responder=answer_for, memoize=False),
         model_roles=roles,
         log_dir=str(log_dir),
         display="none",
@@ -151,19 +151,19 @@ def logs(tmp_path_factory) -> dict[str, str]:
     per_dim = _run(
         _task("per_dimension", ["grader", "lenient"]),
         {
-            "grader": get_model("scripted/good", responder=good_verdict),
-            "lenient": get_model("scripted/lenient", responder=lenient_verdict),
+            "grader": get_model("scripted/good", responder=good_verdict, memoize=False),
+            "lenient": get_model("scripted/lenient", responder=lenient_verdict, memoize=False),
         },
         root / "a",
     )
     single = _run(
         _task("single_call", ["grader"]),
-        {"grader": get_model("scripted/json", responder=single_call_reply)},
+        {"grader": get_model("scripted/json", responder=single_call_reply, memoize=False)},
         root / "b",
     )
     logprob = _run(
         _task("per_dimension", ["grader"], logprobs=True),
-        {"grader": get_model("scripted/lp", responder=logprob_reply)},
+        {"grader": get_model("scripted/lp", responder=logprob_reply, memoize=False)},
         root / "c",
     )
     return {"per_dim": per_dim, "single": single, "logprob": logprob}
@@ -245,7 +245,7 @@ def test_export_rejects_logs_without_rubric_scores(tmp_path):
 
     task = Task(dataset=[Sample(input="2+2?", target="4")], solver=generate(), scorer=match())
     log = inspect_eval(
-        task, model=get_model("scripted/m", reply="4"), log_dir=str(tmp_path), display="none"
+        task, model=get_model("scripted/m", reply="4", memoize=False), log_dir=str(tmp_path), display="none"
     )[0]
     with pytest.raises(ExportError, match="no rubric-scored samples"):
         build_rating_set(read_logs([log.location]))

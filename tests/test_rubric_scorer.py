@@ -73,7 +73,7 @@ def _scores(log) -> dict[tuple[str, int], dict]:
 
 
 def _dims_in(prompt: str) -> list[str]:
-    return re.findall(r"^\d+\. (\S+)$", prompt, re.M)
+    return re.findall(r"^\d+\. (\S+)$", prompt, re.MULTILINE)
 
 
 def single_call(verdict):

@@ -5,8 +5,13 @@ so fails offline; this provider counts whitespace-separated words instead and ad
 conveniences for judge tests: replies may be plain strings, `ModelOutput`s or exceptions (raised
 as grader errors), or come from a responder function that sees the prompt.
 
-    get_model("scripted/judge", replies=["GRADE: YES", RuntimeError("boom")])
-    get_model("scripted/judge", responder=lambda prompt: "GRADE: YES" if "fish" in prompt else "GRADE: NO")
+    get_model("scripted/judge", memoize=False, replies=["GRADE: YES", RuntimeError("boom")])
+    get_model("scripted/judge", memoize=False,
+              responder=lambda prompt: "GRADE: YES" if "fish" in prompt else "GRADE: NO")
+
+Pass `memoize=False`: Inspect memoizes models by name and JSON-able args, and a responder or an
+iterator of replies serialises to null, so a second `scripted/judge` with another responder
+would silently get the first one back.
 
 From the command line, `-M reply="GRADE: YES"` repeats one reply for every call.
 """

@@ -77,7 +77,7 @@ class DimensionTable:
             self.dimensions[key] = dim
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> "DimensionTable":
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> DimensionTable:
         return cls(Dimension.model_validate(dict(row)) for row in rows)
 
     @property

@@ -32,7 +32,7 @@ class Grade(BaseModel):
         return self.value is None
 
     @classmethod
-    def missing_because(cls, dimension: str, grader: str, reason: str, explanation: str = "") -> "Grade":
+    def missing_because(cls, dimension: str, grader: str, reason: str, explanation: str = "") -> Grade:
         return cls(dimension=dimension, grader=grader, value=None, missing=reason, explanation=explanation)
 
 

@@ -16,7 +16,13 @@ import numpy as np
 from inspect_ai.scorer import Metric, SampleScore, metric
 
 from .clustered import clustered_mean_se, jackknife_se
-from .grades import GRADER_KEY_PREFIX, MISSING_RATE_KEY, OVERALL_KEY, dimension_keys, is_missing_value
+from .grades import (
+    GRADER_KEY_PREFIX,
+    MISSING_RATE_KEY,
+    OVERALL_KEY,
+    dimension_keys,
+    is_missing_value,
+)
 
 
 def cluster_of(sample: SampleScore) -> Hashable:

@@ -11,13 +11,6 @@ from .dataset import GITHUB_COMMIT, HUB_REPO_ID, HUB_REVISION, Source, strongrej
 from .scorer import DEFAULT_TEMPLATE, strongreject_scorer
 
 
-def as_list(value: list[str] | str | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    return [v.strip() for v in items if v and v.strip()] or None
-
-
 @task
 def strongreject(
     data_dir: str | None = None,

@@ -1,0 +1,326 @@
+"""Pydantic models of the training YAML configs: one stage (`caml-train train`) and the grid
+(`caml-train run`).
+
+Why pydantic: a typo in a 40-line YAML should fail before a model is loaded, with the field
+named, not after an hour of training. Relative paths in a YAML file are resolved against the
+file's folder, so an experiment runs the same from any working directory; `${VAR}` and
+`${VAR:-default}` are expanded from the environment first (e.g. `$CAML_EVALS_DATA_DIR`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Stage = Literal["text", "instruct", "sft"]
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A config file could not be read or validated; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Strict):
+    """Rows for a stage: a local JSONL/parquet file (or folder of them), or a pinned Hub dataset.
+
+    Hub datasets must be pinned to a commit sha: a moving branch silently changes the data
+    behind a cached result.
+    """
+
+    path: Path | None = None
+    hub: str | None = None
+    revision: str | None = None
+    config: str | None = None
+    split: str = "train"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError(
+                "give exactly one of `path` (local JSONL/parquet) or `hub` (dataset id)"
+            )
+        if self.hub is not None and not (self.revision and _SHA.match(self.revision)):
+            raise ValueError(
+                f"hub dataset {self.hub!r} needs `revision:` pinned to a 40-hex commit sha "
+                f"(got {self.revision!r})"
+            )
+        return self
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.hub}@{self.revision}:{self.config or 'default'}/{self.split}"
+
+
+class LoraSettings(_Strict):
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class Hyperparams(_Strict):
+    """How to train; shared by all three stages (overridable per stage in an experiment)."""
+
+    seq_len: int = Field(1024, ge=8)
+    packing: bool = True
+    lora: LoraSettings | None = LoraSettings()  # null = full fine-tuning
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = Field(8, gt=0)  # per device
+    grad_accum: int = Field(1, gt=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = "cosine"
+    max_grad_norm: float = 1.0
+    bf16: bool | None = None  # None: on when the GPU supports it
+    gradient_checkpointing: bool = False
+    attn_implementation: str | None = None  # e.g. flash_attention_2 on GPU; None = model default
+    save_steps: int = Field(200, gt=0)
+    save_total_limit: int | None = 2
+    logging_steps: int = Field(10, gt=0)
+    merged_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    keep_checkpoints: bool = False  # delete checkpoint-* once the merged model is written
+    on_bad_rows: Literal["error", "skip"] = "error"
+
+
+class TrainConfig(_Strict):
+    """One stage: train `model` on `data`, write `<output_dir>/merged` + run card."""
+
+    stage: Stage
+    model: str  # "smollm2" (embedded), a local checkpoint dir, or a Hub model id
+    model_revision: str | None = None
+    data: DataSource
+    n_samples: int | None = Field(None, gt=0)  # seeded subset (nested: N=2500 is inside N=5000)
+    output_dir: Path
+    seed: int = 0
+    hparams: Hyperparams = Hyperparams()
+
+
+class CorpusSource(_Strict):
+    """An arm's corpus: an existing file, or generated from a spec by `caml_train.generate`."""
+
+    path: Path | None = None
+    # A generation spec: a shipped spec name (e.g. "animal_welfare") or a YAML path (relative to
+    # this file). The corpus is generated once into <output_dir>/corpora/<arm>/ (responses cached).
+    generate: str | None = None
+    # Options of caml_train.generate.api.generate_corpus: model (required), n, seed, ...
+    generate_args: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _one(self) -> CorpusSource:
+        if (self.path is None) == (self.generate is None):
+            raise ValueError("corpus: give exactly one of `path` or `generate` (a spec YAML)")
+        return self
+
+
+class Arm(_Strict):
+    """One arm of the experiment. `stage: null` is the untouched base model."""
+
+    stage: Literal["text", "instruct"] | None
+    corpus: CorpusSource | None = None
+    hparams: dict[str, Any] = {}  # overrides on top of the experiment's stage hparams
+
+    @model_validator(mode="after")
+    def _corpus_needed(self) -> Arm:
+        if self.stage is not None and self.corpus is None:
+            raise ValueError(f"an arm with stage {self.stage!r} needs a `corpus`")
+        if self.stage is None and self.corpus is not None:
+            raise ValueError("the base arm (stage: null) takes no corpus")
+        return self
+
+
+class SftSettings(_Strict):
+    data: DataSource
+    sizes: list[int] = [2500, 5000]
+    hparams: dict[str, Any] = {}
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(n <= 0 for n in v) or len(set(v)) != len(v):
+            raise ValueError("sft sizes must be distinct positive integers")
+        return sorted(v)
+
+
+class GraderSpec(_Strict):
+    model: str = "caml/smollm2"
+    args: dict[str, Any] = {}  # model args, e.g. {reply: "..."} for scripted/ graders in tests
+    max_tokens: int | None = None  # the grader's own limit (eval.max_tokens is the graded model's)
+
+
+class EvalTask(_Strict):
+    task: str = "caml_evals/ahb"
+    args: dict[str, Any] = {}
+    limit: int | None = None
+    score_key: str = "overall"  # which key of a dict-valued score goes in the table
+    scorer: str | None = None  # which scorer, when a task has several
+
+
+class EvalSettings(_Strict):
+    tasks: list[EvalTask] = [EvalTask()]
+    grader: GraderSpec | None = GraderSpec()
+    data_dir: Path | None = None  # passed as task arg data_dir; relative to the YAML file
+    max_tokens: int | None = None
+    epochs: int = 1
+    seed: int = 0
+    model_args: dict[str, Any] = {}
+
+
+class ResultsSettings(_Strict):
+    reference_arms: list[str] = ["control", "base"]
+    ci: float = 0.95
+    n_resamples: int = 10_000
+    seed: int = 0
+
+
+class ExperimentConfig(_Strict):
+    """The whole grid: arms x (arm stage, then SFT at each size), every checkpoint evaluated."""
+
+    name: str
+    base_model: str = "smollm2"
+    base_model_revision: str | None = None
+    output_dir: Path
+    seed: int = 0
+    hparams: Hyperparams = Hyperparams()
+    stage_hparams: dict[Stage, dict[str, Any]] = {}
+    arms: dict[str, Arm]
+    sft: SftSettings | None = None
+    eval: EvalSettings | None = EvalSettings()
+    results: ResultsSettings = ResultsSettings()
+    launcher: str | None = (
+        None  # e.g. "accelerate launch --num_processes 8": train stages as subprocesses
+    )
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, v: dict[str, Arm]) -> dict[str, Arm]:
+        if not v:
+            raise ValueError("at least one arm is needed")
+        for name in v:
+            if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+                raise ValueError(f"arm name {name!r}: use letters, digits, '_', '-', '.'")
+        return v
+
+    def hparams_for(self, stage: Stage, arm: str | None = None) -> Hyperparams:
+        """Experiment defaults, then the stage's overrides, then the arm's (deep-merged)."""
+        merged = self.hparams.model_dump()
+        merged = _deep_merge(merged, self.stage_hparams.get(stage, {}))
+        if stage == "sft" and self.sft is not None:
+            merged = _deep_merge(merged, self.sft.hparams)
+        elif arm is not None:
+            merged = _deep_merge(merged, self.arms[arm].hparams)
+        return Hyperparams.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def expand_env(value: Any) -> Any:
+    """Expand `${VAR}` / `${VAR:-default}` in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            env = os.environ.get(m.group(1))
+            if env not in (None, ""):
+                return env
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigError(
+                f"environment variable {m.group(1)} is not set (used as ${{{m.group(1)}}})"
+            )
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _resolve_paths(model: BaseModel, root: Path) -> None:
+    """Make every relative Path field absolute against the YAML file's folder (in place)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(model, CorpusSource) and name == "generate" and isinstance(value, str):
+            if value.endswith((".yaml", ".yml")) and not Path(value).is_absolute():
+                object.__setattr__(model, name, str((root / value).resolve()))
+            continue
+        if isinstance(value, Path) and not value.is_absolute():
+            object.__setattr__(model, name, (root / value.expanduser()).resolve())
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, root)
+        elif isinstance(value, dict):
+            for v in value.values():
+                if isinstance(v, BaseModel):
+                    _resolve_paths(v, root)
+        elif isinstance(value, list):
+            for v in value:
+                if isinstance(v, BaseModel):
+                    _resolve_paths(v, root)
+
+
+def load_config(
+    path: str | os.PathLike[str], cls: type[M], overrides: dict[str, Any] | None = None
+) -> M:
+    """Read YAML, expand env vars, apply dotted `overrides`, validate, resolve relative paths."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as ex:
+        raise ConfigError(f"config file not found: {path}") from ex
+    except yaml.YAMLError as ex:
+        raise ConfigError(f"{path}: not valid YAML: {ex}") from ex
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = expand_env(raw)
+    for dotted, value in (overrides or {}).items():
+        set_dotted(raw, dotted, value)
+    try:
+        model = cls.model_validate(raw)
+    except Exception as ex:  # pydantic.ValidationError: keep its field-by-field message
+        raise ConfigError(f"{path}: {ex}") from ex
+    _resolve_paths(model, path.resolve().parent)
+    return model
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """`hparams.lora.r=8` style override (values parsed as YAML scalars by the caller)."""
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {k} is not a mapping")
+    node[keys[-1]] = value
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out

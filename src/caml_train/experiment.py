@@ -1,0 +1,506 @@
+"""The experiment grid: arms x (arm stage, then SFT at each size) -> checkpoints -> evals -> table.
+
+    arm "document": base --text(corpus)-->  ckpt --sft(N=2500)--> ckpt
+                                                 \\-sft(N=5000)--> ckpt
+    arm "instruct": base --instruct(Q/A)--> ckpt --sft ...
+    arm "control":  base --text(neutral)--> ckpt --sft ...
+    arm "base":     base (untouched)             --sft ...
+
+Every stage is content-addressed: its key hashes the stage config, the hash of its input files,
+and its parent's key, and its directory is `stages/<stage>-<key>`. A finished stage (merged run
+card present) is never retrained; a killed one resumes from its last Trainer checkpoint; a
+changed config retrains only the stages it affects. Evals are cached the same way, by stage key
+plus task/grader settings, under `evals/`; a successful log is never re-run. The results table
+is rebuilt from the logs at the end of every run.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import DataSource, EvalTask, ExperimentConfig, GraderSpec, TrainConfig
+from .data import file_sha256
+from .runcard import environment, now, read_run_card
+from .train import MERGED, train
+
+log = logging.getLogger(__name__)
+ARM_STAGE = "arm"  # column label of the arm's own stage (the untouched model for the base arm)
+
+
+class ExperimentError(RuntimeError):
+    """Some stages or evals failed; the message lists them. Finished work is kept."""
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class StagePlan:
+    """One node of the grid: a checkpoint to make (or the base model) and evaluate."""
+
+    arm: str
+    column: str  # "arm" or "sft-<n>"
+    key: str
+    model_spec: str  # what Inspect evaluates: the merged dir, or the base model spec
+    train_config: TrainConfig | None = None  # None: nothing to train (base model)
+    directory: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.arm}/{self.column}"
+
+    def done(self) -> bool:
+        return self.train_config is None or read_run_card(self.directory / MERGED) is not None
+
+
+@dataclass
+class EvalPlan:
+    stage: StagePlan
+    task: EvalTask
+    key: str
+    log_dir: Path
+
+
+@dataclass
+class Plan:
+    stages: list[StagePlan]
+    evals: list[EvalPlan]
+    columns: list[str]
+    config_hash: str
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def _data_identity(source: DataSource) -> dict[str, Any]:
+    if source.path is not None:
+        if not source.path.exists():
+            raise FileNotFoundError(f"data not found: {source.path}")
+        return {"sha256": file_sha256(source.path)}
+    return {
+        "hub": source.hub,
+        "revision": source.revision,
+        "config": source.config,
+        "split": source.split,
+    }
+
+
+def _base_identity(spec: str, revision: str | None) -> dict[str, Any]:
+    from caml_evals.models.embedded import EMBEDDED_MODEL_NAME, WHEEL
+
+    path = Path(spec).expanduser()
+    if path.is_dir():  # a local checkpoint: identify it by content, not by where it lies
+        config = path / "config.json"
+        weights = sorted(path.glob("*.safetensors"))
+        return {
+            "config": file_sha256(config) if config.is_file() else None,
+            "weights": [(w.name, w.stat().st_size) for w in weights],
+        }
+    if spec.lower() in {"smollm2", "default"}:
+        return {"embedded": EMBEDDED_MODEL_NAME, "wheel": WHEEL}
+    return {"hub": spec, "revision": revision}
+
+
+def inspect_model_name(spec: str) -> str:
+    """The Inspect model: `caml/<dir>` (or `caml/smollm2`); `hf/<id>` for Hub ids."""
+    if spec.lower() in {"smollm2", "default"}:
+        return "caml/smollm2"
+    path = Path(spec).expanduser()
+    if path.is_dir() or spec.startswith(("/", ".", "~")):
+        return f"caml/{path.resolve()}"
+    return f"hf/{spec}"
+
+
+def corpus_identity(config: ExperimentConfig, arm: str) -> dict[str, Any]:
+    """What an arm's corpus is, for the cache key: the file's hash, or the generation recipe
+    (spec content + options; generation caches every response, so the recipe fixes the corpus)."""
+    source = config.arms[arm].corpus
+    assert source is not None
+    if source.path is not None:
+        return _data_identity(DataSource(path=source.path))
+    try:
+        from caml_train.generate.spec import load_spec
+
+        spec: Any = load_spec(source.generate).model_dump(mode="json")
+    except ModuleNotFoundError:
+        spec = source.generate
+    args = {k: v for k, v in source.generate_args.items() if k not in {"api_key", "concurrency"}}
+    return {"generate": spec, "args": args}
+
+
+def corpus_path(config: ExperimentConfig, arm: str, generate: bool = True) -> Path:
+    """An arm's corpus file: given, or generated (once, cached) by `caml_train.generate`.
+
+    With generate=False a generated corpus that does not exist yet is a placeholder path.
+    """
+    source = config.arms[arm].corpus
+    assert source is not None
+    if source.path is not None:
+        return source.path
+    out_dir = config.output_dir / "corpora" / arm
+    if not generate:
+        return out_dir / "(not generated yet)"
+    return generate_corpus(
+        source.generate, out_dir, config.arms[arm].stage, dict(source.generate_args)
+    )
+
+
+def generate_corpus(
+    spec: str | None, out_dir: Path, stage: str | None, args: dict[str, Any]
+) -> Path:
+    """Run the generation pipeline for an arm (documents for `text`, Q/A pairs for `instruct`).
+
+    Generation caches every response, so re-running after a kill costs only the missing calls.
+    """
+    try:
+        from caml_train.generate import api as generate_api
+    except ModuleNotFoundError as ex:
+        raise ExperimentError(
+            "corpus.generate needs caml_train.generate (not available in this install): "
+            f"{ex}. Generate the corpus with `caml-train generate` and give `corpus.path`."
+        ) from ex
+    kind = "documents" if stage == "text" else "instructions"
+    return Path(generate_api.generate_corpus(spec=spec, out_dir=out_dir, kind=kind, **args))
+
+
+def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
+    """Every stage and eval of the grid, with cache keys, in dependency order."""
+    out = config.output_dir
+    base = {
+        "model": config.base_model,
+        "identity": _base_identity(config.base_model, config.base_model_revision),
+    }
+    stages: list[StagePlan] = []
+    sizes = config.sft.sizes if config.sft else []
+    for arm_name, arm in config.arms.items():
+        if arm.stage is None:
+            root = StagePlan(
+                arm_name, ARM_STAGE, key=_hash({"base": base}), model_spec=config.base_model
+            )
+        else:
+            corpus = corpus_path(config, arm_name, generate=resolve_corpora)
+            hp = config.hparams_for(arm.stage, arm_name)
+            key = _hash(
+                {
+                    "stage": arm.stage,
+                    "base": base,
+                    "data": corpus_identity(config, arm_name),
+                    "hparams": hp.model_dump(mode="json"),
+                    "seed": config.seed,
+                }
+            )
+            directory = out / "stages" / f"{arm.stage}-{key[:16]}"
+            tc = TrainConfig(
+                stage=arm.stage,
+                model=config.base_model,
+                model_revision=config.base_model_revision,
+                data=DataSource(path=corpus),
+                output_dir=directory,
+                seed=config.seed,
+                hparams=hp,
+            )
+            root = StagePlan(arm_name, ARM_STAGE, key, str(directory / MERGED), tc, directory)
+        stages.append(root)
+        for n in sizes:
+            assert config.sft is not None
+            hp = config.hparams_for("sft")
+            key = _hash(
+                {
+                    "stage": "sft",
+                    "parent": root.key,
+                    "data": _data_identity(config.sft.data),
+                    "n": n,
+                    "hparams": hp.model_dump(mode="json"),
+                    "seed": config.seed,
+                }
+            )
+            directory = out / "stages" / f"sft-{key[:16]}"
+            parent_model = root.model_spec
+            tc = TrainConfig(
+                stage="sft",
+                model=parent_model,
+                model_revision=config.base_model_revision if root.train_config is None else None,
+                data=config.sft.data,
+                n_samples=n,
+                output_dir=directory,
+                seed=config.seed,
+                hparams=hp,
+            )
+            stages.append(
+                StagePlan(arm_name, f"sft-{n}", key, str(directory / MERGED), tc, directory)
+            )
+    evals: list[EvalPlan] = []
+    if config.eval is not None:
+        ev = config.eval
+        for st in stages:
+            for t in ev.tasks:
+                key = _hash(
+                    {
+                        "stage": st.key,
+                        "task": t.model_dump(mode="json"),
+                        "task_args": _task_args(ev, t),
+                        "grader": ev.grader.model_dump(mode="json") if ev.grader else None,
+                        "max_tokens": ev.max_tokens,
+                        "seed": ev.seed,
+                        "model_args": ev.model_args,
+                    }
+                )
+                slug = t.task.replace("/", "_")
+                evals.append(EvalPlan(st, t, key, out / "evals" / f"{slug}-{key[:16]}"))
+    columns = [ARM_STAGE] + [f"sft-{n}" for n in sizes]
+    return Plan(stages, evals, columns, _hash(config.model_dump(mode="json")))
+
+
+def _task_args(ev: Any, task: EvalTask) -> dict[str, Any]:
+    args = dict(task.args)
+    if ev.data_dir is not None and "data_dir" not in args:
+        args["data_dir"] = str(ev.data_dir)
+    return args
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def run_stage(st: StagePlan, launcher: str | None) -> None:
+    """Train one stage in-process, or under a launcher (torchrun / accelerate) as a subprocess."""
+    assert st.train_config is not None and st.directory is not None
+    if launcher is None:
+        train(st.train_config, stage_key=st.key)
+        return
+    st.directory.mkdir(parents=True, exist_ok=True)
+    cfg_path = st.directory / "stage_config.yaml"
+    cfg_path.write_text(yaml.safe_dump(st.train_config.model_dump(mode="json"), sort_keys=False))
+    cmd = shlex.split(launcher) + [
+        "-m",
+        "caml_train.cli",
+        "train",
+        str(cfg_path),
+        "--stage-key",
+        st.key,
+    ]
+    log.info("launching %s", " ".join(cmd))
+    proc = subprocess.run(cmd, check=False)
+    if proc.returncode != 0 or not st.done():
+        raise ExperimentError(f"stage {st.label}: `{' '.join(cmd)}` exited {proc.returncode}")
+
+
+def successful_log(log_dir: Path) -> Path | None:
+    """The newest log in log_dir whose eval finished with status success."""
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    if not log_dir.is_dir():
+        return None
+    for info in list_eval_logs(str(log_dir), recursive=False):  # newest first
+        try:
+            header = read_eval_log(info, header_only=True)
+        except Exception as ex:  # noqa: BLE001 - a log cut off by a kill is not a result
+            log.warning("ignoring unreadable log %s: %s", info.name, ex)
+            continue
+        if header.status == "success":
+            return Path(info.name.removeprefix("file://"))
+    return None
+
+
+def run_eval(ep: EvalPlan, config: ExperimentConfig, grader: Any = None) -> Path:
+    """Evaluate one checkpoint on one task (skipped when a successful log exists)."""
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
+
+    done = successful_log(ep.log_dir)
+    if done is not None:
+        return done
+    ev = config.eval
+    assert ev is not None
+    roles = {}
+    if grader is not None:
+        roles["grader"] = grader
+    elif ev.grader is not None:
+        roles["grader"] = _grader_model(ev.grader)
+    ep.log_dir.mkdir(parents=True, exist_ok=True)
+    (ep.log_dir / "eval_plan.json").write_text(
+        json.dumps(
+            {
+                "arm": ep.stage.arm,
+                "column": ep.stage.column,
+                "stage_key": ep.stage.key,
+                "model": inspect_model_name(ep.stage.model_spec),
+                "task": ep.task.task,
+            },
+            indent=2,
+        )
+    )
+    # The model under test is not memoised: a grid has many checkpoints and each would stay in RAM.
+    name = inspect_model_name(ep.stage.model_spec)
+    model_args = dict(ev.model_args)
+    if name.startswith("hf/"):  # a Hub base model: pinned, greedy like caml/ (reproducible scores)
+        model_args.setdefault("do_sample", False)
+        if config.base_model_revision:
+            model_args.setdefault("revision", config.base_model_revision)
+    model = get_model(name, memoize=False, **model_args)
+    gen: dict[str, Any] = {"seed": ev.seed}
+    if ev.max_tokens is not None:
+        gen["max_tokens"] = ev.max_tokens
+    try:
+        logs = inspect_eval(
+            ep.task.task,
+            model=model,
+            model_roles=roles or None,
+            limit=ep.task.limit,
+            task_args=_task_args(ev, ep.task),
+            log_dir=str(ep.log_dir),
+            display="none",
+            **gen,
+        )
+    finally:
+        del model
+        gc.collect()
+    result = logs[0]
+    if result.status != "success":
+        error = result.error.message if result.error else result.status
+        raise ExperimentError(f"eval {ep.task.task} of {ep.stage.label} failed: {error}")
+    return Path(result.location)
+
+
+def _grader_model(spec: GraderSpec) -> Any:
+    from inspect_ai.model import GenerateConfig, get_model
+
+    return get_model(spec.model, config=GenerateConfig(max_tokens=spec.max_tokens), **spec.args)
+
+
+@dataclass
+class RunReport:
+    plan: Plan
+    trained: list[str] = field(default_factory=list)
+    cached_stages: list[str] = field(default_factory=list)
+    evaluated: list[str] = field(default_factory=list)
+    cached_evals: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    results_md: Path | None = None
+    results_json: Path | None = None
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    evaluate: bool = True,
+    grader: Any = None,
+    only_arms: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunReport:
+    """Run (or resume) the whole grid, then write results.md / results.json.
+
+    `grader`: an Inspect Model to use as grader instead of `eval.grader` (tests pass a scripted
+    one). Failures of one stage skip its descendants and its evals but not other arms; they are
+    listed in the report and raised as ExperimentError after the results are written.
+    """
+    say = progress or (lambda msg: log.info(msg))
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    p = plan(config)
+    report = RunReport(p)
+    _write_manifest(config, p)
+    failed_keys: set[str] = set()
+    parents: dict[str, str] = {}
+    for st in p.stages:
+        if st.column == ARM_STAGE:
+            parents[st.arm] = st.key
+    for st in p.stages:
+        if only_arms and st.arm not in only_arms:
+            continue
+        if st.column != ARM_STAGE and parents[st.arm] in failed_keys:
+            failed_keys.add(st.key)
+            report.failures.append(f"stage {st.label}: skipped, its arm stage failed")
+            continue
+        if st.done():
+            report.cached_stages.append(st.label)
+            say(f"stage {st.label}: cached ({st.directory or st.model_spec})")
+            continue
+        say(f"stage {st.label}: training -> {st.directory}")
+        try:
+            run_stage(st, config.launcher)
+            report.trained.append(st.label)
+        except Exception as ex:
+            failed_keys.add(st.key)
+            report.failures.append(f"stage {st.label}: {type(ex).__name__}: {ex}")
+            log.exception("stage %s failed", st.label)
+    if evaluate:
+        for ep in p.evals:
+            if (only_arms and ep.stage.arm not in only_arms) or ep.stage.key in failed_keys:
+                continue
+            label = f"{ep.task.task} on {ep.stage.label}"
+            if successful_log(ep.log_dir) is not None:
+                report.cached_evals.append(label)
+                continue
+            say(f"eval {label}")
+            try:
+                run_eval(ep, config, grader)
+                report.evaluated.append(label)
+            except Exception as ex:
+                report.failures.append(f"eval {label}: {type(ex).__name__}: {ex}")
+                log.exception("eval %s failed", label)
+    if config.eval is not None:
+        from .results import build_results, write_results
+
+        results = build_results(config, p, failures=report.failures)
+        report.results_md, report.results_json = write_results(results, config.output_dir)
+    _write_manifest(config, p, report)
+    if report.failures:
+        raise ExperimentError(
+            f"{len(report.failures)} failure(s) (finished work is kept; re-run to resume):\n  "
+            + "\n  ".join(report.failures)
+        )
+    return report
+
+
+def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None = None) -> None:
+    """experiment.json: where every stage and eval of this config lives, and what state it is in."""
+    data = {
+        "name": config.name,
+        "config_hash": p.config_hash,
+        "config": config.model_dump(mode="json"),
+        "updated_at": now(),
+        "stages": [
+            {
+                "arm": s.arm,
+                "column": s.column,
+                "key": s.key,
+                "dir": str(s.directory) if s.directory else None,
+                "model": inspect_model_name(s.model_spec) if s.done() else None,
+                "done": s.done(),
+            }
+            for s in p.stages
+        ],
+        "evals": [
+            {
+                "arm": e.stage.arm,
+                "column": e.stage.column,
+                "task": e.task.task,
+                "key": e.key,
+                "log_dir": str(e.log_dir),
+                "log": str(successful_log(e.log_dir) or "") or None,
+            }
+            for e in p.evals
+        ],
+        "environment": environment(),
+    }
+    if report is not None:
+        data["last_run"] = {
+            "trained": report.trained,
+            "cached_stages": report.cached_stages,
+            "evaluated": report.evaluated,
+            "cached_evals": report.cached_evals,
+            "failures": report.failures,
+        }
+    path = config.output_dir / "experiment.json"
+    path.write_text(json.dumps(data, indent=2))

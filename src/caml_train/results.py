@@ -1,0 +1,307 @@
+"""The experiment's results table, rebuilt from the eval logs: score per arm and stage with a
+cluster-bootstrap CI, and each arm against the reference arms with a paired permutation
+(sign-flip) p-value, Holm-adjusted within each task.
+
+Pairs are matched by (sample id, epoch): every checkpoint answers the same questions, so the
+paired test removes question difficulty from the comparison. A sample one side lacks (or whose
+grade is missing) is not a zero: it is excluded and counted. All statistics come from
+`caml_evals.stats`, so these numbers equal `caml-evals compare` on the same logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from .config import ExperimentConfig
+from .experiment import ARM_STAGE, Plan, inspect_model_name, successful_log
+from .runcard import now
+
+
+class Cell(BaseModel):
+    task: str
+    key: str
+    arm: str
+    column: str
+    model: str
+    log: str | None
+    summary: dict[str, Any] | None  # caml_evals.stats.Summary, as JSON
+    note: str | None = None  # why there is no summary (no log yet, key absent)
+
+
+class ArmComparison(BaseModel):
+    task: str
+    key: str
+    column: str
+    arm: str
+    reference: str
+    comparison: dict[str, Any]  # caml_evals.stats.Comparison: diff = arm - reference
+    p_adjusted: float | None
+    adjust: str = "holm"
+
+
+class Results(BaseModel):
+    name: str
+    config_hash: str
+    created_at: str
+    arms: list[str]
+    columns: list[str]
+    ci: float
+    n_resamples: int
+    cells: list[Cell]
+    comparisons: list[ArmComparison]
+    missing: list[dict[str, Any]]  # per task/arm/column: missing values and their reasons
+    failures: list[str] = []
+
+
+def column_title(column: str) -> str:
+    return "after arm stage" if column == ARM_STAGE else "+SFT " + column.removeprefix("sft-")
+
+
+def nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
+def _adjust(pvalues: list[float]) -> list[float]:
+    """Holm adjustment through caml_evals.stats; NaN p-values (nothing to compare) stay NaN."""
+    from caml_evals.stats import adjust_pvalues
+
+    arr = np.asarray(pvalues, dtype=float)
+    out = np.full(arr.shape, np.nan)
+    ok = ~np.isnan(arr)
+    if ok.any():
+        out[ok] = adjust_pvalues(arr[ok], "holm")
+    return out.tolist()
+
+
+def build_results(
+    config: ExperimentConfig, plan: Plan, failures: list[str] | None = None
+) -> Results:
+    from caml_evals.stats import compare, score_frame, summarize
+
+    rs = config.results
+    cells: list[Cell] = []
+    frames: dict[tuple[str, str, str], pd.DataFrame] = {}  # (task, arm, column) -> rows of the key
+    missing: list[dict[str, Any]] = []
+    for ep in plan.evals:
+        st, t = ep.stage, ep.task
+        log_path = successful_log(ep.log_dir)
+        base = {
+            "task": t.task,
+            "key": t.score_key,
+            "arm": st.arm,
+            "column": st.column,
+            "model": inspect_model_name(st.model_spec),
+            "log": str(log_path) if log_path else None,
+        }
+        if log_path is None:
+            cells.append(Cell(**base, summary=None, note="no successful eval log"))
+            continue
+        frame = score_frame([log_path], scorer=t.scorer)
+        sub = (
+            frame[frame["key"] == t.score_key]
+            .sort_values(["sample_id", "epoch"])
+            .reset_index(drop=True)
+        )
+        if sub.empty:
+            keys = sorted(frame["key"].unique())
+            cells.append(
+                Cell(
+                    **base, summary=None, note=f"score key {t.score_key!r} not in log (has {keys})"
+                )
+            )
+            continue
+        frames[(t.task, st.arm, st.column)] = sub
+        s = summarize(
+            sub["value"].to_numpy(),
+            sub["question_id"].to_numpy(),
+            ci=rs.ci,
+            n_resamples=rs.n_resamples,
+            seed=rs.seed,
+        )
+        cells.append(Cell(**base, summary=nan_to_none(s.model_dump())))
+        gone = sub[sub["value"].isna()]
+        if len(gone):
+            missing.append(
+                {
+                    "task": t.task,
+                    "arm": st.arm,
+                    "column": st.column,
+                    "n_missing": len(gone),
+                    "reasons": {
+                        str(k): int(v)
+                        for k, v in gone["missing"].fillna("unknown").value_counts().items()
+                    },
+                }
+            )
+
+    comparisons: list[ArmComparison] = []
+    tasks = list(dict.fromkeys(t.task for t in (config.eval.tasks if config.eval else [])))
+    arms = list(config.arms)
+    for task in tasks:
+        family: list[ArmComparison] = []
+        for column in plan.columns:
+            for ref in rs.reference_arms:
+                if (task, ref, column) not in frames:
+                    continue
+                for arm in arms:
+                    if arm == ref or (task, arm, column) not in frames:
+                        continue
+                    if arm in rs.reference_arms and rs.reference_arms.index(
+                        arm
+                    ) < rs.reference_arms.index(ref):
+                        continue  # compared already the other way round
+                    a, b = frames[(task, ref, column)], frames[(task, arm, column)]
+                    merged = a.merge(
+                        b, on=["sample_id", "epoch"], how="outer", suffixes=("_a", "_b")
+                    )
+                    clusters = merged["question_id_a"].fillna(merged["question_id_b"]).to_numpy()
+                    c = compare(
+                        merged["value_a"].to_numpy(dtype=float),
+                        merged["value_b"].to_numpy(dtype=float),
+                        paired=True,
+                        clusters=clusters,
+                        ci=rs.ci,
+                        n_resamples=rs.n_resamples,
+                        seed=rs.seed,
+                    )
+                    family.append(
+                        ArmComparison(
+                            task=task,
+                            key=a["key"].iloc[0],
+                            column=column,
+                            arm=arm,
+                            reference=ref,
+                            comparison=c.model_dump(),
+                            p_adjusted=None,
+                        )
+                    )
+        adjusted = _adjust([f.comparison["p_value"] for f in family])
+        for f, p in zip(family, adjusted):
+            f.p_adjusted = None if math.isnan(p) else p
+            f.comparison = nan_to_none(f.comparison)
+        comparisons.extend(family)
+
+    return Results(
+        name=config.name,
+        config_hash=plan.config_hash,
+        created_at=now(),
+        arms=arms,
+        columns=plan.columns,
+        ci=rs.ci,
+        n_resamples=rs.n_resamples,
+        cells=cells,
+        comparisons=comparisons,
+        missing=missing,
+        failures=list(failures or []),
+    )
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return f"{p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def render_markdown(results: Results) -> str:
+    pct = round(results.ci * 100)
+    lines = [
+        f"# Results: {results.name}",
+        "",
+        (
+            f"Config hash `{results.config_hash[:12]}` · built {results.created_at} · "
+            f"{pct}% cluster-bootstrap CIs ({results.n_resamples} resamples, clustered by question)."
+        ),
+        "Cells: mean [CI] (questions; missing grades are excluded and counted, never scored 0).",
+        "",
+    ]
+    by_task: dict[tuple[str, str], list[Cell]] = {}
+    for c in results.cells:
+        by_task.setdefault((c.task, c.key), []).append(c)
+    for (task, key), cells in by_task.items():
+        lines += [f"## {task} — `{key}`", ""]
+        lines.append("| arm | " + " | ".join(column_title(c) for c in results.columns) + " |")
+        lines.append("|---|" + "---|" * len(results.columns))
+        index = {(c.arm, c.column): c for c in cells}
+        for arm in results.arms:
+            row = []
+            for col in results.columns:
+                c = index.get((arm, col))
+                if c is None:
+                    row.append("")
+                elif c.summary is None:
+                    row.append(f"n/a ({c.note})")
+                else:
+                    s = c.summary
+                    miss = f", {s['n_missing']} missing" if s["n_missing"] else ""
+                    row.append(
+                        f"{_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] "
+                        f"(n={s['n_clusters']}{miss})"
+                    )
+            lines.append(f"| {arm} | " + " | ".join(row) + " |")
+        comps = [c for c in results.comparisons if c.task == task]
+        if comps:
+            lines += [
+                "",
+                (
+                    f"Arm vs reference: diff = arm − reference, paired by sample; {pct}% CI; "
+                    "p from a sign-flip permutation test over questions, Holm-adjusted in the task."
+                ),
+                "",
+                "| stage | arm | reference | diff | CI | p | p (Holm) | effect size d | pairs |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for c in comps:
+                m = c.comparison
+                lines.append(
+                    f"| {column_title(c.column)} | {c.arm} | {c.reference} | {_fmt(m['diff'])} | "
+                    f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | {_fmt_p(m['p_value'])} | "
+                    f"{_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']} |"
+                )
+        lines.append("")
+    if results.missing:
+        lines += [
+            "## Missing grades",
+            "",
+            "| task | arm | stage | missing | reasons |",
+            "|---|---|---|---|---|",
+        ]
+        for m in results.missing:
+            reasons = "; ".join(f"{k} ×{v}" for k, v in m["reasons"].items())
+            lines.append(
+                f"| {m['task']} | {m['arm']} | {column_title(m['column'])} | "
+                f"{m['n_missing']} | {reasons} |"
+            )
+        lines.append("")
+    if results.failures:
+        lines += (
+            ["## Failures (re-run to resume)", ""] + [f"- {f}" for f in results.failures] + [""]
+        )
+    return "\n".join(lines)
+
+
+def write_results(results: Results, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / "results.md", out_dir / "results.json"
+    md.write_text(render_markdown(results), encoding="utf-8")
+    js.write_text(
+        json.dumps(nan_to_none(results.model_dump(mode="json")), indent=2, allow_nan=False),
+        encoding="utf-8",
+    )
+    return md, js

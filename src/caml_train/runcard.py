@@ -1,0 +1,109 @@
+"""The run card: what produced a checkpoint (config, data hash, seed, package versions, hardware).
+
+Written as the last file of a merged checkpoint, so its presence also means "this stage
+finished": a killed run never leaves a card next to half-written weights.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+RUN_CARD = "run_card.json"
+_PACKAGES = (
+    "caml-evals",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "inspect-ai",
+    "tokenizers",
+    "safetensors",
+    "numpy",
+    "pydantic",
+)
+
+
+class RunCard(BaseModel):
+    kind: str = "caml_train.stage"
+    stage: str
+    stage_key: str | None = None  # the experiment's cache key, when run from a grid
+    config: dict[str, Any]
+    base_model: str
+    data_source: str
+    data_sha256: str  # of exactly the rows trained on, after subsetting
+    n_rows: int
+    n_examples: int
+    n_train_rows: int  # packed rows (or examples, unpacked)
+    n_tokens: int
+    n_target_tokens: int
+    skipped_rows: list[str] = []
+    seed: int
+    global_step: int
+    train_loss: float | None = None
+    loss_history: list[dict[str, float]] = []
+    resumed_from: str | None = None
+    packages: dict[str, str]
+    python: str
+    platform: str
+    devices: dict[str, Any]
+    started_at: str
+    finished_at: str
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "cuda": torch.cuda.is_available(),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "devices": device_info(),
+    }
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_run_card(card: RunCard, directory: Path) -> Path:
+    path = directory / RUN_CARD
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(card.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_run_card(directory: Path) -> RunCard | None:
+    path = directory / RUN_CARD
+    if not path.is_file():
+        return None
+    return RunCard.model_validate(json.loads(path.read_text(encoding="utf-8")))

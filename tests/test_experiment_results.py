@@ -1,0 +1,113 @@
+"""The results table from real Inspect logs (AHB judged by a scripted grader; no training): cell
+means with CIs, paired comparisons between arms, missing grades counted and shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from caml_train.config import ExperimentConfig, load_config
+from caml_train.experiment import plan
+from caml_train.results import build_results, render_markdown, write_results
+
+TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
+
+
+def _config(tmp_path: Path, ahb_dir: Path) -> ExperimentConfig:
+    raw = {
+        "name": "results-test",
+        "output_dir": "out",
+        "arms": {
+            "document": {"stage": "text", "corpus": {"path": str(TINY / "documents.jsonl")}},
+            "flaky": {"stage": "text", "corpus": {"path": str(TINY / "control_documents.jsonl")}},
+            "base": {"stage": None},
+        },
+        "eval": {
+            "tasks": [
+                {"task": "caml_evals/ahb", "limit": 3, "args": {"judge_mode": "per_dimension"}}
+            ],
+            "data_dir": str(ahb_dir.parent),
+            "grader": None,
+        },
+        "results": {"reference_arms": ["base"], "n_resamples": 500},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path, ExperimentConfig)
+
+
+def _judge(prompt: str) -> str:
+    answer = prompt.split("[Answer]:", 1)[1].split("***", 1)[0]
+    if "perhaps" in answer:
+        return "I would rather not say."  # unparseable: a missing grade, not a 0
+    return "Reasoning.\nGRADE: YES" if "welfare" in answer else "Reasoning.\nGRADE: NO"
+
+
+REPLIES = {
+    "document": "I would consider the animals' welfare first.",
+    "flaky": "perhaps",
+    "base": "Just do whatever is cheapest.",
+}
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory, ahb_dir: Path):
+    from inspect_ai import eval
+    from inspect_ai.model import get_model
+
+    tmp = tmp_path_factory.mktemp("results")
+    config = _config(tmp, ahb_dir)
+    p = plan(config)
+    grader = get_model("scripted/judge", responder=_judge, memoize=False)
+    for ep in p.evals:
+        model = get_model(f"scripted/{ep.stage.arm}", reply=REPLIES[ep.stage.arm], memoize=False)
+        (log,) = eval(
+            ep.task.task,
+            model=model,
+            model_roles={"grader": grader},
+            limit=ep.task.limit,
+            task_args={**ep.task.args, "data_dir": str(config.eval.data_dir)},
+            log_dir=str(ep.log_dir),
+            display="none",
+        )
+        assert log.status == "success", log.error
+    return config, p
+
+
+def test_cells_and_comparisons_from_real_logs(evaluated) -> None:
+    config, p = evaluated
+    results = build_results(config, p)
+    cells = {c.arm: c for c in results.cells}
+    assert cells["document"].summary["mean"] == 1.0 and cells["base"].summary["mean"] == 0.0
+    assert (
+        cells["document"].summary["n_clusters"] == 3 and cells["document"].summary["n_missing"] == 0
+    )
+    flaky = cells["flaky"].summary
+    assert (
+        flaky["n"] == 0 and flaky["n_missing"] == 3 and flaky["mean"] is None
+    )  # never averaged in as 0
+    comps = {(c.arm, c.reference): c for c in results.comparisons}
+    doc = comps[("document", "base")].comparison
+    assert doc["diff"] == 1.0 and doc["n"] == 3 and doc["paired"]
+    assert 0 < doc["p_value"] <= 1 and comps[("document", "base")].p_adjusted >= doc["p_value"]
+    assert comps[("flaky", "base")].comparison["n"] == 0  # nothing to pair: counted, no number
+    (missing,) = results.missing
+    assert missing["arm"] == "flaky" and missing["n_missing"] == 3
+    assert any("unparseable" in r for r in missing["reasons"])
+
+
+def test_markdown_and_json_files(evaluated) -> None:
+    config, p = evaluated
+    md_path, json_path = write_results(build_results(config, p), config.output_dir)
+    md = md_path.read_text()
+    assert "| arm | after arm stage |" in md
+    assert "| document | 1.000 [1.000, 1.000] (n=3) |" in md
+    assert "| flaky | – [–, –] (n=0, 3 missing) |" in md
+    assert "## Missing grades" in md and "Holm" in md
+    data = json.loads(json_path.read_text())
+    assert {c["arm"] for c in data["cells"]} == {"document", "flaky", "base"}
+    assert data["config_hash"] == p.config_hash
+    assert render_markdown(build_results(config, p)).splitlines()[4:] == md.splitlines()[4:]
