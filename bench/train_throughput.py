@@ -68,6 +68,7 @@ def main() -> None:
         PaddedCollator,
         build_examples,
         load_rows,
+        needs_flat_batches,
         pack,
     )
     from caml_train.train import load_model_and_tokenizer
@@ -104,7 +105,8 @@ def main() -> None:
     padded_rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
     variants = {
         "padded": (padded_rows, PaddedCollator(pad)),
-        "packed": (packed_rows, PackedCollator()),
+        # flash attention sees packed segments only in one flattened row (as caml_train.train does)
+        "packed": (packed_rows, PackedCollator(flatten=needs_flat_batches(args.attn))),
     }
     print(
         f"model {source} ({n_params / 1e6:.0f}M params, {'full' if args.full else 'LoRA r=16'}), "

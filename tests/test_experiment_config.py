@@ -185,3 +185,159 @@ def test_launcher_runs_each_stage_through_the_cli(
         seen[0][:4] == ["torchrun", "--nproc_per_node", "2", "-m"]
         and seen[0][4] == "caml_train.cli"
     )
+
+
+def _minimal(tmp_path: Path, **over) -> Path:
+    raw = {
+        "name": "x",
+        "output_dir": "out",
+        "arms": {
+            "document": {
+                "stage": "text",
+                "corpus": {"path": str(TINY_YAML.parent / "tiny" / "documents.jsonl")},
+            },
+            "base": {"stage": None},
+        },
+        "eval": {"tasks": [{"task": "caml_evals/ahb"}]},
+    }
+    raw.update(over)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_score_keys_of_one_task_share_its_eval_and_epochs_key_it(tmp_path: Path) -> None:
+    tasks = [
+        {"task": "caml_evals/ahb", "limit": 2},
+        {"task": "caml_evals/ahb", "limit": 2, "score_key": "Moral Consideration"},
+        {"task": "caml_evals/ahb", "limit": 3, "label": "ahb (3 questions)"},
+    ]
+    config = load_config(_minimal(tmp_path, eval={"tasks": tasks}), ExperimentConfig)
+    evals = [e for e in plan(config).evals if e.stage.label == "base/arm"]
+    assert evals[0].log_dir == evals[1].log_dir  # reading another key does not re-run the eval
+    assert evals[2].log_dir != evals[0].log_dir
+    assert [e.task.heading() for e in evals] == [
+        "caml_evals/ahb",
+        "caml_evals/ahb · Moral Consideration",
+        "ahb (3 questions)",
+    ]
+    three = load_config(_minimal(tmp_path, eval={"tasks": tasks, "epochs": 3}), ExperimentConfig)
+    assert plan(three).evals[0].key != plan(config).evals[0].key
+    with pytest.raises(ConfigError, match="distinct `label`"):
+        load_config(
+            _minimal(tmp_path, eval={"tasks": [tasks[0], {**tasks[0], "limit": 5}]}),
+            ExperimentConfig,
+        )
+
+
+def test_local_base_checkpoint_is_keyed_by_its_bytes(tmp_path: Path) -> None:
+    """A base checkpoint retrained in place (same names, same sizes) must not hit the cache."""
+    ckpt = tmp_path / "base-ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text('{"model_type": "llama"}')
+    (ckpt / "model.safetensors").write_bytes(b"\x00" * 64)
+    path = _minimal(tmp_path, base_model=str(ckpt))
+    before = plan(load_config(path, ExperimentConfig)).stages[0].key
+    (ckpt / "model.safetensors").write_bytes(b"\x01" * 64)
+    assert plan(load_config(path, ExperimentConfig)).stages[0].key != before
+    (ckpt / "run_card.json").write_text('{"finished_at": "now"}')  # provenance only: same key
+    after = plan(load_config(path, ExperimentConfig)).stages[0].key
+    (ckpt / "run_card.json").write_text('{"finished_at": "later"}')
+    assert plan(load_config(path, ExperimentConfig)).stages[0].key == after
+
+
+def test_a_failed_generation_is_that_arms_failure_not_the_grids(tmp_path: Path) -> None:
+    """Generation that cannot finish (every request a 500) fails its arm, is recorded in
+    experiment.json and results.md, and the rest of the grid still runs (here: its evals)."""
+    from caml_train.experiment import ExperimentError, run_experiment
+    from caml_train.generate.testing import Reply, ScriptedOpenAIServer
+
+    with ScriptedOpenAIServer(lambda body, n: Reply(status=500)) as server:
+        arms = {
+            "document": {
+                "stage": "text",
+                "corpus": {
+                    "generate": "animal_welfare",
+                    "generate_args": {
+                        "model": "openai/scripted",
+                        "api_base": server.api_base,
+                        "api_key": "x",
+                        "n": 2,
+                        "max_attempts": 1,
+                        "cache_dir": str(tmp_path / "cache"),
+                    },
+                },
+            },
+            "base": {"stage": None},
+        }
+        config = load_config(_minimal(tmp_path, arms=arms, eval=None), ExperimentConfig)
+        with pytest.raises(ExperimentError, match="document/arm: GenerationIncomplete"):
+            run_experiment(config)
+        assert server.hit_count() == 2
+        manifest = json.loads((config.output_dir / "experiment.json").read_text())
+        assert manifest["last_run"]["cached_stages"] == ["base/arm"]
+        assert any("document/arm" in f for f in manifest["last_run"]["failures"])
+        # --only another arm does not touch the failing generation at all
+        run_experiment(config, only_arms=["base"])
+        assert server.hit_count() == 2
+
+
+def test_instruct_arm_pairs_are_derived_from_the_document_arms_corpus(tmp_path: Path) -> None:
+    from caml_train.experiment import _attach_corpus
+    from caml_train.generate.testing import ScriptedOpenAIServer, filler_text, user_text
+
+    def responder(body: dict, n: int) -> str:
+        text = user_text(body)
+        if "Reply with JSON only" in text:
+            pairs = [
+                {"question": f"What matters in step {i}?", "answer": filler_text(text + str(i), 40)}
+                for i in range(2)
+            ]
+            return json.dumps({"pairs": pairs})
+        return filler_text(text, 700)
+
+    with ScriptedOpenAIServer(responder) as server:
+        gen = {
+            "model": "openai/scripted",
+            "api_base": server.api_base,
+            "api_key": "x",
+            "n": 3,
+            "cache_dir": str(tmp_path / "cache"),
+        }
+        arms = {
+            "document": {
+                "stage": "text",
+                "corpus": {"generate": "animal_welfare", "generate_args": gen},
+            },
+            "instruct": {
+                "stage": "instruct",
+                "corpus": {
+                    "generate": "animal_welfare",
+                    "generate_args": {k: v for k, v in gen.items() if k != "n"},
+                    "documents_from": "document",
+                },
+            },
+        }
+        config = load_config(_minimal(tmp_path, arms=arms, eval=None), ExperimentConfig)
+        p = plan(config, resolve_corpora=False)
+        instruct = next(s for s in p.stages if s.label == "instruct/arm")
+        _attach_corpus(instruct, config, lambda msg: None)
+        qa = [json.loads(x) for x in instruct.train_config.data.path.read_text().splitlines()]
+        docs_path = config.output_dir / "corpora" / "document"
+        doc_ids = {
+            json.loads(x)["id"]
+            for f in docs_path.glob("*.jsonl")
+            if not f.name.endswith(".rejected.jsonl")
+            for x in f.read_text().splitlines()
+        }
+        assert len(doc_ids) == 3 and qa and {r["source_id"] for r in qa} == doc_ids
+        # the instruct arm's key follows the document arm's recipe
+        more = json.loads(json.dumps(arms))
+        more["document"]["corpus"]["generate_args"]["n"] = 4
+        other = load_config(_minimal(tmp_path, arms=more, eval=None), ExperimentConfig)
+        keys = lambda pl: {s.label: s.key for s in pl.stages}
+        assert keys(plan(other, resolve_corpora=False))["instruct/arm"] != keys(p)["instruct/arm"]
+    with pytest.raises(ConfigError, match="must name a `stage: text` arm"):
+        bad = json.loads(json.dumps(arms))
+        bad["instruct"]["corpus"]["documents_from"] = "nope"
+        load_config(_minimal(tmp_path, arms=bad, eval=None), ExperimentConfig)

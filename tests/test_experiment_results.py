@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from caml_train.config import ExperimentConfig, load_config
-from caml_train.experiment import plan
+from caml_train.experiment import plan, successful_log
 from caml_train.results import build_results, render_markdown, write_results
 
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
@@ -27,7 +27,13 @@ def _config(tmp_path: Path, ahb_dir: Path) -> ExperimentConfig:
         },
         "eval": {
             "tasks": [
-                {"task": "caml_evals/ahb", "limit": 3, "args": {"judge_mode": "per_dimension"}}
+                {"task": "caml_evals/ahb", "limit": 3, "args": {"judge_mode": "per_dimension"}},
+                {  # a second table from the SAME log: one dimension
+                    "task": "caml_evals/ahb",
+                    "limit": 3,
+                    "args": {"judge_mode": "per_dimension"},
+                    "score_key": "Sentience Acknowledgement",
+                },
             ],
             "data_dir": str(ahb_dir.parent),
             "grader": None,
@@ -62,7 +68,10 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory, ahb_dir: Path):
     config = _config(tmp, ahb_dir)
     p = plan(config)
     grader = get_model("scripted/judge", responder=_judge, memoize=False)
+    assert len({ep.log_dir for ep in p.evals}) == len(p.evals) // 2  # score keys share a log
     for ep in p.evals:
+        if successful_log(ep.log_dir) is not None:
+            continue
         model = get_model(f"scripted/{ep.stage.arm}", reply=REPLIES[ep.stage.arm], memoize=False)
         (log,) = eval(
             ep.task.task,
@@ -80,7 +89,13 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory, ahb_dir: Path):
 def test_cells_and_comparisons_from_real_logs(evaluated) -> None:
     config, p = evaluated
     results = build_results(config, p)
-    cells = {c.arm: c for c in results.cells}
+    assert {c.heading for c in results.cells} == {
+        "caml_evals/ahb",
+        "caml_evals/ahb · Sentience Acknowledgement",
+    }
+    dim = {c.arm: c for c in results.cells if c.key == "Sentience Acknowledgement"}
+    assert dim["document"].summary["mean"] == 1.0 and dim["base"].summary["mean"] == 0.0
+    cells = {c.arm: c for c in results.cells if c.key == "overall"}
     assert cells["document"].summary["mean"] == 1.0 and cells["base"].summary["mean"] == 0.0
     assert (
         cells["document"].summary["n_clusters"] == 3 and cells["document"].summary["n_missing"] == 0
@@ -89,12 +104,14 @@ def test_cells_and_comparisons_from_real_logs(evaluated) -> None:
     assert (
         flaky["n"] == 0 and flaky["n_missing"] == 3 and flaky["mean"] is None
     )  # never averaged in as 0
-    comps = {(c.arm, c.reference): c for c in results.comparisons}
+    # one Holm family per table, each with its own comparisons
+    assert len(results.comparisons) == 4
+    comps = {(c.arm, c.reference): c for c in results.comparisons if c.key == "overall"}
     doc = comps[("document", "base")].comparison
     assert doc["diff"] == 1.0 and doc["n"] == 3 and doc["paired"]
     assert 0 < doc["p_value"] <= 1 and comps[("document", "base")].p_adjusted >= doc["p_value"]
     assert comps[("flaky", "base")].comparison["n"] == 0  # nothing to pair: counted, no number
-    (missing,) = results.missing
+    missing = next(m for m in results.missing if m["heading"] == "caml_evals/ahb")
     assert missing["arm"] == "flaky" and missing["n_missing"] == 3
     assert any("unparseable" in r for r in missing["reasons"])
 
@@ -103,11 +120,14 @@ def test_markdown_and_json_files(evaluated) -> None:
     config, p = evaluated
     md_path, json_path = write_results(build_results(config, p), config.output_dir)
     md = md_path.read_text()
+    assert "## caml_evals/ahb — `overall`" in md
+    assert "## caml_evals/ahb · Sentience Acknowledgement — `Sentience Acknowledgement`" in md
     assert "| arm | after arm stage |" in md
     assert "| document | 1.000 [1.000, 1.000] (n=3) |" in md
     assert "| flaky | – [–, –] (n=0, 3 missing) |" in md
     assert "## Missing grades" in md and "Holm" in md
     data = json.loads(json_path.read_text())
     assert {c["arm"] for c in data["cells"]} == {"document", "flaky", "base"}
+    assert len(data["cells"]) == 6
     assert data["config_hash"] == p.config_hash
     assert render_markdown(build_results(config, p)).splitlines()[4:] == md.splitlines()[4:]

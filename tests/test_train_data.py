@@ -279,3 +279,54 @@ def test_packed_rows_have_no_cross_document_attention(tokenizer, embedded_checkp
             start += len(ex)
         # the Trainer's loss on the packed row is the per-document losses combined
         assert torch.allclose(out.loss, total / n_targets, atol=1e-3)
+
+
+def test_flash_attention_gets_flattened_packed_batches() -> None:
+    """transformers sees packed segments under flash attention only in a batch of ONE row."""
+    from caml_train.data import BuiltDataset, Problems, needs_flat_batches, training_rows
+
+    assert needs_flat_batches("flash_attention_2") and needs_flat_batches("flash_attention_3")
+    assert not needs_flat_batches("sdpa") and not needs_flat_batches(None)
+    built = BuiltDataset(
+        [Example([1, 2, 3], [-100, 2, 3]), Example([4, 5], [-100, 5])], 2, Problems()
+    )
+    rows, collator = training_rows(built, 4, True, 0, "flash_attention_2")
+    batch = collator(rows)
+    assert batch["input_ids"].shape == (1, 8) and "attention_mask" not in batch
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 0, 1, 0, 1]]
+    assert batch["labels"].tolist() == [[-100, 2, 3, -100, -100, 5, -100, -100]]
+    assert not training_rows(built, 4, True, 0, "sdpa")[1].flatten
+
+
+@pytest.mark.slow
+def test_flattened_packed_batch_equals_the_stacked_batch(
+    tokenizer, embedded_checkpoint: Path
+) -> None:
+    """Under sdpa both layouts give the same per-token logits and loss, so flattening (what
+    flash attention needs) changes nothing but the kernel's view: no token predicts across the
+    seam between two rows, and no document sees another."""
+    import torch
+
+    from caml_train.config import Hyperparams, TrainConfig
+    from caml_train.data import as_rows
+    from caml_train.train import load_model_and_tokenizer
+
+    config = TrainConfig(
+        stage="text",
+        model=str(embedded_checkpoint),
+        data=DataSource(path=TINY / "documents.jsonl"),
+        output_dir=Path("unused"),
+        hparams=Hyperparams(lora=None),
+    )
+    model, _, _ = load_model_and_tokenizer(config)
+    model.eval()
+    texts = [r["text"] for r in load_rows(DataSource(path=TINY / "documents.jsonl"))[:6]]
+    examples = [tokenize_document(t, tokenizer, 60)[0] for t in texts]
+    rows = as_rows(pack(examples, 128, tokenizer.pad_token_id))
+    assert len(rows) >= 2
+    stacked, flat = PackedCollator()(rows), PackedCollator(flatten=True)(rows)
+    with torch.no_grad():
+        a, b = model(**stacked), model(**flat)
+    vocab = a.logits.shape[-1]
+    assert torch.allclose(a.logits.reshape(-1, vocab), b.logits[0], atol=2e-3)
+    assert torch.allclose(a.loss, b.loss, atol=1e-4)

@@ -127,6 +127,65 @@ def test_merged_checkpoint_is_scored_by_inspect_as_caml_path(overfit, tmp_path: 
     assert log.samples[0].scores  # scored (correct or not)
 
 
+def test_merged_checkpoint_is_scored_by_the_inspect_cli_as_hf_path(overfit, tmp_path: Path) -> None:
+    """What the issue promises a lab: `inspect eval ... --model hf/<merged>` scores it directly."""
+    import os
+    import subprocess
+    import sys
+
+    merged = overfit[2].merged_dir
+    task_file = tmp_path / "farm_task.py"
+    task_file.write_text(
+        "from inspect_ai import Task, task\n"
+        "from inspect_ai.dataset import Sample\n"
+        "from inspect_ai.scorer import includes\n"
+        "from inspect_ai.solver import generate\n\n"
+        "@task\n"
+        "def farm():\n"
+        "    return Task(dataset=[Sample(input='Name one farm animal.', target='pig')],\n"
+        "                solver=generate(), scorer=includes())\n"
+    )
+    inspect = Path(sys.executable).with_name("inspect")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run(
+        [
+            str(inspect),
+            "eval",
+            task_file.name,
+            "--model",
+            f"hf/{merged}",
+            "--max-tokens",
+            "6",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--display",
+            "plain",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    (info,) = list_eval_logs(str(tmp_path / "logs"))
+    log = read_eval_log(info)
+    assert log.status == "success" and log.eval.model == f"hf/{merged}"
+    assert log.samples[0].output.completion.strip()
+
+
+def test_a_stage_dir_of_another_config_is_refused_not_served(overfit) -> None:
+    from caml_train.train import StaleStageError
+
+    config = overfit[0]
+    changed = config.model_copy(update={"hparams": _hp(max_steps=7, batch_size=1)})
+    with pytest.raises(StaleStageError, match="different config"):
+        train(changed)
+
+
 class _Killed(Exception):
     pass
 
@@ -164,6 +223,11 @@ def test_killed_stage_resumes_from_last_checkpoint_to_the_same_result(
         train(killed, callbacks=[_kill_after(2)])
     assert last_checkpoint(killed.output_dir).name == "checkpoint-2"
     assert not (killed.output_dir / MERGED).exists()  # no card next to unfinished work
+    from caml_train.train import StaleStageError
+
+    other = killed.model_copy(update={"seed": 3})  # never resume another run's checkpoints
+    with pytest.raises(StaleStageError, match="checkpoints of a different config"):
+        train(other)
 
     resumed = train(killed)
     card = resumed.run_card

@@ -117,11 +117,18 @@ class CorpusSource(_Strict):
     generate: str | None = None
     # Options of caml_train.generate.api.generate_corpus: model (required), n, seed, ...
     generate_args: dict[str, Any] = {}
+    # Instruction arms only: derive the Q/A pairs from another (text) arm's corpus, one pair set per
+    # document, so the instruction-tuned arm carries the same content as the document-tuned one.
+    documents_from: str | None = None
 
     @model_validator(mode="after")
     def _one(self) -> CorpusSource:
         if (self.path is None) == (self.generate is None):
             raise ValueError("corpus: give exactly one of `path` or `generate` (a spec YAML)")
+        if self.documents_from is not None and self.generate is None:
+            raise ValueError("corpus.documents_from needs `generate` (the spec of the Q/A pairs)")
+        if self.documents_from is not None and "documents" in self.generate_args:
+            raise ValueError("give either corpus.documents_from or generate_args.documents")
         return self
 
 
@@ -161,11 +168,27 @@ class GraderSpec(_Strict):
 
 
 class EvalTask(_Strict):
+    """One benchmark to score every checkpoint on, and which score goes in the results table.
+
+    Several entries may name the same task (e.g. AHB `overall` and one dimension): entries that
+    differ only in `score_key`/`scorer`/`label` share one eval log (it is run once).
+    """
+
     task: str = "caml_evals/ahb"
     args: dict[str, Any] = {}
     limit: int | None = None
     score_key: str = "overall"  # which key of a dict-valued score goes in the table
     scorer: str | None = None  # which scorer, when a task has several
+    label: str | None = None  # the table's heading; default: task, plus score key if not overall
+
+    def run_identity(self) -> dict[str, Any]:
+        """What decides the eval log (not which key of it is read)."""
+        return {"task": self.task, "args": self.args, "limit": self.limit}
+
+    def heading(self) -> str:
+        if self.label:
+            return self.label
+        return self.task if self.score_key == "overall" else f"{self.task} · {self.score_key}"
 
 
 class EvalSettings(_Strict):
@@ -173,7 +196,9 @@ class EvalSettings(_Strict):
     grader: GraderSpec | None = GraderSpec()
     data_dir: Path | None = None  # passed as task arg data_dir; relative to the YAML file
     max_tokens: int | None = None
-    epochs: int = 1
+    epochs: int | None = Field(
+        None, gt=0
+    )  # Inspect's --epochs for every task; None: the task's own
     seed: int = 0
     model_args: dict[str, Any] = {}
 
@@ -203,6 +228,18 @@ class ExperimentConfig(_Strict):
         None  # e.g. "accelerate launch --num_processes 8": train stages as subprocesses
     )
 
+    @model_validator(mode="after")
+    def _distinct_headings(self) -> ExperimentConfig:
+        if self.eval is not None:
+            headings = [t.heading() for t in self.eval.tasks]
+            dup = {h for h in headings if headings.count(h) > 1}
+            if dup:
+                raise ValueError(
+                    f"eval.tasks: give a distinct `label` to entries headed {sorted(dup)} "
+                    "(each entry is one table of the results)"
+                )
+        return self
+
     @field_validator("arms")
     @classmethod
     def _arm_names(cls, v: dict[str, Arm]) -> dict[str, Arm]:
@@ -211,6 +248,16 @@ class ExperimentConfig(_Strict):
         for name in v:
             if not re.match(r"^[A-Za-z0-9_.-]+$", name):
                 raise ValueError(f"arm name {name!r}: use letters, digits, '_', '-', '.'")
+        for name, arm in v.items():
+            source = arm.corpus.documents_from if arm.corpus else None
+            if source is None:
+                continue
+            if arm.stage != "instruct":
+                raise ValueError(f"arm {name!r}: corpus.documents_from is for instruct arms")
+            if source not in v or v[source].stage != "text":
+                raise ValueError(
+                    f"arm {name!r}: corpus.documents_from={source!r} must name a `stage: text` arm"
+                )
         return v
 
     def hparams_for(self, stage: Stage, arm: str | None = None) -> Hyperparams:

@@ -46,18 +46,8 @@ def load_rows(source: DataSource) -> list[dict[str, Any]]:
             local_hint="download the split as JSONL/parquet and set `data: {path: ...}`",
         )
     assert source.path is not None
-    path = source.path
-    files = [path]
-    if path.is_dir():  # every data file, minus the generator's rejects (kept for audit only)
-        files = sorted(
-            p
-            for p in path.iterdir()
-            if p.suffix in {".jsonl", ".parquet"} and not p.name.endswith(".rejected.jsonl")
-        )
-    if not files or not all(f.is_file() for f in files):
-        raise DataSourceError(f"no JSONL/parquet data at {path}")
     rows: list[dict[str, Any]] = []
-    for f in files:
+    for f in data_files(source.path):
         if f.suffix == ".parquet":
             import datasets
 
@@ -71,16 +61,38 @@ def load_rows(source: DataSource) -> list[dict[str, Any]]:
     return rows
 
 
+def data_files(path: Path) -> list[Path]:
+    """The files `load_rows` reads from a path: the file itself, or every `*.jsonl`/`*.parquet`
+    directly in a folder minus the generator's `*.rejected.jsonl` (kept for audit only)."""
+    files = [path]
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix in {".jsonl", ".parquet"} and not p.name.endswith(".rejected.jsonl")
+        )
+    if not files or not all(f.is_file() for f in files):
+        raise DataSourceError(f"no JSONL/parquet data at {path}")
+    return files
+
+
 def file_sha256(path: Path) -> str:
-    """Hash of a file or of every file in a folder (names + bytes): a corpus's cache key."""
+    """Hash (names + bytes) of the data a path holds: a corpus's cache key.
+
+    For a folder only the files `load_rows` reads count, so a manifest or rejects file that the
+    generator rewrites (timestamps) does not change the key and force a retrain.
+    """
+    return files_sha256(data_files(path))
+
+
+def files_sha256(files: Iterable[Path]) -> str:
+    """Hash of the names and bytes of the given files, in the given order."""
     h = hashlib.sha256()
-    files = sorted(path.rglob("*")) if path.is_dir() else [path]
     for f in files:
-        if f.is_file():
-            h.update(f.name.encode())
-            with f.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -261,6 +273,7 @@ class BuiltDataset:
     rows_used: int
     problems: Problems
     truncated: int = 0
+    used_indices: list[int] = field(default_factory=list)  # rows that made it into training
 
     @property
     def n_tokens(self) -> int:
@@ -282,6 +295,7 @@ def build_examples(
     problems = Problems()
     examples: list[Example] = []
     used = truncated = 0
+    used_indices: list[int] = []
     for i, row in enumerate(rows):
         try:
             if not isinstance(row, dict):
@@ -299,6 +313,7 @@ def build_examples(
                     raise ValueError(f"no assistant token within seq_len={seq_len}")
                 examples.append(ex)
             used += 1
+            used_indices.append(i)
         except ChatTemplateError:
             raise
         except ValueError as ex:
@@ -306,7 +321,7 @@ def build_examples(
     problems.raise_or_keep(on_bad_rows, stage)
     if not examples:
         raise DataError(f"no usable {stage} rows ({len(rows)} given)")
-    return BuiltDataset(examples, used, problems, truncated)
+    return BuiltDataset(examples, used, problems, truncated, used_indices)
 
 
 # ---------------------------------------------------------------------------- packing
@@ -372,16 +387,34 @@ def pack(examples: Sequence[Example], seq_len: int, pad_token_id: int) -> list[P
     return rows
 
 
+@dataclass
 class PackedCollator:
-    """Stacks packed rows; deliberately no attention_mask (its absence enables segment masking)."""
+    """Stacks packed rows; deliberately no attention_mask (its absence enables segment masking).
+
+    `flatten=True` concatenates the whole batch into ONE row of batch x seq_len tokens. Needed for
+    flash-attention: transformers detects packed sequences from position_ids only when the batch
+    dimension is 1 (`_is_packed_sequence`), and otherwise runs one ordinary causal call per row,
+    letting documents in a row attend to each other. Flattening changes nothing else: every row
+    starts with an example whose first label is -100, so no token is trained to predict across
+    the seam, and sdpa/eager give the same block-diagonal mask either way (a test checks this).
+    """
+
+    flatten: bool = False
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
 
-        return {
-            k: torch.tensor([r[k] for r in rows], dtype=torch.long)
-            for k in ("input_ids", "labels", "position_ids")
-        }
+        keys = ("input_ids", "labels", "position_ids")
+        if self.flatten:
+            return {
+                k: torch.tensor([[x for r in rows for x in r[k]]], dtype=torch.long) for k in keys
+            }
+        return {k: torch.tensor([r[k] for r in rows], dtype=torch.long) for k in keys}
+
+
+def needs_flat_batches(attn_implementation: str | None) -> bool:
+    """Flash-attention kernels see packed segments only in a batch of one row (see above)."""
+    return bool(attn_implementation) and "flash" in str(attn_implementation)
 
 
 @dataclass
@@ -418,8 +451,15 @@ def as_rows(examples: Iterable[Example] | Iterable[PackedRow]) -> list[dict[str,
     return out
 
 
-def training_rows(built: BuiltDataset, seq_len: int, packing: bool, pad_token_id: int):
+def training_rows(
+    built: BuiltDataset,
+    seq_len: int,
+    packing: bool,
+    pad_token_id: int,
+    attn_implementation: str | None = None,
+):
     """(rows, collator) for the Trainer."""
     if packing:
-        return as_rows(pack(built.examples, seq_len, pad_token_id)), PackedCollator()
+        collator = PackedCollator(flatten=needs_flat_batches(attn_implementation))
+        return as_rows(pack(built.examples, seq_len, pad_token_id)), collator
     return as_rows(built.examples), PaddedCollator(pad_token_id)

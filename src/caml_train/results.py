@@ -1,6 +1,6 @@
 """The experiment's results table, rebuilt from the eval logs: score per arm and stage with a
 cluster-bootstrap CI, and each arm against the reference arms with a paired permutation
-(sign-flip) p-value, Holm-adjusted within each task.
+(sign-flip) p-value, Holm-adjusted within each table (one family per `eval.tasks` entry).
 
 Pairs are matched by (sample id, epoch): every checkpoint answers the same questions, so the
 paired test removes question difficulty from the comparison. A sample one side lacks (or whose
@@ -25,6 +25,7 @@ from .runcard import now
 
 
 class Cell(BaseModel):
+    heading: str  # the eval entry (task, or task · score key, or its label): one table each
     task: str
     key: str
     arm: str
@@ -36,6 +37,7 @@ class Cell(BaseModel):
 
 
 class ArmComparison(BaseModel):
+    heading: str
     task: str
     key: str
     column: str
@@ -93,12 +95,13 @@ def build_results(
 
     rs = config.results
     cells: list[Cell] = []
-    frames: dict[tuple[str, str, str], pd.DataFrame] = {}  # (task, arm, column) -> rows of the key
+    frames: dict[tuple[str, str, str], pd.DataFrame] = {}  # (heading, arm, column) -> key's rows
     missing: list[dict[str, Any]] = []
     for ep in plan.evals:
         st, t = ep.stage, ep.task
         log_path = successful_log(ep.log_dir)
         base = {
+            "heading": t.heading(),
             "task": t.task,
             "key": t.score_key,
             "arm": st.arm,
@@ -123,7 +126,7 @@ def build_results(
                 )
             )
             continue
-        frames[(t.task, st.arm, st.column)] = sub
+        frames[(t.heading(), st.arm, st.column)] = sub
         s = summarize(
             sub["value"].to_numpy(),
             sub["question_id"].to_numpy(),
@@ -136,6 +139,7 @@ def build_results(
         if len(gone):
             missing.append(
                 {
+                    "heading": t.heading(),
                     "task": t.task,
                     "arm": st.arm,
                     "column": st.column,
@@ -148,22 +152,23 @@ def build_results(
             )
 
     comparisons: list[ArmComparison] = []
-    tasks = list(dict.fromkeys(t.task for t in (config.eval.tasks if config.eval else [])))
+    entries = config.eval.tasks if config.eval else []
     arms = list(config.arms)
-    for task in tasks:
+    for entry in entries:
+        heading = entry.heading()
         family: list[ArmComparison] = []
         for column in plan.columns:
             for ref in rs.reference_arms:
-                if (task, ref, column) not in frames:
+                if (heading, ref, column) not in frames:
                     continue
                 for arm in arms:
-                    if arm == ref or (task, arm, column) not in frames:
+                    if arm == ref or (heading, arm, column) not in frames:
                         continue
                     if arm in rs.reference_arms and rs.reference_arms.index(
                         arm
                     ) < rs.reference_arms.index(ref):
                         continue  # compared already the other way round
-                    a, b = frames[(task, ref, column)], frames[(task, arm, column)]
+                    a, b = frames[(heading, ref, column)], frames[(heading, arm, column)]
                     merged = a.merge(
                         b, on=["sample_id", "epoch"], how="outer", suffixes=("_a", "_b")
                     )
@@ -179,7 +184,8 @@ def build_results(
                     )
                     family.append(
                         ArmComparison(
-                            task=task,
+                            heading=heading,
+                            task=entry.task,
                             key=a["key"].iloc[0],
                             column=column,
                             arm=arm,
@@ -231,11 +237,11 @@ def render_markdown(results: Results) -> str:
         "Cells: mean [CI] (questions; missing grades are excluded and counted, never scored 0).",
         "",
     ]
-    by_task: dict[tuple[str, str], list[Cell]] = {}
+    by_heading: dict[str, list[Cell]] = {}
     for c in results.cells:
-        by_task.setdefault((c.task, c.key), []).append(c)
-    for (task, key), cells in by_task.items():
-        lines += [f"## {task} — `{key}`", ""]
+        by_heading.setdefault(c.heading, []).append(c)
+    for heading, cells in by_heading.items():
+        lines += [f"## {heading} — `{cells[0].key}`", ""]
         lines.append("| arm | " + " | ".join(column_title(c) for c in results.columns) + " |")
         lines.append("|---|" + "---|" * len(results.columns))
         index = {(c.arm, c.column): c for c in cells}
@@ -255,13 +261,13 @@ def render_markdown(results: Results) -> str:
                         f"(n={s['n_clusters']}{miss})"
                     )
             lines.append(f"| {arm} | " + " | ".join(row) + " |")
-        comps = [c for c in results.comparisons if c.task == task]
+        comps = [c for c in results.comparisons if c.heading == heading]
         if comps:
             lines += [
                 "",
                 (
                     f"Arm vs reference: diff = arm − reference, paired by sample; {pct}% CI; "
-                    "p from a sign-flip permutation test over questions, Holm-adjusted in the task."
+                    "p from a sign-flip permutation test over questions, Holm-adjusted in this table."
                 ),
                 "",
                 "| stage | arm | reference | diff | CI | p | p (Holm) | effect size d | pairs |",
@@ -279,13 +285,13 @@ def render_markdown(results: Results) -> str:
         lines += [
             "## Missing grades",
             "",
-            "| task | arm | stage | missing | reasons |",
+            "| eval | arm | stage | missing | reasons |",
             "|---|---|---|---|---|",
         ]
         for m in results.missing:
             reasons = "; ".join(f"{k} ×{v}" for k, v in m["reasons"].items())
             lines.append(
-                f"| {m['task']} | {m['arm']} | {column_title(m['column'])} | "
+                f"| {m['heading']} | {m['arm']} | {column_title(m['column'])} | "
                 f"{m['n_missing']} | {reasons} |"
             )
         lines.append("")

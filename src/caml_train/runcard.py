@@ -39,8 +39,11 @@ class RunCard(BaseModel):
     config: dict[str, Any]
     base_model: str
     data_source: str
-    data_sha256: str  # of exactly the rows trained on, after subsetting
-    n_rows: int
+    data_sha256: str  # of exactly the rows trained on, after subsetting and skipping bad rows
+    n_rows: int  # rows trained on
+    n_rows_requested: int | None = (
+        None  # n_samples asked for (SFT); n_rows is less if rows were skipped
+    )
     n_examples: int
     n_train_rows: int  # packed rows (or examples, unpacked)
     n_tokens: int

@@ -34,6 +34,34 @@ MERGED = "merged"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
+class StaleStageError(RuntimeError):
+    """The output directory holds a stage trained (or started) with another config."""
+
+
+STAGE_CONFIG = "stage_config.json"
+
+
+def _check_resume_config(config: TrainConfig) -> None:
+    """Refuse to resume checkpoints written by a different config (or to mix two runs' steps).
+
+    The config is recorded in `<output_dir>/stage_config.json` when training starts; the grid's
+    directories are content-addressed and always match, a hand-run `caml-train train` may not.
+    """
+    import json
+
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    path = config.output_dir / STAGE_CONFIG
+    current = config.model_dump(mode="json")
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        if recorded != current and last_checkpoint(config.output_dir) is not None:
+            raise StaleStageError(
+                f"{config.output_dir} holds checkpoints of a different config ({path}): "
+                "use a new output_dir, or --force to start over"
+            )
+    path.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
+
+
 @dataclass
 class StageResult:
     merged_dir: Path
@@ -171,11 +199,17 @@ def train(
     merged_dir = config.output_dir / MERGED
     card = read_run_card(merged_dir)
     if card is not None and not force:
+        if card.config != config.model_dump(mode="json"):
+            raise StaleStageError(
+                f"{merged_dir} was trained with a different config (see its run_card.json): "
+                "use a new output_dir, or --force to retrain it from scratch"
+            )
         return StageResult(merged_dir, card, cached=True)
     if force:  # from scratch: no merged model, no resume point
         shutil.rmtree(merged_dir, ignore_errors=True)
         for p in config.output_dir.glob("checkpoint-*"):
             shutil.rmtree(p, ignore_errors=True)
+    _check_resume_config(config)
 
     from transformers import Trainer, set_seed
 
@@ -186,7 +220,11 @@ def train(
     hp = config.hparams
     rows = sample_rows(load_rows(config.data), config.n_samples, config.seed)
     built = build_examples(rows, config.stage, tokenizer, hp.seq_len, hp.on_bad_rows)
-    train_rows, collator = training_rows(built, hp.seq_len, hp.packing, tokenizer.pad_token_id)
+    train_rows, collator = training_rows(
+        built, hp.seq_len, hp.packing, tokenizer.pad_token_id, hp.attn_implementation
+    )
+    if hp.packing and getattr(collator, "flatten", False):
+        log.info("flash attention: each packed batch is flattened into one row (no cross-talk)")
     log.info(
         "stage %s: %d rows -> %d examples -> %d training rows (%d tokens, %d targets)",
         config.stage,
@@ -218,8 +256,9 @@ def train(
         config=config.model_dump(mode="json"),
         base_model=source,
         data_source=config.data.describe(),
-        data_sha256=rows_sha256(rows),
+        data_sha256=rows_sha256([rows[i] for i in built.used_indices]),
         n_rows=built.rows_used,
+        n_rows_requested=config.n_samples,
         n_examples=len(built.examples),
         n_train_rows=len(train_rows),
         n_tokens=built.n_tokens,
