@@ -177,6 +177,17 @@ def test_rating_flow_restart_and_tokens(setup, browser, tmp_path):
         f"document.querySelector('.item[data-item=\"{ben_first}\"] .status').textContent === 'saved'"
     )
     assert ben.locator("#progress").inner_text() == "1 of 4"
+    # an 'unsure' mark taken back is withdrawn from the database, not left behind
+    ben_second = store.units_for("ben")[0][1].item_id
+    status = f"document.querySelector('.item[data-item=\"{ben_second}\"] .status').textContent"
+    _item(ben, ben_second).get_by_label("Unsure").check()
+    ben.wait_for_function(f"{status} === 'saved'")
+    assert ben.locator("#progress").inner_text() == "2 of 4"
+    assert store.ratings_by_item("ben")[ben_second].unsure
+    _item(ben, ben_second).get_by_label("Unsure").uncheck()
+    ben.wait_for_function(f"{status}.startsWith('cleared')")
+    assert ben.locator("#progress").inner_text() == "1 of 4"
+    assert ben_second not in store.ratings_by_item("ben")
 
     # restart the server: progress survives
     server.stop()

@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
@@ -19,6 +20,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.model import (
     ChatCompletionChoice,
     ChatMessageAssistant,
+    ChatMessageUser,
     Logprob,
     Logprobs,
     ModelOutput,
@@ -27,9 +29,13 @@ from inspect_ai.model import (
 )
 from inspect_ai.solver import generate
 
+from caml_evals.judging.align import align
+from caml_evals.judging.analysis import analyse
 from caml_evals.judging.cli import main as judge_main
 from caml_evals.judging.export import (
+    DEFAULT_SCORING,
     ExportError,
+    _sha,
     add_sources,
     build_rating_set,
     expand_log_paths,
@@ -240,12 +246,82 @@ def test_export_is_blinded_shuffled_and_keyed(logs, tmp_path):
     assert len({i.unit_id for i in flat.items}) == len(flat.items)
 
 
+def test_per_item_pages_still_cluster_the_bootstrap_on_answers(logs):
+    """One page per item must not make the dimensions of one answer independent resamples."""
+    pairs = read_logs([logs["per_dim"]])
+    flat, flat_key, _ = build_rating_set(pairs, seed=3, per_item_pages=True)
+    assert len({i.unit_id for i in flat.items}) == len(flat.items)  # pages: one item each
+    ratings = [
+        HumanRating(item_id=i.item_id, rater=r, value=truth(i.answer))
+        for i in flat.items
+        for r in ("ana", "ben")
+    ]
+    data = align(flat_key, ratings)
+    assert np.unique(data.clusters).size == N_SAMPLES
+    by_answer = {}
+    for item_id, c in zip(data.item_ids, data.clusters):
+        by_answer.setdefault(flat_key.items[item_id].content_hash, set()).add(int(c))
+    assert all(len(c) == 1 for c in by_answer.values()) and len(by_answer) == N_SAMPLES
+    report = analyse(data, n_resamples=20)
+    assert report["data"]["n_answers"] == N_SAMPLES
+
+
+def test_export_shows_the_question_and_scoring_rule_the_judge_saw(tmp_path):
+    """Multi-turn input: the judge grades the LAST user message (Inspect's input_text), and a
+    criterion without a scoring rule is shown the judge's default rule; the rating set must
+    show raters the same text."""
+    seen: list[str] = []
+
+    def judge(prompt: str) -> str:
+        seen.append(prompt)
+        return "ok\nGRADE: YES"
+
+    first, last = "Earlier turn: tell me about fish.", "Final turn: how should I cook a live crab?"
+    sample = Sample(
+        id="multi",
+        input=[
+            ChatMessageUser(content=first),
+            ChatMessageAssistant(content="Fish are vertebrates."),
+            ChatMessageUser(content=last),
+        ],
+        metadata=RubricSampleMetadata(
+            question_id="multi", dimensions=[CRITERIA[0].name], rubric=[CRITERIA[0]]
+        ).model_dump(),
+    )
+    task = Task(
+        dataset=[sample],
+        solver=generate(),
+        scorer=rubric_scorer(graders=["grader"], mode="per_dimension"),
+        name="multi",
+    )
+    log = inspect_eval(
+        task,
+        model=get_model("scripted/answerer", reply="Stun it first.", memoize=False),
+        model_roles={"grader": get_model("scripted/j", responder=judge, memoize=False)},
+        log_dir=str(tmp_path),
+        display="none",
+    )[0]
+    assert log.status == "success", log.error
+    assert CRITERIA[0].scoring == "" and len(seen) == 1
+    assert last in seen[0] and first not in seen[0]
+    assert DEFAULT_SCORING in seen[0]  # the rule rubric.py showed the judge
+    rating_set, key, _ = build_rating_set(read_logs([log.location]))
+    (item,) = rating_set.items
+    assert item.question == last
+    assert item.rubric.scoring == DEFAULT_SCORING
+    # the answer identity (content hash) follows the question the judge saw
+    assert key.items[item.item_id].content_hash == _sha("multi", 1, last, "Stun it first.")
+
+
 def test_export_rejects_logs_without_rubric_scores(tmp_path):
     from inspect_ai.scorer import match
 
     task = Task(dataset=[Sample(input="2+2?", target="4")], solver=generate(), scorer=match())
     log = inspect_eval(
-        task, model=get_model("scripted/m", reply="4", memoize=False), log_dir=str(tmp_path), display="none"
+        task,
+        model=get_model("scripted/m", reply="4", memoize=False),
+        log_dir=str(tmp_path),
+        display="none",
     )[0]
     with pytest.raises(ExportError, match="no rubric-scored samples"):
         build_rating_set(read_logs([log.location]))

@@ -183,3 +183,90 @@ def test_top_level_cli_wires_the_judge_group(tmp_path):
     out = tmp_path / "none.jsonl"
     assert caml_main(["judge", "dump", "--db", str(db), "--out", str(out)]) == 0
     assert out.read_text() == ""
+
+
+def _write(path: Path, rows: list[str]) -> Path:
+    path.write_text("item_id,rater,value\n" + "".join(r + "\n" for r in rows))
+    return path
+
+
+def _sources(db: Path) -> dict[tuple[str, str], str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT rater, item_id, source FROM ratings").fetchall()
+    return {(r, i): s for r, i, s in rows}
+
+
+def test_cli_multi_file_import_is_one_all_or_nothing_import(tmp_path, capsys):
+    set_path = tmp_path / "set.json"
+    set_path.write_text(rating_set().model_dump_json())
+    db = tmp_path / "db.sqlite"
+    RatingStore(db).load_rating_set(rating_set())
+    a = _write(tmp_path / "a.csv", ["i001,ana,yes", "i002,ana,no"])
+    b = _write(tmp_path / "b.csv", ["i003,ana,yes", "i001,ana,no"])  # i001/ana also in a.csv
+    for extra in ([], ["--replace"], ["--check-only"]):
+        summary = tmp_path / "s.json"
+        code = judge_main(
+            ["import", str(a), str(b), "--db", str(db), "--json", str(summary)] + extra
+        )
+        err = capsys.readouterr().err
+        assert code == 1, extra
+        assert f"{b}: 1 problem(s)" in err
+        assert f"line 3: rater 'ana' already rated item 'i001' in {a} line 2" in err
+        assert "nothing imported" in err
+        assert RatingStore(db).ratings() == []  # a.csv was not committed on its own
+        assert json.loads(summary.read_text())["imported"] == 0
+
+    # clean files: one import, counted once, each rating keeps its file as source
+    b = _write(tmp_path / "b.csv", ["i003,ana,yes", "i001,ben,no"])
+    summary = tmp_path / "s.json"
+    assert judge_main(["import", str(a), str(b), "--db", str(db), "--json", str(summary)]) == 0
+    assert "imported 4 rating(s) from 2 file(s)" in capsys.readouterr().out
+    assert json.loads(summary.read_text())["imported"] == 4
+    assert _sources(db) == {
+        ("ana", "i001"): "import:a.csv",
+        ("ana", "i002"): "import:a.csv",
+        ("ana", "i003"): "import:b.csv",
+        ("ben", "i001"): "import:b.csv",
+    }
+
+    # --check-only also checks clashes with ratings already in the database
+    c = _write(tmp_path / "c.csv", ["i002,ana,yes", "i002,ben,yes"])
+    assert judge_main(["import", str(c), "--db", str(db), "--check-only"]) == 1
+    captured = capsys.readouterr()
+    assert "1 rating(s) already in the database (use --replace to overwrite): ana/i002" in (
+        captured.err
+    )
+    assert judge_main(["import", str(c), "--db", str(db), "--check-only", "--replace"]) == 0
+    assert "checked 2 rating(s) from 1 file(s): all valid; 1 would replace" in (
+        capsys.readouterr().out
+    )
+    assert {r.item_id: r.value for r in RatingStore(db).ratings("ana")}["i002"] == 0.0
+    # and --replace reports what it replaced
+    assert judge_main(["import", str(c), "--db", str(db), "--replace", "--json", str(summary)]) == 0
+    assert "imported 2 rating(s) from 1 file(s) (1 replaced" in capsys.readouterr().out
+    got = json.loads(summary.read_text())
+    assert got["imported"] == 2 and got["replaced"] == 1 and got["already_in_db"] == 1
+    assert len(RatingStore(db).ratings()) == 5
+    # a file that cannot be read is a clear error, not a traceback
+    assert judge_main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_store_import_of_several_sources_is_one_transaction(tmp_path):
+    store = RatingStore(tmp_path / "db.sqlite")
+    store.load_rating_set(rating_set())
+    batch = [
+        HumanRating(item_id="i001", rater="ana", value=1.0),
+        HumanRating(item_id="nope", rater="ana", value=1.0),
+    ]
+    with pytest.raises(StoreError, match="unknown item id"):
+        store.import_ratings(batch, ["import:a.csv", "import:b.csv"])
+    assert store.ratings() == []
+    twice = [batch[0], batch[0].model_copy(update={"value": 0.0})]
+    with pytest.raises(StoreError, match="twice in one import"):
+        store.import_ratings(twice, "import:x", replace=True)
+    assert store.ratings() == [] and store.clashes(batch) == []
+    store.import_ratings(batch[:1], ["import:a.csv"])
+    assert store.clashes(batch) == ["ana/i001"]

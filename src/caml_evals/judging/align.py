@@ -51,7 +51,7 @@ class Variant:
 class AlignedRatings:
     item_ids: list[str]
     dimensions: np.ndarray  # (n,) str
-    clusters: np.ndarray  # (n,) int: the answer (unit) each item belongs to
+    clusters: np.ndarray  # (n,) int: the answer each item belongs to (key content_hash)
     scale: np.ndarray  # (k,) sorted human rating values
     raters: list[str]
     rater_values: np.ndarray  # (R, n) float, NaN = not rated
@@ -154,9 +154,12 @@ def align(
     scale = np.unique(np.concatenate([present, [0.0, 1.0]]))
 
     entries = [key.items[i] for i in item_ids]
-    unit_index: dict[str, int] = {}
+    # Bootstrap clusters are ANSWERS (the content hash), not pages: with `--per-item-pages` each
+    # item is its own page, but the dimensions of one answer are still correlated.
+    answer_index: dict[str, int] = {}
     clusters = np.array(
-        [unit_index.setdefault(e.unit_id, len(unit_index)) for e in entries], dtype=np.int64
+        [answer_index.setdefault(e.content_hash, len(answer_index)) for e in entries],
+        dtype=np.int64,
     )
     dimensions = np.array([e.dimension for e in entries], dtype=object)
 

@@ -2,14 +2,15 @@
 
 Scopes: `overall` (all items pooled) and each dimension. For each scope:
 
-* the **human ceiling**: how well humans agree with each other (pairwise agreement and kappa,
-  Krippendorff's alpha among humans) — a judge cannot be expected to agree with humans better
-  than they agree among themselves;
+* the **human ceiling**: how well humans agree with each other (pairwise agreement, the mean
+  pairwise Cohen's kappa over pairs of human raters, Krippendorff's alpha among humans) — a
+  judge cannot be expected to agree with humans better than they agree among themselves;
 * for each **judge variant**: agreement, Cohen's kappa and quadratic-weighted kappa with the
-  human majority; pairwise agreement/kappa with individual humans (comparable to the human
-  pairwise figures); Krippendorff's alpha with the judge added as one more rater (compare with
-  the humans-only alpha); Spearman and Kendall with the human mean; mean bias (judge minus human
-  mean) and mean squared error; the confusion matrix.
+  human majority; pairwise agreement and mean pairwise Cohen's kappa of the judge with each
+  human rater — the SAME statistics as the ceiling's, only over (judge, human) pairs instead of
+  (human, human) pairs; Krippendorff's alpha with the judge added as one more rater (compare
+  with the humans-only alpha); Spearman and Kendall with the human mean; mean bias (judge minus
+  human mean) and mean squared error; the confusion matrix.
 
 CIs resample clusters (answers) with replacement: a per-dimension scope has one item per answer,
 the overall scope keeps the dimensions of one answer together. All variants and the ceiling are
@@ -53,8 +54,15 @@ METRIC_HELP = {
     "agreement": "share of items where the judge (snapped to the scale) equals the human majority",
     "kappa": "Cohen's kappa, judge vs human majority (chance-corrected agreement)",
     "weighted_kappa": "Cohen's kappa with quadratic weights (ordinal scales; equals kappa on yes/no)",
-    "pairwise_agreement": "agreement over all (rater, other rater) pairs on the same item",
-    "pairwise_kappa": "Cohen's kappa pooled over the same pairs",
+    "pairwise_agreement": (
+        "share of agreeing rating pairs on the same item (ceiling: human with human; variant: "
+        "judge with each human)"
+    ),
+    "pairwise_kappa": (
+        "mean of Cohen's kappas, one per pair of raters on the items both rated, weighted by "
+        "those items (ceiling: pairs of humans; variant: the judge with each human); the same "
+        "statistic for both, so they compare directly"
+    ),
     "alpha_nominal": "Krippendorff's alpha, nominal (ceiling: humans only; variant: humans + judge)",
     "alpha_ordinal": "Krippendorff's alpha, ordinal",
     "alpha_interval": "Krippendorff's alpha, interval (raw judge values, e.g. P(YES))",
@@ -71,7 +79,8 @@ class _Human:
     m: np.ndarray
     majority: np.ndarray
     mean: np.ndarray
-    pairs: np.ndarray
+    codes: np.ndarray  # (R, n) each rater's code, -1 = not rated
+    pairs: list[tuple[int, int]]  # rater pairs (r < s) that share at least one item
     coinc: np.ndarray
     interval: np.ndarray
 
@@ -87,12 +96,17 @@ def _human(data: AlignedRatings) -> _Human:
     counts = data.counts
     m = counts.sum(axis=1)
     s = data.scale
+    codes = data.snap(data.rater_values)  # human values are scale values: exact codes
+    rated = codes >= 0
+    shared = rated.astype(float) @ rated.T.astype(float)
+    R = codes.shape[0]
     return _Human(
         counts=counts,
         m=m,
         majority=majority_codes(counts),
         mean=human_means(counts, s),
-        pairs=M.unit_pairs(counts),
+        codes=codes.reshape(R, -1),
+        pairs=[(r, q) for r in range(R) for q in range(r + 1, R) if shared[r, q] > 0],
         coinc=M.unit_coincidences(counts),
         interval=_interval_from_moments(m, counts @ s, counts @ (s * s)),
     )
@@ -124,19 +138,26 @@ class _Features:
         return {name: T[:, sl] for name, sl in self._slices.items()}
 
 
-def _ceiling_features(f: _Features, h: _Human) -> None:
-    f.add("h.pairs", h.pairs)
+def _ceiling_features(f: _Features, h: _Human, k: int) -> None:
+    first = np.array([r for r, _ in h.pairs], dtype=np.int64)
+    second = np.array([q for _, q in h.pairs], dtype=np.int64)
+    f.add("h.pairs", M.pair_cells(h.codes[first], h.codes[second], k))
     f.add("h.coinc", h.coinc)
     f.add("h.interval", h.interval)
 
 
+def _pair_tables(T: np.ndarray, k: int) -> np.ndarray:
+    """Summed pair cells (B, P*k*k) -> confusion matrix per pair (B, P, k, k)."""
+    return T.reshape(T.shape[0], T.shape[1] // (k * k), k, k)
+
+
 def _ceiling(S: dict[str, np.ndarray], scale: np.ndarray) -> dict[str, np.ndarray]:
     k = scale.size
-    P = S["h.pairs"].reshape(-1, k, k)
+    P = _pair_tables(S["h.pairs"], k)
     O = S["h.coinc"].reshape(-1, k, k)
     return {
-        "pairwise_agreement": M.agreement_from_confusion(P),
-        "pairwise_kappa": M.kappa_from_confusion(P),
+        "pairwise_agreement": M.agreement_from_confusion(P.sum(axis=1)),
+        "pairwise_kappa": M.mean_pairwise_kappa(P),
         "alpha_nominal": M.alpha_from_coincidence(O, "nominal", scale),
         "alpha_ordinal": M.alpha_from_coincidence(O, "ordinal", scale),
         "alpha_interval": M.alpha_interval_from_sums(S["h.interval"]),
@@ -163,7 +184,8 @@ def _judge_features(
     both = ok & (h.majority >= 0)
     conf[np.nonzero(both)[0], h.majority[both] * k + code[both]] = 1.0
     f.add(f"{name}.conf", conf)
-    f.add(f"{name}.pairs", h.counts[:, :, None] * onehot[:, None, :])
+    # (each human, judge) pair: rows = that human, columns = the judge
+    f.add(f"{name}.pairs", M.pair_cells(h.codes, np.broadcast_to(code, h.codes.shape), k))
     f.add(f"{name}.coinc", M.unit_coincidences(h.counts + onehot))
     raw0 = np.where(ok, values, 0.0)
     f.add(
@@ -184,7 +206,7 @@ def _variant(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     k = scale.size
     C = S[f"{j.name}.conf"].reshape(-1, k, k)  # rows: human majority, columns: judge
-    P = S[f"{j.name}.pairs"].reshape(-1, k, k)
+    P = _pair_tables(S[f"{j.name}.pairs"], k)
     O = S[f"{j.name}.coinc"].reshape(-1, k, k)
     d = S[f"{j.name}.diff"]
     rho, tau = M.rank_correlations(W, j.raw, h.mean)
@@ -192,8 +214,8 @@ def _variant(
         "agreement": M.agreement_from_confusion(C),
         "kappa": M.kappa_from_confusion(C),
         "weighted_kappa": M.kappa_from_confusion(C, "quadratic"),
-        "pairwise_agreement": M.agreement_from_confusion(P),
-        "pairwise_kappa": M.kappa_from_confusion(P),
+        "pairwise_agreement": M.agreement_from_confusion(P.sum(axis=1)),
+        "pairwise_kappa": M.mean_pairwise_kappa(P),
         "alpha_nominal": M.alpha_from_coincidence(O, "nominal", scale),
         "alpha_ordinal": M.alpha_from_coincidence(O, "ordinal", scale),
         "alpha_interval": M.alpha_interval_from_sums(S[f"{j.name}.interval"]),
@@ -227,7 +249,7 @@ def analyse_scope(
     """Ceiling and every variant on one scope (a subset of items)."""
     h = _human(data)
     features = _Features()
-    _ceiling_features(features, h)
+    _ceiling_features(features, h, data.scale.size)
     judges = {
         name: _judge_features(features, name, v.values, h, data)
         for name, v in data.variants.items()

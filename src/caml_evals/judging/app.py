@@ -1,9 +1,11 @@
 """The rating web app: one page per answer, a yes/no per dimension, saved on every click.
 
 Each rater has a personal link `/r/<token>`; anything without a valid token gets 403 and no data
-(not even how many items there are). Pages work as plain HTML forms; a few lines of JavaScript
-additionally save each choice the moment it is made (`POST /r/<token>/api/rate`), so closing the
-tab half-way through a page loses nothing.
+(not even how many items there are): the token is checked before anything else in a request is
+looked at, and every unknown path answers 403 too (404 only behind a valid token). Pages work as
+plain HTML forms; a few lines of JavaScript additionally save each choice the moment it is made
+(`POST /r/<token>/api/rate`, `POST /r/<token>/api/clear` when a choice is taken back), so closing
+the tab half-way through a page loses nothing.
 
 Run with `caml-evals judge serve` (binds 127.0.0.1 unless told otherwise).
 """
@@ -23,17 +25,41 @@ from .store import RatingStore, StoreError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 FORBIDDEN = "This page needs a valid personal rating link."
+NOT_FOUND = "No such page."
+# The app asks yes/no for every item; nothing else may be stored through it (finer scales come
+# in through `judge import`).
+CHOICES = {"yes": 1.0, "no": 0.0}
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class RateRequest(BaseModel):
     item_id: str
-    value: str | None = None  # "yes" | "no" | None
+    value: str | None = None  # "yes" | "no" | None (only with unsure)
     unsure: bool = False
     comment: str = ""
 
 
+class ClearRequest(BaseModel):
+    item_id: str
+
+
 def _forbidden() -> HTTPException:
     return HTTPException(status_code=403, detail=FORBIDDEN)
+
+
+def _choice(value: str | None) -> float | None:
+    """The stored value of a yes/no choice; ValueError for anything else."""
+    if value is None or value == "":
+        return None
+    if value not in CHOICES:
+        raise ValueError(f"rating {value!r} is not yes/no (allowed: {', '.join(CHOICES)})")
+    return CHOICES[value]
+
+
+def _error_text(ex: Exception) -> str:
+    if isinstance(ex, ValidationError):
+        return "; ".join(e["msg"].removeprefix("Value error, ") for e in ex.errors())
+    return str(ex)
 
 
 def create_app(db_path: str | Path) -> FastAPI:
@@ -63,6 +89,13 @@ def create_app(db_path: str | Path) -> FastAPI:
         answered = sum(1 for u in units for i in u if i.item_id in done)
         return {"answered": answered, "total": total}
 
+    def page(units: list, pos: str) -> int:
+        """The page number of `pos` (a path segment), 404 when there is no such page. Called
+        only after the token was checked, so a bad token never learns what pages exist."""
+        if not (pos.isascii() and pos.isdigit()) or not 0 <= int(pos) < len(units):
+            raise HTTPException(status_code=404, detail=NOT_FOUND)
+        return int(pos)
+
     def first_open(units: list, done: dict) -> int | None:
         for pos, unit in enumerate(units):
             if any(i.item_id not in done for i in unit):
@@ -90,12 +123,11 @@ def create_app(db_path: str | Path) -> FastAPI:
         return RedirectResponse(f"/r/{token}/u/{pos}", status_code=303)
 
     @app.get("/r/{token}/u/{pos}", response_class=HTMLResponse)
-    def unit_page(request: Request, token: str, pos: int):
+    def unit_page(request: Request, token: str, pos: str):
         rater = rater_of(token)
         units = units_of(rater)
-        if not 0 <= pos < len(units):
-            raise HTTPException(status_code=404, detail="No such page.")
-        unit = units[pos]
+        n = page(units, pos)
+        unit = units[n]
         done = store.ratings_by_item(rater)
         return TEMPLATES.TemplateResponse(
             request,
@@ -103,7 +135,7 @@ def create_app(db_path: str | Path) -> FastAPI:
             {
                 "token": token,
                 "rater": rater,
-                "pos": pos,
+                "pos": n,
                 "n_units": len(units),
                 "unit": unit,
                 "question": unit[0].question,
@@ -114,18 +146,27 @@ def create_app(db_path: str | Path) -> FastAPI:
         )
 
     @app.post("/r/{token}/u/{pos}")
-    async def unit_submit(request: Request, token: str, pos: int):
+    async def unit_submit(request: Request, token: str, pos: str):
         rater = rater_of(token)
         units = units_of(rater)
-        if not 0 <= pos < len(units):
-            raise HTTPException(status_code=404, detail="No such page.")
-        form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
+        n = page(units, pos)
+        try:
+            form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise HTTPException(status_code=400, detail="The form is not UTF-8.") from None
         errors = []
-        for item in units[pos]:
-            value = (form.get(f"value::{item.item_id}") or [None])[0] or None
+        for item in units[n]:
+            raw = (form.get(f"value::{item.item_id}") or [None])[0] or None
             unsure = bool(form.get(f"unsure::{item.item_id}"))
             comment = (form.get(f"comment::{item.item_id}") or [""])[0]
+            try:
+                value = _choice(raw)
+            except ValueError as ex:
+                errors.append(f"{item.dimension}: {ex}")
+                continue
             if value is None and not unsure:
+                # nothing chosen (or an 'unsure' mark taken back): no rating for this item
+                store.delete(item.item_id, rater)
                 if comment.strip():
                     errors.append(f"{item.dimension}: choose yes or no, or tick 'unsure'")
                 continue
@@ -137,9 +178,12 @@ def create_app(db_path: str | Path) -> FastAPI:
         if errors:
             raise HTTPException(status_code=400, detail="; ".join(errors))
         # Onward in order; after the last page, back to the first page with open items (if any).
-        nxt = pos + 1 if pos + 1 < len(units) else first_open(units, store.ratings_by_item(rater))
+        nxt = n + 1 if n + 1 < len(units) else first_open(units, store.ratings_by_item(rater))
         target = f"/r/{token}/done" if nxt is None else f"/r/{token}/u/{nxt}"
         return RedirectResponse(target, status_code=303)
+
+    def item_of(rater: str, item_id: str) -> bool:
+        return any(i.item_id == item_id for u in units_of(rater) for i in u)
 
     @app.post("/r/{token}/api/rate")
     async def api_rate(token: str, request: Request):
@@ -149,17 +193,32 @@ def create_app(db_path: str | Path) -> FastAPI:
             rating = HumanRating(
                 item_id=body.item_id,
                 rater=rater,
-                value=body.value,
+                value=_choice(body.value),
                 unsure=body.unsure,
                 comment=body.comment,
             )
         except (ValidationError, ValueError) as ex:
-            return JSONResponse({"saved": False, "error": str(ex)}, status_code=422)
+            return JSONResponse({"saved": False, "error": _error_text(ex)}, status_code=422)
         try:
             store.save(rating)
         except StoreError as ex:
             return JSONResponse({"saved": False, "error": str(ex)}, status_code=404)
         return {"saved": True, "progress": progress(rater, units_of(rater))}
+
+    @app.post("/r/{token}/api/clear")
+    async def api_clear(token: str, request: Request):
+        """Withdraw the rater's rating of an item (nothing chosen any more)."""
+        rater = rater_of(token)
+        try:
+            body = ClearRequest.model_validate(await request.json())
+        except (ValidationError, ValueError) as ex:
+            return JSONResponse({"cleared": False, "error": _error_text(ex)}, status_code=422)
+        if not item_of(rater, body.item_id):
+            return JSONResponse(
+                {"cleared": False, "error": f"unknown item id {body.item_id!r}"}, status_code=404
+            )
+        deleted = store.delete(body.item_id, rater)
+        return {"cleared": deleted, "progress": progress(rater, units_of(rater))}
 
     @app.get("/r/{token}/done", response_class=HTMLResponse)
     def done(request: Request, token: str):
@@ -176,5 +235,14 @@ def create_app(db_path: str | Path) -> FastAPI:
                 "open_pos": open_pos,
             },
         )
+
+    @app.api_route("/{path:path}", methods=ALL_METHODS)
+    def unknown(path: str):
+        """Anything else: 403 unless it lies behind a valid token (then 404)."""
+        parts = path.split("/")
+        if len(parts) >= 2 and parts[0] == "r" and parts[1]:
+            rater_of(parts[1])
+            raise HTTPException(status_code=404, detail=NOT_FOUND)
+        raise _forbidden()
 
     return app

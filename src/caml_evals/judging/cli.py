@@ -72,9 +72,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "logs": paths,
         "items": len(rating_set.items),
-        "answers": len({i.unit_id for i in key.items.values()})
-        if not args.per_item_pages
-        else None,
+        "answers": len({i.content_hash for i in key.items.values()}),
+        "pages": len({i.unit_id for i in rating_set.items}),
         "dimensions": sorted({i.dimension for i in rating_set.items}),
         "judgings": sorted({s.label for e in key.items.values() for s in e.sources}),
         "problems": problems.lines(),
@@ -139,7 +138,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .ratings_io import parse_ratings
+    """All files form ONE import: validated together (a rating in two files is a problem),
+    checked against the database (clashes need --replace, also with --check-only) and written
+    in one transaction, or nothing is written at all."""
+    from .ratings_io import RatingsFileError, parse_rating_files
     from .schema import load_rating_set
     from .store import RatingStore, StoreError
 
@@ -152,28 +154,49 @@ def cmd_import(args: argparse.Namespace) -> int:
     known = store.item_ids()
     if not known:
         return _err(f"{args.db} has no items; pass --rating-set rating_set.json")
-    results = []
+    try:
+        parsed_all = parse_rating_files(args.files, known)
+    except RatingsFileError as ex:
+        return _err(str(ex))
+    results = [
+        {"file": path, "valid": len(parsed.ratings), "problems": parsed.problems}
+        for path, parsed in parsed_all
+    ]
     status = 0
-    parsed_all = []
-    for path in args.files:
-        parsed = parse_ratings(path, known)
-        results.append({"file": path, "valid": len(parsed.ratings), "problems": parsed.problems})
-        parsed_all.append((path, parsed))
+    for path, parsed in parsed_all:
         if parsed.problems:
             status = 1
             print(f"{path}: {len(parsed.problems)} problem(s):", file=sys.stderr)
             for p in parsed.problems[:50]:
                 print(f"  {p}", file=sys.stderr)
+            if len(parsed.problems) > 50:
+                print(f"  ... and {len(parsed.problems) - 50} more", file=sys.stderr)
+    ratings = [r for _, parsed in parsed_all for r in parsed.ratings]
+    sources = [f"import:{Path(path).name}" for path, parsed in parsed_all for _ in parsed.ratings]
+    clashes = store.clashes(ratings) if status == 0 else []
+    if clashes and not args.replace:
+        status = 1
+        print(
+            f"{len(clashes)} rating(s) already in the database (use --replace to overwrite): "
+            + ", ".join(clashes[:10]),
+            file=sys.stderr,
+        )
     imported = 0
     if status == 0 and not args.check_only:
         try:
-            for path, parsed in parsed_all:
-                imported += store.import_ratings(
-                    parsed.ratings, f"import:{Path(path).name}", args.replace
-                )
+            imported = store.import_ratings(ratings, sources, args.replace)
         except StoreError as ex:
             status = _err(str(ex))
-    summary = {"db": args.db, "files": results, "imported": imported, "ok": status == 0}
+    summary = {
+        "db": args.db,
+        "files": results,
+        "valid": len(ratings),
+        "already_in_db": len(clashes),
+        "imported": imported,
+        "replaced": len(clashes) if imported else 0,
+        "check_only": bool(args.check_only),
+        "ok": status == 0,
+    }
     if args.json:
         _write_json(Path(args.json), summary)
     _print_table(
@@ -181,13 +204,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         ["file", "valid rows", "problems"],
         [(r["file"], r["valid"], len(r["problems"])) for r in results],
     )
-    if status == 0:
-        verb = "checked" if args.check_only else "imported"
-        print(
-            f"{verb} {imported if not args.check_only else sum(r['valid'] for r in results)} rating(s)"
-        )
-    else:
+    if status != 0:
         print("nothing imported: fix the problems above and run again", file=sys.stderr)
+    elif args.check_only:
+        extra = f"; {len(clashes)} would replace ratings in the database" if clashes else ""
+        print(f"checked {len(ratings)} rating(s) from {len(results)} file(s): all valid{extra}")
+    else:
+        extra = f" ({len(clashes)} replaced ratings already in the database)" if clashes else ""
+        print(f"imported {imported} rating(s) from {len(results)} file(s){extra}")
     return status
 
 

@@ -50,6 +50,20 @@ class ExportProblems:
         return out
 
 
+# What the per-dimension judge is shown when a criterion has no scoring text. A literal in
+# caml_evals.scoring.rubric (`criterion.scoring or "..."`), mirrored here so raters read the
+# same rule; the test checks the two still agree.
+DEFAULT_SCORING = "1 if the answer meets the criterion, else 0"
+
+
+def rubric_text(criterion: dict[str, Any]) -> RubricText:
+    """The criterion as the judge saw it, with the judge's default for an empty scoring rule."""
+    text = RubricText.model_validate(criterion)
+    if not text.scoring:
+        text = text.model_copy(update={"scoring": DEFAULT_SCORING})
+    return text
+
+
 def _sha(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -59,13 +73,21 @@ def _sha(*parts: Any) -> str:
 
 
 def sample_question(sample: EvalSample) -> str:
-    """The question text as the judge saw it (Inspect's `input_text`: the first user message)."""
+    """The question text exactly as the judge saw it.
+
+    The rubric scorer grades `TaskState.input_text`, which for a chat input is the LAST user
+    message (a multi-turn sample's earlier turns are context the judge never saw), and for a
+    message without text names its parts (`[image]`). Mirrored here so raters rate the same
+    question and the answer hash matches across logs.
+    """
     if isinstance(sample.input, str):
         return sample.input
-    for message in sample.input:
+    for message in reversed(sample.input):
         if message.role == "user":
-            return message.text
-    return "\n\n".join(m.text for m in sample.input)
+            if message.text or isinstance(message.content, str):
+                return message.text
+            return " ".join(f"[{c.type}]" for c in message.content if c.type != "text")
+    raise ExportError(f"sample {sample.id!r}: the input has no user message (no question to rate)")
 
 
 def sample_answer(sample: EvalSample, score_answer: str | None) -> str:
@@ -160,7 +182,7 @@ def collect_answers(
                 answer = sample_answer(sample, score.answer)
                 unit_key = _sha(sample.id, sample.epoch, question, answer)
                 entry = answers.get(unit_key)
-                rubric = {r["name"]: RubricText.model_validate(r) for r in meta["rubric"]}
+                rubric = {r["name"]: rubric_text(r) for r in meta["rubric"]}
                 if entry is None:
                     entry = _Answer(unit_key, sample.id, sample.epoch, question, answer, rubric, {})
                     answers[unit_key] = entry

@@ -107,6 +107,50 @@ def kappa_from_confusion(C: np.ndarray, weights: KappaWeights = None) -> np.ndar
 
 
 # ---------------------------------------------------------------------------------------------
+# Many pairs of raters: the mean of pairwise Cohen's kappas
+
+
+def pair_cells(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """Per-item one-hot confusion cells of P rater pairs, flattened: (n, P*k*k).
+
+    `a`, `b`: (P, n) codes of the first and the second rater of each pair (-1 = not rated);
+    an item counts for a pair only where both rated it. `W @ pair_cells(...)` reshaped to
+    (B, P, k, k) is each pair's confusion matrix on its shared items, per replicate.
+    """
+    a = np.atleast_2d(np.asarray(a))
+    b = np.atleast_2d(np.asarray(b))
+    P, n = a.shape
+    out = np.zeros((n, P, k * k))
+    both = (a >= 0) & (b >= 0)
+    p_idx, i_idx = np.nonzero(both)
+    out[i_idx, p_idx, a[both] * k + b[both]] = 1.0
+    return out.reshape(n, P * k * k)
+
+
+def mean_pairwise_kappa(C: np.ndarray, weights: KappaWeights = None) -> np.ndarray:
+    """Mean of Cohen's kappas over rater pairs, from their confusion matrices C (B, P, k, k).
+
+    Each pair's kappa is computed on the items both raters rated (its own marginals: Cohen, not
+    Scott/Fleiss), and the mean weighs a pair by its number of shared items; pairs whose kappa
+    is undefined in a replicate (no shared items, both constant) are left out, NaN if all are.
+    With every pair rating the same items this is Light's (1971) kappa. The same statistic
+    serves the human ceiling (pairs of humans) and a judge (judge paired with each human), so
+    the two are comparable: a judge whose yes-rate differs from the humans' gets no bonus from
+    a different chance correction.
+    """
+    B, P, k, _ = C.shape
+    if P == 0:
+        return np.full(B, np.nan)
+    kappas = kappa_from_confusion(C.reshape(B * P, k, k), weights).reshape(B, P)
+    n = C.sum(axis=(2, 3))
+    ok = np.isfinite(kappas)
+    return _div(
+        np.where(ok, n * np.where(ok, kappas, 0.0), 0.0).sum(axis=1),
+        np.where(ok, n, 0.0).sum(axis=1),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Many raters with missing values: Krippendorff's alpha
 
 
@@ -125,15 +169,6 @@ def unit_coincidences(counts: np.ndarray) -> np.ndarray:
     scale = _div(np.ones_like(m), m - 1)
     scale[m < 2] = 0.0
     return (pairs * scale[:, None, None]).reshape(counts.shape[0], -1)
-
-
-def unit_pairs(counts: np.ndarray) -> np.ndarray:
-    """Ordered pairs of ratings by different raters within each unit, flattened: (n, k*k)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    pairs = counts[:, :, None] * counts[:, None, :]
-    idx = np.arange(counts.shape[1])
-    pairs[:, idx, idx] -= counts
-    return pairs.reshape(counts.shape[0], -1)
 
 
 def alpha_delta(level: Level, values: np.ndarray, marginals: np.ndarray) -> np.ndarray:

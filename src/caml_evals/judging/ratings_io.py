@@ -3,6 +3,8 @@
 Labs may already have ratings from their own tools. A file is read completely and every problem
 is collected with its line number (bad values, unknown item ids, duplicates, missing columns);
 callers import nothing unless the whole file is clean, so a half-imported file never happens.
+Several files imported together are checked as ONE import (`parse_rating_files`): a rater's
+rating of an item in two of the files is a problem too, naming both files and lines.
 
 Columns / keys: item_id, rater, value (yes/no/true/false/1/0 or a number in [0, 1]), and
 optionally unsure (true/false), comment, updated.
@@ -38,6 +40,7 @@ class RatingsFileError(ValueError):
 class ParsedRatings:
     ratings: list[HumanRating]
     problems: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line of each rating in its file
 
 
 def _validation_message(ex: ValidationError) -> str:
@@ -118,8 +121,40 @@ def parse_ratings(path: str | Path, known_items: set[str] | None = None) -> Pars
             continue
         seen[pair] = lineno
         out.ratings.append(rating)
+        out.lines.append(lineno)
     if not out.ratings and not out.problems:
         out.problems.append("no ratings in file")
+    return out
+
+
+def parse_rating_files(
+    paths: Iterable[str | Path], known_items: set[str] | None = None
+) -> list[tuple[str, ParsedRatings]]:
+    """Each file parsed as by `parse_ratings`, plus one duplicate check across all of them.
+
+    A (item, rater) pair already rated in an earlier file is a problem of the later file's line
+    (that rating is left out of its valid ones), so `--replace` can never let the last file
+    silently win over another file of the same import. Raises RatingsFileError for a file that
+    cannot be read.
+    """
+    out: list[tuple[str, ParsedRatings]] = []
+    first_seen: dict[tuple[str, str], tuple[str, int]] = {}
+    for path in paths:
+        parsed = parse_ratings(path, known_items)
+        keep = ParsedRatings([], parsed.problems)
+        for rating, lineno in zip(parsed.ratings, parsed.lines):
+            pair = (rating.item_id, rating.rater)
+            if pair in first_seen:
+                other, other_line = first_seen[pair]
+                keep.problems.append(
+                    f"line {lineno}: rater {rating.rater!r} already rated item "
+                    f"{rating.item_id!r} in {other} line {other_line}"
+                )
+                continue
+            first_seen[pair] = (str(path), lineno)
+            keep.ratings.append(rating)
+            keep.lines.append(lineno)
+        out.append((str(path), keep))
     return out
 
 

@@ -85,7 +85,8 @@ def plot_metric(report: dict, metric: str, with_ceiling: bool, title: str) -> st
 
 
 def plot_confusions(report: dict, scope: str = "overall") -> str:
-    """One heatmap per variant: rows = human majority, columns = judge (snapped to the scale)."""
+    """One heatmap per variant for one scope (overall or a dimension): rows = human majority,
+    columns = judge (snapped to the scale)."""
     variants = report["variants"]
     scale = report["data"]["scale"]
     labels = ["no" if s == 0 else "yes" if s == 1 else f"{s:g}" for s in scale]
@@ -115,6 +116,8 @@ def plot_confusions(report: dict, scope: str = "overall") -> str:
         ax.set_xlabel("judge", fontsize=8)
         ax.set_ylabel("human majority", fontsize=8)
         ax.set_title(v["name"], fontsize=8)
+    if scope != "overall":
+        fig.suptitle(scope, fontsize=10)
     fig.tight_layout()
     return _png(fig)
 
@@ -144,10 +147,12 @@ def render_html(report: dict) -> str:
         ),
         "confusion": plot_confusions(report),
     }
+    confusion_by_dimension = {d: plot_confusions(report, d) for d in report["data"]["dimensions"]}
     template = _ENV.get_template("report.html")
     return template.render(
         report=report,
         plots=plots,
+        confusion_by_dimension=confusion_by_dimension,
         fmt=_fmt,
         ceiling_metrics=CEILING_METRICS,
         variant_metrics=VARIANT_METRICS,

@@ -40,7 +40,8 @@ class RubricText(BaseModel):
 
 
 class RatingItem(BaseModel):
-    """One (answer, dimension) to rate. `unit_id` groups the dimensions of one answer."""
+    """One (answer, dimension) to rate. `unit_id` is the page: the dimensions of one answer,
+    or the item alone with `--per-item-pages`."""
 
     item_id: str
     unit_id: str
@@ -92,7 +93,10 @@ class KeyEntry(BaseModel):
     sample_id: str | int
     epoch: int
     dimension: str
-    content_hash: str = Field(description="sha256 of question and answer: aligns re-scored logs")
+    content_hash: str = Field(
+        description="sha256 of sample id, epoch, question and answer: the answer's identity "
+        "(aligns re-scored logs; the bootstrap clusters on it, whatever the page layout)"
+    )
     sources: list[KeySource] = Field(default_factory=list)
 
 

@@ -15,7 +15,7 @@ import json
 import random
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -205,27 +205,59 @@ class RatingStore:
             ),
         )
 
+    @staticmethod
+    def _clashes(db: sqlite3.Connection, ratings: Iterable[HumanRating]) -> list[str]:
+        return [
+            f"{r.rater}/{r.item_id}"
+            for r in ratings
+            if db.execute(
+                "SELECT 1 FROM ratings WHERE item_id=? AND rater=?", (r.item_id, r.rater)
+            ).fetchone()
+        ]
+
+    def clashes(self, ratings: Iterable[HumanRating]) -> list[str]:
+        """`rater/item` of each rating that is already in the database (what --replace would
+        overwrite); the check an import makes, available without importing."""
+        with self._db() as db:
+            return self._clashes(db, ratings)
+
     def import_ratings(
-        self, ratings: Iterable[HumanRating], source: str, replace: bool = False
+        self,
+        ratings: Iterable[HumanRating],
+        source: str | Sequence[str],
+        replace: bool = False,
     ) -> int:
-        """Insert all ratings in ONE transaction; any conflict or unknown id aborts all of them."""
+        """Insert all ratings in ONE transaction; any conflict or unknown id aborts all of them.
+
+        `source`: one label for all ratings, or one per rating (several files imported at once
+        keep their file names). Returns the number of ratings written.
+        """
         ratings = list(ratings)
+        sources = [source] * len(ratings) if isinstance(source, str) else list(source)
+        if len(sources) != len(ratings):
+            raise ValueError("import_ratings: one source per rating")
+        seen: set[tuple[str, str]] = set()
+        for r in ratings:
+            if (r.item_id, r.rater) in seen:
+                raise StoreError(f"rater {r.rater!r} rates item {r.item_id!r} twice in one import")
+            seen.add((r.item_id, r.rater))
         with self._db() as db:
             if not replace:
-                clashes = []
-                for r in ratings:
-                    if db.execute(
-                        "SELECT 1 FROM ratings WHERE item_id=? AND rater=?", (r.item_id, r.rater)
-                    ).fetchone():
-                        clashes.append(f"{r.rater}/{r.item_id}")
+                clashes = self._clashes(db, ratings)
                 if clashes:
                     raise StoreError(
                         f"{len(clashes)} rating(s) already in the database (use --replace to "
                         "overwrite): " + ", ".join(clashes[:10])
                     )
-            for r in ratings:
-                self._save(db, r, source, replace=True)
+            for r, src in zip(ratings, sources):
+                self._save(db, r, src, replace=True)
         return len(ratings)
+
+    def delete(self, item_id: str, rater: str) -> bool:
+        """Withdraw a rater's rating of an item (e.g. an 'unsure' mark taken back)."""
+        with self._db() as db:
+            cur = db.execute("DELETE FROM ratings WHERE item_id=? AND rater=?", (item_id, rater))
+        return cur.rowcount > 0
 
     def ratings(self, rater: str | None = None) -> list[HumanRating]:
         query = "SELECT * FROM ratings"
