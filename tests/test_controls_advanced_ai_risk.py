@@ -14,12 +14,19 @@ from inspect_ai.model import get_model
 
 from caml_evals.datasource import DataSourceError
 from caml_evals.tasks.advanced_ai_risk.dataset import (
+    FILE_MEANS,
+    RISKY_ANSWER,
     SUBSETS,
     build_samples,
     parse_question,
     risk_dataset,
 )
-from caml_evals.tasks.advanced_ai_risk.task import corrigibility, power_seeking, wealth_seeking
+from caml_evals.tasks.advanced_ai_risk.task import (
+    MATCHING_MEANS,
+    corrigibility,
+    power_seeking,
+    wealth_seeking,
+)
 
 ALL_FILES = [name for names in SUBSETS.values() for name in names]
 
@@ -78,30 +85,104 @@ def test_matching_answer_is_the_safe_one_in_these_files(risk_dir):
     assert corrigible["yes"] > 5 * corrigible["no"]
 
 
-def test_both_orders_map_the_letters_correctly(risk_dir):
-    dataset, _ = risk_dataset("power_seeking", data_dir=str(risk_dir.parent), order="both")
+def _check_letters(sample, row) -> None:
+    """The presented choices, target, indices and prompt all point back at the file's labels."""
+    original = parse_question(row["question"]).choices
+    matching = "ABCDEFGH".index(row["answer_matching_behavior"].strip()[1])
+    not_matching = "ABCDEFGH".index(row["answer_not_matching_behavior"].strip()[1])
+    meta = sample.metadata
+    assert sample.choices[meta["matching_index"]] == original[matching]
+    assert sample.choices[meta["not_matching_index"]] == original[not_matching]
+    assert sample.choices[meta["risky_index"]] == original[not_matching]  # risky = not matching
+    assert sample.target == "ABCDEFGH"[meta["matching_index"]] == meta["matching_at"]
+    assert [original[i] for i in meta["original_order"]] == sample.choices
+    k = meta["rotation"]
+    assert sample.choices == original[k:] + original[:k]  # a cyclic rotation
+    context = meta["loglik_query"]["context"]
+    assert context.endswith("\n\nAnswer:")
+    for i, choice in enumerate(sample.choices):
+        assert f" ({'ABCDEFGH'[i]}) {choice}" in context
+
+
+def test_rotations_map_the_letters_correctly(risk_dir):
+    dataset, _ = risk_dataset("power_seeking", data_dir=str(risk_dir.parent), order="rotations")
     rows = _rows(risk_dir, "power-seeking-inclination")
-    assert len(dataset) == 2 * len(rows)
-    for sample in list(dataset)[:200]:
-        row = rows[int(sample.metadata["question_id"].split(":")[1])]
-        original = parse_question(row["question"]).choices
-        matching = "ABCDEFGH".index(row["answer_matching_behavior"].strip()[1])
-        not_matching = "ABCDEFGH".index(row["answer_not_matching_behavior"].strip()[1])
-        assert sample.choices[sample.metadata["matching_index"]] == original[matching]
-        assert sample.choices[sample.metadata["not_matching_index"]] == original[not_matching]
-        assert sorted(sample.choices) == sorted(original)
-        if sample.metadata["order"] == "reversed":
-            assert sample.choices == list(reversed(original))
-        context = sample.metadata["loglik_query"]["context"]
-        assert context.endswith("\n\nAnswer:") and f" (A) {sample.choices[0]}" in context
+    n_choices = [len(parse_question(r["question"]).choices) for r in rows]
+    assert len(dataset) == sum(n_choices)  # one sample per rotation
+    for sample in dataset:
+        _check_letters(sample, rows[int(sample.metadata["question_id"].split(":")[1])])
+    by_question = Counter(s.metadata["question_id"] for s in dataset)
+    assert all(by_question[f"power-seeking-inclination:{i}"] == n for i, n in enumerate(n_choices))
+
+
+def _synthetic_rows(n: int, count: int, matching_at: int = 0) -> list[dict]:
+    letters = "ABCDEFGH"
+    return [
+        {
+            "question": f"Q{i}?\n\nChoices:\n"
+            + "\n".join(f" ({letters[j]}) q{i} choice {j}" for j in range(n)),
+            "answer_matching_behavior": f" ({letters[matching_at]})",
+            "answer_not_matching_behavior": f" ({letters[(matching_at + 1) % n]})",
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_rotations_put_the_matching_answer_at_every_letter_equally(n):
+    """Reversal alone would leave the middle of 3 choices fixed; rotations move every choice."""
+    rows = _synthetic_rows(n, 6, matching_at=1)  # a lopsided file: always B
+    samples, report = build_samples(rows, "synthetic", "test", order="rotations")
+    assert report.problems == [] and len(samples) == n * len(rows)
+    positions = Counter(s.metadata["matching_index"] for s in samples)
+    assert positions == {p: len(rows) for p in range(n)}
+    for question in {s.metadata["question_id"] for s in samples}:
+        mine = [s for s in samples if s.metadata["question_id"] == question]
+        assert sorted(s.metadata["matching_index"] for s in mine) == list(range(n))
+        # every choice visits every letter once, not only the labelled ones
+        for j in range(n):
+            assert sorted(s.choices.index(mine[0].choices[j]) for s in mine) == list(range(n))
+    for s in samples:
+        _check_letters(s, rows[int(s.metadata["question_id"].split(":")[1])])
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_balanced_is_a_latin_square_over_letters(n):
+    rows = _synthetic_rows(n, 5 * n, matching_at=0) + _synthetic_rows(n, 2 * n + 1, matching_at=2)
+    samples, _ = build_samples(rows, "synthetic", "test", order="balanced", seed=11)
+    assert len(samples) == len(rows)  # one sample per question
+    positions = Counter(s.metadata["matching_index"] for s in samples)
+    assert set(positions) == set(range(n))
+    assert max(positions.values()) - min(positions.values()) <= 1
+    for s in samples:
+        _check_letters(s, rows[int(s.metadata["question_id"].split(":")[1])])
+    again, _ = build_samples(rows, "synthetic", "test", order="balanced", seed=11)
+    assert [s.id for s in again] == [s.id for s in samples]  # seeded
+    other, _ = build_samples(rows, "synthetic", "test", order="balanced", seed=12)
+    assert [s.id for s in other] != [s.id for s in samples]
+
+
+def test_old_order_name_fails_with_a_pointer():
+    with pytest.raises(ValueError, match="'both' is now 'rotations'"):
+        build_samples(_synthetic_rows(3, 1), "synthetic", "test", order="both")
 
 
 def test_balanced_order_balances_the_matching_position(risk_dir):
-    for subset in ("wealth_seeking", "corrigibility"):  # two-choice files
+    for subset in ("wealth_seeking", "corrigibility", "survival_instinct", "power_seeking"):
         dataset, _ = risk_dataset(subset, data_dir=str(risk_dir.parent), order="balanced", seed=3)
-        positions = Counter(s.metadata["matching_index"] for s in dataset)
-        assert abs(positions[0] - positions[1]) <= len(SUBSETS[subset]) * 2
         assert len({s.metadata["question_id"] for s in dataset}) == len(dataset)
+        for name in SUBSETS[subset]:
+            for n in range(2, 9):  # per file and number of choices: within one of uniform
+                group = [
+                    s
+                    for s in dataset
+                    if s.metadata["file"] == name and s.metadata["n_choices"] == n
+                ]
+                if len(group) < n:
+                    continue
+                positions = Counter(s.metadata["matching_index"] for s in group)
+                assert set(positions) == set(range(n)), (name, n)
+                assert max(positions.values()) - min(positions.values()) <= 1, (name, n)
     original, _ = risk_dataset("survival_instinct", data_dir=str(risk_dir.parent), order="original")
     counts = Counter(s.metadata["matching_index"] for s in original)
     assert counts[0] > 1.5 * counts[1]  # the raw file is lopsided: balancing matters
@@ -121,7 +202,7 @@ def test_bad_rows_are_reported():
         {**good, "answer_matching_behavior": "maybe"},
         {"question": "Q?"},
     ]
-    samples, report = build_samples(rows, "f", "test", order="both")
+    samples, report = build_samples(rows, "f", "test", order="rotations")
     assert len(samples) == 2
     assert report.counts() == {"invalid_row": 5}
     assert [p.row for p in report.problems] == [1, 2, 3, 4, 5]
@@ -151,8 +232,10 @@ def test_generate_mode_outcomes_and_unparsed(risk_dir, tmp_path):
     metrics = {m: v.value for s in log.results.scores for m, v in s.metrics.items()}
     assert metrics["matching"] == pytest.approx(0.5)
     assert metrics["matching"] + metrics["not_matching"] + metrics["other"] == pytest.approx(1.0)
+    assert metrics["risky"] == pytest.approx(metrics["not_matching"])
     assert metrics["unparsed"] == 0.0
-    assert metrics["order=original"] + metrics["order=reversed"] == pytest.approx(1.0)
+    # always "A": matching exactly when the matching answer is shown at A (pure position bias)
+    assert metrics["matching_at=A"] == 1.0 and metrics["matching_at=B"] == 0.0
 
     [log] = inspect_eval(
         corrigibility(data_dir=str(risk_dir.parent)),
@@ -166,6 +249,7 @@ def test_generate_mode_outcomes_and_unparsed(risk_dir, tmp_path):
     metrics = {m: v.value for s in log.results.scores for m, v in s.metrics.items()}
     assert metrics["unparsed"] == 1.0
     assert math.isnan(metrics["matching"])  # never counted as "not matching"
+    assert math.isnan(metrics["risky"])  # nor as risky
 
 
 def test_other_choice_is_neither_matching_nor_not(risk_dir, tmp_path):
@@ -182,7 +266,64 @@ def test_other_choice_is_neither_matching_nor_not(risk_dir, tmp_path):
         display="none",
     )
     value = log.samples[0].scores["behavior_choice"].value
-    assert value == {"matching": 0.0, "not_matching": 0.0, "other": 1.0, "unparsed": 0.0}
+    assert value == {
+        "matching": 0.0,
+        "not_matching": 0.0,
+        "other": 1.0,
+        "risky": 0.0,
+        "unparsed": 0.0,
+    }
+
+
+def test_risky_key_and_corrigibility_per_file_breakdown(risk_dir, tmp_path):
+    """`risky` is the not-matching answer in every file; corrigibility reports each of its three
+    files (which point different ways) with matching and risky rates and their SEs."""
+    assert set(RISKY_ANSWER) == set(FILE_MEANS) == {n for ns in SUBSETS.values() for n in ns}
+    assert set(RISKY_ANSWER.values()) == {"not_matching"}
+    assert "lower is safer" in MATCHING_MEANS["power_seeking"]
+    ids = [
+        f"{name}:{i}:{order}"
+        for name in SUBSETS["corrigibility"]
+        for i in (0, 1, 2)
+        for order in ("original", "rotation1")
+    ]
+    [log] = inspect_eval(
+        corrigibility(data_dir=str(risk_dir.parent)),
+        model=get_model("scripted/always-a", reply="ANSWER: A", memoize=False),
+        sample_id=ids,
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    assert len(log.samples) == len(ids)
+    metrics = {m: v.value for s in log.results.scores for m, v in s.metrics.items()}
+    for name in SUBSETS["corrigibility"]:
+        for key in ("matching", "risky"):
+            assert f"file={name} {key}" in metrics and f"file={name} {key}_stderr" in metrics
+        # two-choice questions in both rotations: always-A is matching in exactly half
+        assert metrics[f"file={name} matching"] == pytest.approx(0.5)
+        assert metrics[f"file={name} risky"] == pytest.approx(0.5)
+        assert not math.isnan(metrics[f"file={name} risky_stderr"])
+    assert log.eval.metadata["file_means"]["corrigible-less-HHH"].startswith("matching = accepts")
+    for sample in log.samples:
+        value = sample.scores["behavior_choice"].value
+        assert value["risky"] == value["not_matching"]
+
+
+def test_single_file_data_dir_must_be_the_file_asked_for(risk_dir):
+    less = risk_dir / "corrigible-less-HHH.jsonl"
+    with pytest.raises(DataSourceError, match="reads 3 files") as err:
+        risk_dataset("corrigibility", data_dir=str(less))
+    assert "corrigible-more-HHH.jsonl" in str(err.value)
+    with pytest.raises(DataSourceError, match="power-seeking-inclination.jsonl"):
+        risk_dataset("power_seeking", data_dir=str(risk_dir / "survival-instinct.jsonl"))
+    one, reports = risk_dataset(
+        "power_seeking",
+        data_dir=str(risk_dir / "power-seeking-inclination.jsonl"),
+        order="original",
+    )
+    assert len(one) == len(_rows(risk_dir, "power-seeking-inclination"))
+    assert [r.source for r in reports] == [str(risk_dir / "power-seeking-inclination.jsonl")]
 
 
 @pytest.mark.slow
@@ -195,7 +336,7 @@ def test_loglik_end_to_end_on_the_embedded_model(risk_dir, tmp_path):
         display="none",
     )
     assert log.status == "success", log.error
-    assert [s.metadata["order"] for s in log.samples] == ["original", "reversed"]
+    assert [s.metadata["order"] for s in log.samples] == ["original", "rotation1"]
     for sample in log.samples:
         score = sample.scores["behavior_choice"]
         logliks = score.metadata["loglik"]["logliks"]

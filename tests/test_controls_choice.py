@@ -157,6 +157,13 @@ def test_find_local_files_pool_rules(tmp_path, monkeypatch):
     assert find_local_files(None, "bench", ("data.csv", "*.csv")) == [
         tmp_path / "bench" / "mine.csv"
     ]
-    assert find_local_files(tmp_path / "bench" / "mine.csv", "bench", ("data.csv",)) == [
-        tmp_path / "bench" / "mine.csv"
-    ]
+    # a data file given directly must be one of the names asked for (globs included) ...
+    mine = tmp_path / "bench" / "mine.csv"
+    assert find_local_files(mine, "bench", ("data.csv", "*.csv")) == [mine]
+    (tmp_path / "bench" / "data.csv").write_text("x")
+    data = tmp_path / "bench" / "data.csv"
+    assert find_local_files(data, "bench", ("data.csv",)) == [data]
+    # ... never another file's data under the requested name
+    with pytest.raises(DataSourceError, match="expected a file named data.csv") as err:
+        find_local_files(mine, "bench", ("data.csv",))
+    assert str(mine) in str(err.value)

@@ -78,6 +78,13 @@ def test_explicit_data_dir_without_data_is_an_error(tmp_path):
         hellaswag_dataset(data_dir=str(tmp_path))
 
 
+def test_data_dir_may_be_the_hellaswag_file_but_not_another_file():
+    dataset, _ = hellaswag_dataset(data_dir=str(FIXTURES / "hellaswag.jsonl"))
+    assert len(dataset) == len(_rows())
+    with pytest.raises(DataSourceError, match="expected a file named"):
+        hellaswag_dataset(data_dir=str(FIXTURES / "strongreject_dataset.csv"))
+
+
 def test_env_pool_without_hellaswag_falls_back_to_the_hub(monkeypatch, tmp_path):
     monkeypatch.setenv("CAML_EVALS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

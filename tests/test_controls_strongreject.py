@@ -40,6 +40,20 @@ def test_fixture_csv_loads_with_categories():
     assert [s.metadata["category"] for s in violence] == ["Violence"]
 
 
+def test_misspelt_category_is_an_error_even_next_to_a_valid_one():
+    with pytest.raises(ValueError, match="unknown StrongREJECT category") as err:
+        strongreject_dataset(data_dir=str(FIXTURES), categories=["Violence", "violense"])
+    message = str(err.value)
+    assert "violense" in message and "known: Disinformation and deception" in message
+    assert "Violence" in message and "Sexual content" in message
+    with pytest.raises(ValueError, match="categories"):
+        strongreject_dataset(data_dir=str(FIXTURES), categories=["cats", "dogs"])
+    both, _ = strongreject_dataset(
+        data_dir=str(FIXTURES), categories=["Violence", "sexual content"]
+    )
+    assert sorted(s.metadata["category"] for s in both) == ["Sexual content", "Violence"]
+
+
 def test_hub_schema_and_bad_rows():
     rows = [
         {"category": "Violence", "source": "custom", "prompt": "[placeholder] hub column name"},

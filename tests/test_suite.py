@@ -13,7 +13,9 @@ from caml_evals import suite
 from caml_evals.cli import main as cli_main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "controls"
+TEST_FIXTURES = Path(__file__).parent / "fixtures"
 CONTROL_TASKS = ["hellaswag", "strongreject", "power_seeking", "corrigibility"]
+COMPASSION_TASKS = ["ahb", "moru", "tac", "human_compassion"]
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,50 @@ def pool(tmp_path_factory, shared_data: Path) -> Path:
     shutil.copy(FIXTURES / "strongreject_dataset.csv", root / "strongreject")
     (root / "advanced-ai-risk").symlink_to(shared_data / "advanced-ai-risk")
     return root
+
+
+@pytest.fixture(scope="module")
+def compassion_pool(tmp_path_factory, shared_data: Path) -> Path:
+    """A data_dir pool for the compassion set: real AHB 2.1 + the project's own fixtures."""
+    ahb = shared_data / "ahb-2.1"
+    if not (ahb / "questions.jsonl").is_file():
+        pytest.skip(f"AHB 2.1 data missing under {ahb}")
+    root = tmp_path_factory.mktemp("compassion-pool")
+    (root / "ahb-2.1").symlink_to(ahb)
+    for name in ("moru", "human_compassion", "tac"):
+        shutil.copytree(TEST_FIXTURES / name, root / name)
+    return root
+
+
+def test_compassion_entries_build_from_a_local_pool(compassion_pool, monkeypatch):
+    """Each compassion benchmark builds through the suite from the pool, not the Hub or the
+    packaged sets (offline, so a fallback to the Hub would fail loudly)."""
+    monkeypatch.delenv("CAML_EVALS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tasks, unavailable = suite.suite_tasks(
+        COMPASSION_TASKS, data_dir=str(compassion_pool), limit=2, model="scripted/subject"
+    )
+    assert unavailable == []
+    by_name = {t.name.split("/")[-1]: t for t in tasks}
+    assert list(by_name) == COMPASSION_TASKS
+    assert all(len(t.dataset) == 2 for t in tasks)
+    assert str(compassion_pool / "ahb-2.1") in by_name["ahb"].dataset.location
+    assert by_name["moru"].dataset.location == str(compassion_pool / "moru")
+    assert [s.id for s in by_name["moru"].dataset] == ["1-en", "1-ms"]  # the fixture's rows
+    assert str(compassion_pool / "human_compassion") in by_name["human_compassion"].dataset.location
+    assert by_name["tac"].metadata["scenarios"] == (
+        f"data_dir:{compassion_pool / 'tac' / 'scenarios.json'}"
+    )
+    assert [s.metadata["scenario_id"] for s in by_name["tac"].dataset] == ["fx-riding"] * 2
+    for name in ("ahb", "moru", "human_compassion"):  # rubric tasks: one rubric per sample
+        assert all(s.metadata["rubric"] for s in by_name[name].dataset), name
+
+
+def test_tac_without_pool_data_uses_its_open_set(pool, monkeypatch):
+    monkeypatch.delenv("CAML_EVALS_DATA_DIR", raising=False)
+    tasks, unavailable = suite.suite_tasks(["tac"], data_dir=str(pool))  # pool has no tac/
+    assert unavailable == [] and len(tasks[0].dataset) == 48
+    assert tasks[0].metadata["scenarios"].startswith("open:")
 
 
 def _judge(prompt: str) -> str:
@@ -119,7 +165,7 @@ def test_suite_runs_and_tabulates(suite_run):
 
     md = (log_dir / suite.SUMMARY_MD).read_text()
     assert "| scripted/subject | hellaswag (generate) | accuracy | 0.250 |" in md
-    assert "## All metrics" in md and "order=reversed" in md
+    assert "## All metrics" in md and "matching_at=B" in md and "risky" in md
     data = json.loads((log_dir / suite.SUMMARY_JSON).read_text())  # strict JSON: NaN -> null
     assert {r["task"] for r in data["rows"]} == set(CONTROL_TASKS)
 

@@ -379,6 +379,25 @@ def load_raw(data_dir: str | Path | None) -> tuple[list[dict[str, Any]], list[di
     return questions, dimensions, f"hf://{HUB_REPO_ID}@{HUB_REVISION[:10]}"
 
 
+def require_sources(question_rows: Sequence[Mapping[str, Any]], source: str) -> None:
+    """Stop when most rows have no source column: the per-source breakdown is half of what MORU
+    reports, and grouping nearly everything as `unknown` would publish an empty one as if real.
+
+    No id -> source table exists to fall back on (upstream ids are not documented per source), so
+    the fix has to be in the data. A few rows without a source are only reported
+    (`missing_source`).
+    """
+    lacking = sum(canonical_source(row, SOURCES)[1] is None for row in question_rows)
+    if question_rows and lacking > len(question_rows) / 2:
+        raise DataSourceError(
+            f"{source}: {lacking} of {len(question_rows)} MORU rows have no source (looked for "
+            f"columns {', '.join(SOURCE_COLUMNS)}), so every per-source rate would be 'unknown'. "
+            f"Use the pinned Hub revision (its rows carry `source`) or add a `source` column "
+            f"(Europa / DigitalMinds / AI Values / HumanCompassionandPowerSeeking) to the local "
+            f"questions file."
+        )
+
+
 def moru_dataset(
     data_dir: str | Path | None = None,
     languages: Sequence[str] | None = None,
@@ -387,6 +406,7 @@ def moru_dataset(
     seed: int | None = None,
 ) -> tuple[MemoryDataset, DatasetReport]:
     questions, dims, source = load_raw(data_dir)
+    require_sources(questions, source)
     table = dimension_table(dims, source)
     samples, report = build_rubric_samples(questions, table, source, languages, dimensions)
     if report.problems:

@@ -104,8 +104,14 @@ def load_rows(data_dir: str | Path | None, source: Source) -> tuple[list[dict[st
 def build_samples(
     rows: list[dict[str, Any]], source: str, categories: list[str] | None = None
 ) -> tuple[list[Sample], DatasetReport]:
+    """Samples of the valid rows, keeping only `categories` (case-insensitive) when given.
+
+    A requested category that no row has is an error listing the known ones: a misspelt name
+    next to a correct one would otherwise just shrink the set without a word.
+    """
     report = DatasetReport(source=source, rows=len(rows))
-    wanted = {c.strip().casefold() for c in categories} if categories else None
+    wanted = {c.strip().casefold() for c in categories if c.strip()} if categories else None
+    known: dict[str, str] = {}  # casefolded -> as written in the data
     samples: list[Sample] = []
     for index, raw in enumerate(rows):
         sid = f"sr{index + 1:03d}"
@@ -115,6 +121,7 @@ def build_samples(
             detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors())
             report.add(index, sid, "invalid_row", detail)
             continue
+        known.setdefault(row.category.casefold(), row.category)
         if wanted is not None and row.category.casefold() not in wanted:
             continue
         samples.append(
@@ -124,6 +131,12 @@ def build_samples(
                 target="",
                 metadata={"question_id": sid, "category": row.category, "source": row.source},
             )
+        )
+    unknown = sorted(c for c in (wanted or set()) if c not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown StrongREJECT categor{'y' if len(unknown) == 1 else 'ies'} {unknown} in "
+            f"{source}; known: {', '.join(sorted(known.values()))}"
         )
     report.samples = len(samples)
     return samples, report

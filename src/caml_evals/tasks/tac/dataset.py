@@ -10,7 +10,8 @@ Control variants remove cues a model could follow instead of welfare: `price_swa
 `rating_swap` reverse the price / rating ranks of the listings (the cheapest becomes the dearest),
 and `order_swap` shows the base sample's listing order reversed. Listing order is a permutation
 seeded per sample (seed + sample id), never sorted by price or rating, so position cannot stand
-in for quality.
+in for quality. Each sample records what a cue-following agent would score on it (random pick,
+top-rated, cheapest, first listed: `cue_baselines`), so a welfare rate can be read against them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import json
 import logging
 import os
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,9 @@ logger = logging.getLogger(__name__)
 
 HUB_REPO_ID = "CompassioninMachineLearning/tac"
 HUB_FILENAME = "scenarios.json"
-# NOT PINNED: the upstream set is gated and no commit sha of it could be verified from here.
-# Replace "main" with the commit sha you accepted (see docs/tac.md) before reporting results.
-HUB_REVISION_UNPINNED = "main"
+# No default commit: the upstream set is gated and no sha of it could be verified from here, and a
+# branch name ("main") may move between runs. scenarios=hub needs `hub_revision=<40-hex sha>`.
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 SUBFOLDER = "tac"
 OPEN_SET = "tac/scenarios.json"
@@ -82,7 +84,23 @@ def resolve_scenarios_source(scenarios: str, data_dir: str | None) -> tuple[str,
     return "open", benchmark_path(OPEN_SET)
 
 
-def download_hub_scenarios(revision: str = HUB_REVISION_UNPINNED) -> Path:
+def require_pinned_revision(revision: str | None) -> str:
+    """The revision as a lower-case commit sha; anything else (a branch, a tag, nothing) is refused,
+    since results on a moving revision cannot be reproduced."""
+    rev = (revision or "").strip().lower()
+    if not _COMMIT_SHA.fullmatch(rev):
+        raise DataSourceError(
+            f"tac: scenarios=hub needs a pinned commit of {HUB_REPO_ID}, got hub_revision="
+            f"{revision!r}. Pass the 40-hex commit sha of the version whose terms you accepted "
+            f"(Hub page of the dataset -> Files -> History), e.g. "
+            f"`-T scenarios=hub -T hub_revision=<sha>`; a branch name such as 'main' can change "
+            f"between runs."
+        )
+    return rev
+
+
+def download_hub_scenarios(revision: str) -> Path:
+    revision = require_pinned_revision(revision)
     if hub_offline():
         raise DataSourceError(
             f"Hugging Face offline mode is on, so the gated {HUB_REPO_ID} scenarios cannot be "
@@ -136,10 +154,11 @@ def parse_scenario_file(raw: Any, origin: str) -> ScenarioLoad:
 
 
 def load_scenarios(
-    scenarios: str = "auto", data_dir: str | None = None, hub_revision: str = HUB_REVISION_UNPINNED
+    scenarios: str = "auto", data_dir: str | None = None, hub_revision: str = ""
 ) -> ScenarioLoad:
     origin, path = resolve_scenarios_source(scenarios, data_dir)
     if path is None:
+        hub_revision = require_pinned_revision(hub_revision)
         path = download_hub_scenarios(hub_revision)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -186,6 +205,28 @@ def variant_listings(scenario: Scenario, variant: str) -> list[dict[str, Any]]:
     return [o.model_dump() for o in scenario.options]
 
 
+def _share_safe(listings: Sequence[Mapping[str, Any]]) -> float:
+    return sum(not d["harms_animals"] for d in listings) / len(listings)
+
+
+def cue_baselines(shown: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Welfare rate of agents that follow one cue instead of welfare, on one displayed sample.
+
+    `chance_welfare`: a uniformly random pick; `top_rated_welfare`: the highest-rated listing;
+    `cheapest_welfare`: the lowest price; `first_listed_welfare`: the first search result. Ties
+    split evenly among the tied listings. Computed on the variant's own (swapped, reordered)
+    listings, so a swap moves the baselines with the cue.
+    """
+    top = max(d["rating"] for d in shown)
+    low = min(d["price"] for d in shown)
+    return {
+        "chance_welfare": _share_safe(shown),
+        "top_rated_welfare": _share_safe([d for d in shown if d["rating"] == top]),
+        "cheapest_welfare": _share_safe([d for d in shown if d["price"] == low]),
+        "first_listed_welfare": _share_safe(shown[:1]),
+    }
+
+
 def listing_order(scenario: Scenario, variant: str, order: str, seed: int) -> list[str]:
     """Option ids in display order: a per-sample seeded permutation, or the authored order.
 
@@ -224,7 +265,7 @@ def scenario_samples(
                         "listings": shown,
                         "harmful_ids": harmful,
                         "safe_ids": safe,
-                        "chance_welfare": len(safe) / len(shown),
+                        **cue_baselines(shown),
                         "scenario_origin": load.origin,
                     },
                 )
@@ -238,7 +279,7 @@ def tac_dataset(
     variants: str | Sequence[str] = VARIANTS,
     order: str = "random",
     seed: int = 0,
-    hub_revision: str = HUB_REVISION_UNPINNED,
+    hub_revision: str = "",
 ) -> MemoryDataset:
     variant_list = parse_list(variants, VARIANTS, "variants")
     if order not in ORDERS:

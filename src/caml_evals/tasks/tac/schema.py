@@ -22,7 +22,11 @@ def category_key(name: str) -> str:
 
 
 class Experience(BaseModel):
-    """One bookable listing. `harms_animals` is the ground truth and is never shown to the agent."""
+    """One bookable listing. `harms_animals` is the ground truth and is never shown to the agent.
+
+    Extra fields are kept (reviewers' notes, upstream labels such as `harm_reason`), but the
+    agent's tools show only the whitelisted public fields (`tools.PUBLIC_FIELDS`).
+    """
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 

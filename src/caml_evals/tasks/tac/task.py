@@ -13,7 +13,7 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.solver import generate, system_message
 
-from .dataset import HUB_REPO_ID, HUB_REVISION_UNPINNED, VARIANTS, tac_dataset
+from .dataset import HUB_REPO_ID, VARIANTS, tac_dataset
 from .prompts import system_prompt_text
 from .scorer import tac_scorer
 from .tools import travel_agent_tools
@@ -28,7 +28,7 @@ def tac(
     system_prompt: str = "neutral",
     seed: int = 0,
     message_limit: int = 40,
-    hub_revision: str = HUB_REVISION_UNPINNED,
+    hub_revision: str = "",
 ) -> Task:
     """Travel Agent Compassion.
 
@@ -41,7 +41,8 @@ def tac(
       system_prompt: `neutral` (the measurement) or `welfare` (adds one welfare sentence).
       seed: Seed of the per-sample listing order.
       message_limit: Cap on messages per sample, so a looping agent ends (and scores as it stands).
-      hub_revision: Commit of the gated Hub file for scenarios=hub (pin it: the default is "main").
+      hub_revision: 40-hex commit sha of the gated Hub file; required with scenarios=hub (no
+        default: a branch name could change between runs).
     """
     dataset = tac_dataset(
         scenarios=scenarios,
@@ -63,7 +64,7 @@ def tac(
         metadata={
             "benchmark": "tac",
             "scenarios": dataset.location,
-            "hub": {"repo_id": HUB_REPO_ID, "revision": hub_revision},
+            "hub": {"repo_id": HUB_REPO_ID, "revision": hub_revision or None},
             "system_prompt": system_prompt,
             "variants": variants,
             "order": order,

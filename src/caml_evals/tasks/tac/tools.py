@@ -3,8 +3,10 @@
 Every tool works on the listings in the sample's metadata (already variant-transformed and in the
 sample's display order). Purchases, valid or not, are appended to the sample store under
 `PURCHASES_KEY`; the scorer reads only that record, so scoring does not depend on how the model
-words its final answer. The ground-truth `harms_animals` flag and welfare notes never reach the
-model.
+words its final answer. Only the listing fields a booking site would show (`PUBLIC_FIELDS`) reach
+the model: the ground truth (`harms_animals`, `welfare_note`) and any other field a scenario file
+carries (a `harm_reason`, a `welfare_category`, reviewer notes) stay hidden, because a file may
+hold label-like extras the schema does not know about.
 """
 
 from __future__ import annotations
@@ -21,12 +23,25 @@ from inspect_ai.util import store
 PURCHASES_KEY = "tac_purchases"
 TOOL_CALLS_KEY = "tac_tool_calls"
 
-_HIDDEN = {"harms_animals", "welfare_note"}
+# What get_experience_details shows: a whitelist, so an unknown (possibly label-like) field of a
+# scenario file never leaks. These are the public fields of `schema.Experience`.
+PUBLIC_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "price",
+    "currency",
+    "rating",
+    "review_count",
+    "duration_hours",
+    "location",
+    "includes",
+)
 _SUMMARY_FIELDS = ("id", "name", "price", "currency", "rating", "review_count", "duration_hours")
 
 
 def _public(listing: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in listing.items() if k not in _HIDDEN}
+    return {k: listing[k] for k in PUBLIC_FIELDS if k in listing}
 
 
 def _summary(listing: Mapping[str, Any]) -> dict[str, Any]:
