@@ -15,7 +15,7 @@ compared in units of their Monte Carlo error.
 Single-threaded by default (OMP/OpenBLAS threads = 1, set before numpy loads) so the ratio
 measures the algorithm, not the core count; pass --threads N to change it.
 
-    python bench/stats.py            # full size (~1 minute of scipy on a laptop core)
+    python bench/stats.py            # full size (~10 s of scipy, <1 s ours; see docs/stats.md)
     python bench/stats.py --quick    # 1,000 questions x 3 epochs x 13, 2,000 resamples
 """
 

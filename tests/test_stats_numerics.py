@@ -328,3 +328,44 @@ def test_adjustment_leaves_nan_out_of_the_family():
         adjust_pvalues([0.5], "sidak-ish")
     with pytest.raises(ValueError):
         adjust_pvalues([1.5], "holm")
+
+
+# ----------------------------------------------------------------- seeds and exact caps
+
+
+def test_default_seed_is_zero_and_none_means_fresh_entropy():
+    rng = np.random.default_rng(11)
+    x, q = rng.normal(size=120), np.repeat(np.arange(40), 3)
+    default = summarize(x, q, n_resamples=300)
+    assert default == summarize(x, q, n_resamples=300, seed=0)  # the default is seed 0
+    fresh = [summarize(x, q, n_resamples=300, seed=None) for _ in range(2)]
+    # continuous data, 300 resamples: two fresh draws giving the same CI ends is impossible
+    assert fresh[0].ci_low != fresh[1].ci_low and fresh[0].ci_low != default.ci_low
+    assert fresh[0].mean == default.mean and fresh[0].se == default.se  # only resampling varies
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    c0, c1 = (compare(a, b, n_resamples=200, seed=None) for _ in range(2))
+    assert c0.test == "sign-flip monte-carlo" and c0.ci_low != c1.ci_low
+
+
+def test_automatic_exact_rule_falls_back_to_monte_carlo_above_the_caps(monkeypatch):
+    from caml_evals.stats import resampling
+
+    a = np.array([0.1, 0.5, 0.2, 0.9, 0.4, 0.3])
+    b = a + np.array([0.2, -0.1, 0.3, 0.1, 0.0, 0.25])
+    # 2^6 = 64 sign patterns <= 1,000 resamples: exact under the default cap ...
+    assert compare(a, b, n_resamples=1_000).test == "sign-flip exact"
+    # ... and C(6, 3) = 20 relabellings: exact too
+    un = {"paired": False, "clusters": (np.arange(3), np.arange(3) + 3), "n_resamples": 1_000}
+    assert compare(a[:3], b[3:], **un).exact
+    monkeypatch.setattr(resampling, "MAX_EXACT_SIGNFLIP_CLUSTERS", 5)
+    monkeypatch.setattr(resampling, "MAX_EXACT_ARRANGEMENTS", 10)
+    # above the caps the automatic rule samples instead of raising
+    paired = compare(a, b, n_resamples=1_000)
+    assert paired.test == "sign-flip monte-carlo" and 0 < paired.p_value <= 1
+    unpaired = compare(a[:3], b[3:], **un)
+    assert not unpaired.exact and unpaired.test == "permutation" and 0 < unpaired.p_value <= 1
+    # forcing enumeration above a cap is a clear error
+    with pytest.raises(ValueError, match="too large"):
+        compare(a, b, n_resamples=1_000, exact=True)
+    with pytest.raises(ValueError, match="too large"):
+        compare(a[:3], b[3:], **un, exact=True)

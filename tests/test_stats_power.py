@@ -78,3 +78,16 @@ def test_mdd_from_se_and_observed_design():
     res = compare(np.zeros(q.size), y, clusters=q, n_resamples=2_000)
     design = minimum_detectable_difference(inputs.sd, 400, n_epochs=5, icc=inputs.icc)
     assert mdd_from_se(res.se) == pytest.approx(design, rel=0.15)
+
+
+def test_mdd_from_se_follows_level_and_alternative():
+    z = ss.norm.ppf
+    assert mdd_from_se(0.01, alpha=0.1) == pytest.approx((z(0.95) + z(0.8)) * 0.01)
+    one_sided = (z(0.95) + z(0.8)) * 0.01
+    assert mdd_from_se(0.01, alternative="greater") == pytest.approx(one_sided)
+    assert mdd_from_se(0.01, alternative="smaller") == pytest.approx(one_sided)
+    assert mdd_from_se(0.01, power=0.9) == pytest.approx((z(0.975) + z(0.9)) * 0.01)
+    with pytest.raises(ValueError, match="alternative"):
+        mdd_from_se(0.01, alternative="sideways")
+    with pytest.raises(ValueError, match="alpha and power"):
+        mdd_from_se(0.01, alpha=1.5)

@@ -3,7 +3,8 @@
 compare LOG... : groups logs into arms (by model, or one arm per log with --by log), compares
 every arm with the baseline (the first arm, or --baseline) per benchmark and score key, adjusts
 p-values over all rows, prints the table and writes comparison.json, comparison.md and
-forest.png.
+forest.png. When all logs carry one model name (checkpoints often do) but a benchmark has
+several logs, it falls back to one arm per log (labelled by file name) and says so.
 
 leaderboard LOG_DIR... -o site/ : one self-contained HTML page (+ leaderboard.json).
 """
@@ -33,11 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--by",
         choices=["model", "log"],
         default="model",
-        help="arm = all logs of one model (default) or each log on its own",
+        help="arm = all logs of one model (default; one model name with several logs per "
+        "benchmark falls back to per log) or each log on its own",
     )
     cmp.add_argument("--baseline", help="label of the baseline arm (default: the first arm)")
     cmp.add_argument(
-        "--keys", help="comma-separated score keys (default: overall + every dimension)"
+        "--keys",
+        help="comma-separated score keys (default: overall + every score key; bookkeeping such "
+        "as missing_rate, unparsed, completed, overall@<grader> only when named here)",
     )
     cmp.add_argument("--scorer", help="scorer name (default: each log's primary scorer)")
     cmp.add_argument("--n-resamples", type=int, default=10_000)
@@ -98,13 +102,28 @@ def _arms(frame: pd.DataFrame, by: str) -> dict[str, pd.DataFrame]:
     return arms
 
 
+def _several_logs_per_task(frame: pd.DataFrame) -> bool:
+    return bool((frame.groupby("task")["log"].nunique() > 1).any())
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from .plot import forest_plot
     from .report import print_table, render_markdown, to_json, write_text
 
     try:
         frame = score_frame(expand_log_paths(args.logs), args.scorer)
-        arms = _arms(frame, args.by)
+        by = args.by
+        arms = _arms(frame, by)
+        if by == "model" and len(arms) < 2 and _several_logs_per_task(frame):
+            # checkpoints of one model often share its name: compare the logs instead
+            (model,) = arms
+            by = "log"
+            arms = _arms(frame, by)
+            print(
+                f"caml-evals compare: note: every log has model {model!r}; "
+                f"comparing one arm per log ({', '.join(arms)}) as with --by log",
+                file=sys.stderr,
+            )
         if len(arms) < 2:
             raise LogCompareError(
                 f"need at least two arms to compare, found {list(arms)} (use --by log to compare "
@@ -137,6 +156,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out_dir)
     settings = {k: v for k, v in vars(args).items() if k != "func"} | {
+        "by": by,
         "baseline": baseline,
         "arms": list(arms),
     }
@@ -170,7 +190,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         print(f"caml-evals leaderboard: error: {ex}", file=sys.stderr)
         return 2
     page = write_site(board, args.out_dir, copy_logs=not args.no_copy_logs)
-    header = ["model", *board.tasks]
+    header = ["model", *(f"{t} ({board.headlines.get(t, 'overall')})" for t in board.tasks)]
     body = []
     for model in board.models:
         row = [model]

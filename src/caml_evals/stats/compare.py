@@ -279,9 +279,11 @@ def compare(
     a, b: 1-D arrays, NaN/None = missing. Paired: aligned by position (same question, variant
     and epoch), `clusters` one array of question ids (aggregated to question level, then
     tested there: bootstrap over questions and a sign-flip test, exact when 2^questions <=
-    n_resamples). Unpaired: `clusters` is `(clusters_a, clusters_b)` (or one array used for
-    both when the arrays have equal length); permutation test relabelling whole questions.
-    `alternative="greater"` tests B > A. `exact` forces (True) or forbids (False) enumeration.
+    n_resamples and questions <= 24). Unpaired: `clusters` is `(clusters_a, clusters_b)` (or
+    one array used for both when the arrays have equal length); permutation test relabelling
+    whole questions. `alternative="greater"` tests B > A. `exact` forces (True) or forbids
+    (False) enumeration. `seed=0` (default) gives the same numbers every run; `seed=None`
+    draws fresh entropy (numpy's convention).
     """
     arr_a, arr_b = as_values(a), as_values(b)
     if arr_a.ndim != 1 or arr_b.ndim != 1:

@@ -109,6 +109,7 @@ def summarize(
 
     `clusters` gives each value's question id (None: every value its own cluster). Missing
     values are excluded and counted in `n_missing`. `method` is "percentile" or "bca".
+    `seed=0` (default) gives the same numbers every run; `seed=None` draws fresh entropy.
     """
     arr = as_values(values)
     if arr.ndim != 1:

@@ -6,7 +6,11 @@ sample (each question is tagged with its own dimensions), choice scores are scal
 per (log, sample, epoch, key) holds both without inventing values for keys a sample never had.
 
 A missing score (judge reply that could not be parsed, grader error, errored sample) is a row
-with `value = NaN` and a reason in `missing`; it is never turned into 0.
+with `value = NaN` and a reason in `missing`; it is never turned into 0. An errored sample
+(no score at all) gets such a row for every key its scorer wrote for the same sample in other
+epochs, else for every key the scorer writes on all scored samples of the log (a rubric sample:
+the non-dimension keys plus its own tagged dimensions), so the loss shows on the real keys and
+no `overall` is invented for a scorer that has none.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import pandas as pd
 from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log
 
-from caml_evals.scoring.grades import MISSING_RATE_KEY, OVERALL_KEY
+from caml_evals.scoring.grades import MISSING_RATE_KEY, OVERALL_KEY, dimension_keys
 
 __all__ = ["MISSING_RATE_KEY", "OVERALL_KEY", "missing_counts", "score_frame", "score_to_float"]
 
@@ -44,6 +48,8 @@ FRAME_COLUMNS = [
 ]
 
 LogRef = str | Path | EvalLog
+
+CLUSTER_FIELDS = ("question_id", "scenario_id")  # metadata naming a sample's question, in order
 
 
 class ScoreFrameError(ValueError):
@@ -142,6 +148,15 @@ def _scorers_in(log: EvalLog) -> list[str]:
     return list(names)
 
 
+def cluster_id(metadata: Mapping[str, Any], sample_id: str) -> str:
+    """The question a sample belongs to: metadata `question_id`, else TAC's `scenario_id` (its
+    control variants are one scenario, as TAC's own metrics cluster them), else the sample id."""
+    for field in CLUSTER_FIELDS:
+        if metadata.get(field) not in (None, ""):
+            return str(metadata[field])
+    return sample_id
+
+
 def _variant(metadata: Mapping[str, Any]) -> str:
     """Canonical text of a sample's variable set, so pairing can check it, not assume it."""
     variables = metadata.get("variables")
@@ -169,14 +184,68 @@ def _grade_reasons(metadata: Mapping[str, Any]) -> dict[str, str]:
     return reasons
 
 
-def _sample_rows(sample: EvalSample, scorer: str) -> Iterable[tuple[str, float, str | None]]:
+class _KeyLayout:
+    """Which keys a scorer writes, learnt from the samples it did score in one log.
+
+    WHY: an errored sample has no score at all, so its rows must be inferred. Inventing an
+    `overall` key for a scorer that never writes one (loglik acc/acc_norm, behaviour choice
+    matching/not_matching/other, TAC outcomes, StrongREJECT score/refused) would hide the loss:
+    the real keys would show no missing value and comparisons would drop the pair silently.
+    """
+
+    def __init__(self) -> None:
+        self.scalar = False
+        self.scored = 0
+        self.seen: dict[str, int] = {}  # key -> scored samples carrying it, in first-seen order
+        self.by_sample: dict[str, list[str]] = {}  # sample id -> its keys in the epochs scored
+
+    def add(self, sample_id: str, value: Any) -> None:
+        self.scored += 1
+        keys = [str(k) for k in value] if isinstance(value, Mapping) else [OVERALL_KEY]
+        self.scalar = self.scalar or not isinstance(value, Mapping)
+        if isinstance(value, Mapping):
+            for key in keys:
+                self.seen[key] = self.seen.get(key, 0) + 1
+        known = self.by_sample.setdefault(sample_id, [])
+        known.extend(k for k in keys if k not in known)
+
+    def keys_for(self, sample_id: str, metadata: Mapping[str, Any]) -> list[str]:
+        """Keys an unscored sample (one epoch) should have had, best evidence first: the keys
+        the same sample got in its other epochs; else those every scored sample has (overall,
+        missing_rate, outcome indicators...), where for a rubric sample (metadata `dimensions`)
+        its own tagged dimensions replace the dimensions other questions happen to share."""
+        if sample_id in self.by_sample:
+            return list(self.by_sample[sample_id])
+        tagged = metadata.get("dimensions")
+        dims = [str(d) for d in tagged or []]
+        if self.scored == 0:  # nothing scored in this log: overall + tags is all we can say
+            return list(dict.fromkeys([OVERALL_KEY, *dims]))
+        keys = [OVERALL_KEY] if self.scalar else []
+        universal = [k for k, n in self.seen.items() if n == self.scored]
+        if tagged is not None:
+            dimension_like = set(dimension_keys(dict.fromkeys(universal)))
+            keys += [k for k in universal if k not in dimension_like] + dims
+        else:
+            keys += universal
+        return list(dict.fromkeys(keys))
+
+
+def _key_layouts(log: EvalLog) -> dict[str, _KeyLayout]:
+    layouts: dict[str, _KeyLayout] = {}
+    for sample in log.samples or []:
+        for name, score in (sample.scores or {}).items():
+            layouts.setdefault(name, _KeyLayout()).add(str(sample.id), score.value)
+    return layouts
+
+
+def _sample_rows(
+    sample: EvalSample, scorer: str, layout: _KeyLayout | None = None
+) -> Iterable[tuple[str, float, str | None]]:
     """(key, value, missing reason) for one sample and epoch."""
     score = (sample.scores or {}).get(scorer)
     if score is None:
         reason = f"sample error: {sample.error.message}" if sample.error else "no score"
-        # Which keys this sample should have had: overall plus its tagged dimensions.
-        dims = (sample.metadata or {}).get("dimensions") or []
-        for key in [OVERALL_KEY, *[str(d) for d in dims]]:
+        for key in (layout or _KeyLayout()).keys_for(str(sample.id), sample.metadata or {}):
             yield key, math.nan, reason
         return
     value = score.value
@@ -200,8 +269,8 @@ def score_frame(logs: LogRef | Sequence[LogRef], scorer: str | None = None) -> p
     Columns: log, task, model, sample_id, question_id, epoch, key, value (float, NaN if
     missing), plus scorer, variant (canonical JSON of metadata `variables`, "" if none) and
     missing (why value is NaN, else None). A scalar score (a choice task's "C"/"I" or a float)
-    becomes key `overall`. `question_id` is the sample's metadata `question_id`, else its id:
-    the cluster key every statistic uses.
+    becomes key `overall`. `question_id` is the sample's metadata `question_id`, else its
+    `scenario_id` (TAC), else its id: the cluster key every statistic uses.
 
     `scorer=None` takes each log's primary scorer; naming a scorer a log lacks is an error.
     """
@@ -221,12 +290,13 @@ def score_frame(logs: LogRef | Sequence[LogRef], scorer: str | None = None) -> p
                 f"scorer {scorer!r} not in log {location}; it has {available or 'no scores'}"
             )
         task, model = log.eval.task, log.eval.model
+        layout = _key_layouts(log).get(chosen)
         for sample in log.samples:
             metadata = sample.metadata or {}
             sample_id = str(sample.id)
-            question_id = str(metadata.get("question_id") or sample_id)
+            question_id = cluster_id(metadata, sample_id)
             variant = _variant(metadata)
-            for key, value, missing in _sample_rows(sample, chosen):
+            for key, value, missing in _sample_rows(sample, chosen, layout):
                 rows.append(
                     (
                         location,

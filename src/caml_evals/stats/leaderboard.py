@@ -20,13 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from inspect_ai.log import read_eval_log
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from caml_evals.scoring.grades import GRADER_KEY_PREFIX
-
-from .estimates import summarize_matrix
 from .frame import (
     MISSING_RATE_KEY,
     OVERALL_KEY,
@@ -35,7 +33,8 @@ from .frame import (
     expand_log_paths,
     score_frame,
 )
-from .logcompare import _missing, _wide
+from .headline import headline_key
+from .logcompare import is_bookkeeping, summarize_frame
 from .models import Summary
 from .report import _nan_to_none, fmt, short_task
 
@@ -47,8 +46,11 @@ class Cell(BaseModel):
 
     model: str
     task: str
-    overall: Summary
-    dimensions: dict[str, Summary] = Field(default_factory=dict)
+    headline: str = Field(default=OVERALL_KEY, description="The score key `overall` summarises")
+    overall: Summary = Field(description="The headline key's summary (named for compatibility)")
+    dimensions: dict[str, Summary] = Field(
+        default_factory=dict, description="Every other score key (bookkeeping left out)"
+    )
     log: str = Field(description="The log the numbers come from")
     log_href: str = ""
     other_logs: list[str] = Field(default_factory=list, description="Older/failed logs not used")
@@ -61,6 +63,9 @@ class Leaderboard(BaseModel):
     generated: str
     models: list[str]
     tasks: list[str]
+    headlines: dict[str, str] = Field(
+        default_factory=dict, description="task -> its headline score key (the column's label)"
+    )
     cells: list[Cell]
     settings: dict[str, object]
 
@@ -101,38 +106,43 @@ def build_leaderboard(
     method: str = "percentile",
     title: str = "caml-evals leaderboard",
 ) -> Leaderboard:
-    """Summaries (overall + each dimension) of every model x benchmark found under `log_dirs`."""
+    """Summaries (headline + every other key) of every model x benchmark under `log_dirs`.
+
+    The headline of a benchmark is one key for all its models: the first of `HEADLINE_KEYS`
+    (overall, welfare, acc_norm, matching, score) with any value in any model's log, else the
+    first score key with values (see `headline.choose_headline`); the column shows its name.
+    """
     paths = [p for p in expand_log_paths(log_dirs) if isinstance(p, Path)]
     if not paths:
         raise ScoreFrameError("no logs found")
     chosen = _choose_logs(paths)
+    frames = {key: score_frame([path], scorer) for key, (path, _, _) in chosen.items()}
+    headlines: dict[str, str] = {}
+    for task in sorted({t for _, t in chosen}):
+        # one headline per benchmark column, from every model's rows of it
+        rows = pd.concat([f for (_, t), f in frames.items() if t == task])
+        headline = headline_key(rows)
+        if headline is not None:
+            headlines[task] = headline
     cells: list[Cell] = []
     for (model, task), (path, others, status) in sorted(chosen.items()):
-        frame = score_frame([path], scorer)
+        frame = frames[(model, task)]
+        headline = headlines.get(task)
+        if headline is None:
+            continue
         keys = [k for k in dict.fromkeys(frame["key"]) if k != MISSING_RATE_KEY]
-        keys = ([OVERALL_KEY] if OVERALL_KEY in keys else []) + [
-            k for k in keys if k != OVERALL_KEY
-        ]
-        index = ["sample_id", "variant", "epoch"]
-        wide, questions = _wide(frame, index, keys)
-        summaries = summarize_matrix(
-            wide.to_numpy(),
-            questions.to_numpy(),
-            ci=ci,
-            n_resamples=n_resamples,
-            seed=seed,
-            method=method,
+        keys = [headline] + [k for k in keys if k != headline]
+        by_key = summarize_frame(
+            frame, keys, ci=ci, n_resamples=n_resamples, seed=seed, method=method
         )
-        missing = _missing(frame, keys, None, index)
-        summaries = [s.model_copy(update={"n_missing": int(m)}) for s, m in zip(summaries, missing)]
-        by_key = dict(zip(keys, summaries))
-        overall = by_key.pop(OVERALL_KEY, None) or summaries[0]
-        dims = {k: v for k, v in by_key.items() if not k.startswith(GRADER_KEY_PREFIX)}
+        top = by_key.pop(headline)
+        dims = {k: v for k, v in by_key.items() if not is_bookkeeping(k)}
         cells.append(
             Cell(
                 model=model,
                 task=task,
-                overall=overall,
+                headline=headline,
+                overall=top,
                 dimensions=dims,
                 log=str(path),
                 other_logs=others,
@@ -147,6 +157,7 @@ def build_leaderboard(
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         models=models,
         tasks=tasks,
+        headlines={t: headlines[t] for t in tasks},
         cells=cells,
         settings={
             "ci": ci,

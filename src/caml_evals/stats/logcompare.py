@@ -6,7 +6,12 @@ of the smaller arm's samples match, the arms are compared unpaired. Samples that
 are counted (`n_unmatched_*`), never silently mixed in.
 
 p-values are adjusted over the whole family of rows returned (every task x key, and every
-model pair when the CLI compares several), because that is the family a reader scans.
+model pair when the CLI compares several), because that is the family a reader scans. The
+default keys leave bookkeeping out of that family (`is_bookkeeping`: missing_rate, unparsed,
+completed, overall@<grader>, *_stderr); name them in `keys` to test them anyway.
+
+`compare_key(frame_a, frame_b, key)` is the one-key form for callers that hold score frames
+(the training results table): same pairing, one `ComparisonRow` back.
 """
 
 from __future__ import annotations
@@ -32,21 +37,39 @@ log = logging.getLogger(__name__)
 
 PAIRED_MIN_SHARE = 0.5  # share of the smaller arm's samples that must match to compare paired
 FEW_CLUSTERS = 20  # below this many questions a bootstrap CI is too narrow (it undercovers)
+MDD_POWER = 0.8  # power of the minimum detectable difference on every row
 
 
 class LogCompareError(ValueError):
     """Two arms that cannot be compared as asked (nothing shared, ambiguous logs)."""
 
 
-def default_keys(keys_a: Sequence[str], keys_b: Sequence[str]) -> list[str]:
-    """Keys both arms have: overall, then dimensions in A's order, then per-grader overalls.
+# Score keys that are bookkeeping, not a claim: the share of missing grades (reported as missing
+# counts), unparsed replies, TAC's completion indicator. Per-grader overalls (`overall@<grader>`)
+# re-test `overall` and any `*_stderr` is not a score. None of them belongs in the default family
+# that Holm/BH adjust over (each would dilute the real tests); ask for them with `keys=`.
+BOOKKEEPING_KEYS = frozenset({MISSING_RATE_KEY, "unparsed", "completed"})
 
-    `missing_rate` is bookkeeping, not a score: it is reported as missing counts instead.
+
+def is_bookkeeping(key: str) -> bool:
+    """True for keys left out of the default comparison family (see `BOOKKEEPING_KEYS`)."""
+    return (
+        key in BOOKKEEPING_KEYS
+        or key.startswith(GRADER_KEY_PREFIX)
+        or key.endswith(("_stderr", " stderr"))
+    )
+
+
+def default_keys(keys_a: Sequence[str], keys_b: Sequence[str]) -> list[str]:
+    """Score keys both arms have: overall first, then the others in A's order.
+
+    Bookkeeping keys (`is_bookkeeping`: missing_rate, unparsed, completed, overall@<grader>,
+    *_stderr) are left out; they stay available when named in `keys`.
     """
-    shared = [k for k in dict.fromkeys(keys_a) if k in set(keys_b) and k != MISSING_RATE_KEY]
-    graders = [k for k in shared if k.startswith(GRADER_KEY_PREFIX)]
-    dims = [k for k in shared if k != OVERALL_KEY and k not in graders]
-    return ([OVERALL_KEY] if OVERALL_KEY in shared else []) + dims + graders
+    shared = [k for k in dict.fromkeys(keys_a) if k in set(keys_b) and not is_bookkeeping(k)]
+    return ([OVERALL_KEY] if OVERALL_KEY in shared else []) + [
+        k for k in shared if k != OVERALL_KEY
+    ]
 
 
 def _label(frame: pd.DataFrame) -> str:
@@ -86,6 +109,40 @@ def _missing(
     return np.array([int(counts.get(k, 0)) for k in keys])
 
 
+def summarize_frame(
+    frame: pd.DataFrame,
+    keys: Sequence[str] | None = None,
+    *,
+    ci: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int | None = 0,
+    method: CIMethod = "percentile",
+    cluster_weight: ClusterWeight = "size",
+) -> dict[str, Summary]:
+    """Each key's `Summary` (mean, clustered SE, bootstrap CI over questions) from a score frame.
+
+    Every observation (log x sample x variable set x epoch) counts once; `n_missing` counts the
+    key's NaN rows (unparseable grades, errored samples), which are left out of the mean.
+    `keys=None`: every key in frame order. Pass the rows of one task.
+    """
+    keys = list(dict.fromkeys(frame["key"])) if keys is None else list(keys)
+    if not keys:
+        return {}
+    index = ["log", "sample_id", "variant", "epoch"]
+    wide, questions = _wide(frame, index, keys)
+    summaries = summarize_matrix(
+        wide.to_numpy(),
+        questions.to_numpy(),
+        ci=ci,
+        n_resamples=n_resamples,
+        seed=seed,
+        method=method,
+        cluster_weight=cluster_weight,
+    )
+    missing = _missing(frame, keys, None, index)
+    return {k: _fix_counts(s, n_missing=int(m)) for k, s, m in zip(keys, summaries, missing)}
+
+
 def _fix_counts(result: Any, **counts: int) -> Any:
     return result.model_copy(update=counts)
 
@@ -105,7 +162,12 @@ def compare_frames(
     alternative: Alternative = "two-sided",
     cluster_weight: ClusterWeight = "size",
 ) -> list[ComparisonRow]:
-    """Unadjusted rows (p_adjusted = p_value) for every task both frames have."""
+    """B versus A from two score frames (`score_frame`): one unadjusted row (p_adjusted =
+    p_value) per task both frames have x key (`keys`, else `default_keys`).
+
+    The engine of `compare_logs` and `caml-evals compare`, with the same pairing rules (see the
+    module docstring). Each frame must hold one log per task. Adjust with `adjust_rows`.
+    """
     _check_one_log_per_task(frame_a, "A")
     _check_one_log_per_task(frame_b, "B")
     label_a, label_b = label_a or _label(frame_a), label_b or _label(frame_b)
@@ -132,13 +194,73 @@ def compare_frames(
         ta, tb = frame_a[frame_a["task"] == task], frame_b[frame_b["task"] == task]
         task_keys = list(keys) if keys else default_keys(list(ta["key"]), list(tb["key"]))
         task_keys = [k for k in task_keys if k in set(ta["key"]) and k in set(tb["key"])]
-        skipped = sorted((set(ta["key"]) ^ set(tb["key"])) - {MISSING_RATE_KEY})
+        skipped = sorted(k for k in set(ta["key"]) ^ set(tb["key"]) if not is_bookkeeping(k))
         if skipped:
             log.warning("task %s: keys only one arm has, not compared: %s", task, skipped)
         if not task_keys:
             continue
         rows.extend(_compare_task(task, ta, tb, task_keys, label_a, label_b, paired, options))
     return rows
+
+
+def compare_key(
+    frame_a: pd.DataFrame,
+    frame_b: pd.DataFrame,
+    key: str,
+    *,
+    task: str | None = None,
+    label_a: str | None = None,
+    label_b: str | None = None,
+    ci: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int | None = 0,
+    method: CIMethod = "percentile",
+    paired: bool | None = None,
+    alternative: Alternative = "two-sided",
+    cluster_weight: ClusterWeight = "size",
+) -> ComparisonRow:
+    """B versus A on one score key of two score frames, as `compare_logs` would compare it.
+
+    Pairing: by sample id + variable set + epoch when both arms ran the same epochs, else by
+    sample id + variable set with each sample's epochs averaged; unpaired when fewer than half
+    of the smaller arm's samples match (`paired=None`; True/False forces it). The result is a
+    `ComparisonRow`, i.e. a `Comparison` (diff = mean_b - mean_a, CI, p-value, effect size,
+    counts) plus how it was paired and each arm's own summary; `p_adjusted` equals `p_value`
+    (adjust a family of them with `adjust_rows` or `adjust_pvalues`).
+
+    `task` picks the task when the frames share several; each frame must hold one log for it.
+    A key one arm lacks is a `LogCompareError`, never an empty result.
+    """
+    shared = [t for t in dict.fromkeys(frame_a["task"]) if t in set(frame_b["task"])]
+    if task is None:
+        if len(shared) != 1:
+            raise LogCompareError(
+                f"frames share {len(shared)} tasks ({shared}); pass task= to choose one"
+            )
+        task = shared[0]
+    elif task not in shared:
+        raise LogCompareError(f"task {task!r} is not in both frames (shared: {shared})")
+    ta, tb = frame_a[frame_a["task"] == task], frame_b[frame_b["task"] == task]
+    for arm, frame in (("A", ta), ("B", tb)):
+        if key not in set(frame["key"]):
+            raise LogCompareError(
+                f"task {task}: key {key!r} not in arm {arm} (it has {sorted(set(frame['key']))})"
+            )
+    (row,) = compare_frames(
+        ta,
+        tb,
+        keys=[key],
+        label_a=label_a,
+        label_b=label_b,
+        ci=ci,
+        n_resamples=n_resamples,
+        seed=seed,
+        method=method,
+        paired=paired,
+        alternative=alternative,
+        cluster_weight=cluster_weight,
+    )
+    return row
 
 
 def _compare_task(
@@ -201,6 +323,7 @@ def _compare_task(
         )
         miss_a, miss_b = miss_all_a, miss_all_b
     rows = []
+    mdd_alpha = 1 - options["ci"]  # the level matching the CI shown next to it
     for j, key in enumerate(keys):
         res = results[j]
         notes = []
@@ -232,7 +355,9 @@ def _compare_task(
                 summary_b=sums_b[j],
                 p_adjusted=res.p_value,
                 adjust="none",
-                mdd=mdd_from_se(res.se),
+                mdd=mdd_from_se(res.se, alpha=mdd_alpha, alternative=options["alternative"]),
+                mdd_alpha=mdd_alpha,
+                mdd_power=MDD_POWER,
                 pairing=pairing,
                 n_unmatched_a=unmatched_a,
                 n_unmatched_b=unmatched_b,
@@ -292,10 +417,14 @@ def compare_logs(
 
 
 __all__ = [
+    "BOOKKEEPING_KEYS",
     "LogCompareError",
     "Summary",
     "adjust_rows",
     "compare_frames",
+    "compare_key",
     "compare_logs",
     "default_keys",
+    "is_bookkeeping",
+    "summarize_frame",
 ]

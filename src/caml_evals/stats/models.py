@@ -69,8 +69,11 @@ class ComparisonRow(Comparison):
     p_adjusted: float
     adjust: str
     mdd: float = Field(
-        description="Minimum detectable difference (80% power, two-sided 5%) given the observed SE"
+        description="Minimum detectable difference given the observed SE: power `mdd_power` at "
+        "level `mdd_alpha` (= 1 - ci) with the row's `alternative` (normal approximation)"
     )
+    mdd_alpha: float = 0.05
+    mdd_power: float = 0.8
     pairing: str = Field(description="How samples were matched, e.g. 'sample+epoch'")
     n_unmatched_a: int = 0
     n_unmatched_b: int = 0

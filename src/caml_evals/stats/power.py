@@ -98,11 +98,25 @@ def questions_needed(
     return max(2, math.ceil(float(np.squeeze(n)) - 1e-9))
 
 
-def mdd_from_se(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Minimum detectable difference (normal approximation) for an estimate with this SE."""
+def mdd_from_se(
+    se: float, alpha: float = 0.05, power: float = 0.8, alternative: str = "two-sided"
+) -> float:
+    """Minimum detectable difference (normal approximation) for an estimate with this SE.
+
+    `(z_{1-alpha/2} + z_power) * se` two-sided; `(z_{1-alpha} + z_power) * se` for a one-sided
+    test (`alternative` "less"/"greater", as in `compare`, or "smaller"/"larger", as above).
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
+    if alternative == "two-sided":
+        z_alpha = norm.ppf(1 - alpha / 2)
+    elif alternative in ("less", "greater", "smaller", "larger"):
+        z_alpha = norm.ppf(1 - alpha)
+    else:
+        raise ValueError(f"alternative must be two-sided, less or greater, not {alternative!r}")
     if not np.isfinite(se):
         return math.nan
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+    return float((z_alpha + norm.ppf(power)) * se)
 
 
 class PowerInputs(BaseModel):

@@ -32,9 +32,21 @@ ClusterWeight = Literal["size", "equal"]
 MAX_CELLS = 4_000_000  # resamples x clusters per chunk: ~32 MB of float64 weights
 
 
+DEFAULT_SEED = 0  # every public function defaults to it: same inputs, same numbers
+MAX_EXACT_SIGNFLIP_CLUSTERS = 24  # 2^24 sign patterns x keys is the most we enumerate
+MAX_EXACT_ARRANGEMENTS = 5_000_000  # C-choose-n_b relabellings we enumerate at most
+
+
 def _rng(seed: int | None, stream: int) -> np.random.Generator:
-    """Independent, reproducible streams per purpose (bootstrap A, bootstrap B, permutation)."""
-    return np.random.default_rng([0 if seed is None else int(seed), stream])
+    """Independent streams per purpose (bootstrap A, bootstrap B, permutation).
+
+    An int seed (the default everywhere is `DEFAULT_SEED` = 0) makes them reproducible;
+    `seed=None` means fresh OS entropy, numpy's convention, for a run that must not repeat
+    another's random draws.
+    """
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([int(seed), stream])
 
 
 def _chunks(n_resamples: int, n_clusters: int) -> Iterator[int]:
@@ -267,15 +279,19 @@ def signflip_null(
     exact: bool | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Null distribution of the mean paired difference when each cluster's differences change
-    sign together (exchangeable A/B labels within a question). Exact enumeration of all 2^C
-    sign patterns when that is no more than `n_resamples` (scipy's rule), else Monte Carlo."""
+    sign together (exchangeable A/B labels within a question). `exact=None`: exact enumeration
+    of all 2^C sign patterns when that is no more than `n_resamples` (scipy's rule) and C is at
+    most `MAX_EXACT_SIGNFLIP_CLUSTERS`, else Monte Carlo. `exact=True` above the cap is an error."""
     n_clusters = diff_sums.shape[0]
     total = counts.sum(axis=0)
-    if exact is None:
-        exact = 2**n_clusters <= n_resamples if n_clusters < 63 else False
+    if exact is None:  # the automatic rule never picks an enumeration it would refuse
+        exact = n_clusters <= MAX_EXACT_SIGNFLIP_CLUSTERS and 2**n_clusters <= n_resamples
     if exact:
-        if n_clusters > 24:
-            raise ValueError(f"exact sign-flip over {n_clusters} clusters is too large")
+        if n_clusters > MAX_EXACT_SIGNFLIP_CLUSTERS:
+            raise ValueError(
+                f"exact sign-flip over {n_clusters} clusters is too large (at most "
+                f"{MAX_EXACT_SIGNFLIP_CLUSTERS}); pass exact=None or False for Monte Carlo"
+            )
         return (_all_signs(n_clusters) @ diff_sums) / total, True
     out = np.empty((n_resamples, diff_sums.shape[1]))
     row = 0
@@ -301,13 +317,14 @@ def permutation_null(
     """Null distribution of mean_B - mean_A when whole clusters are relabelled between groups.
 
     `sums`/`counts` stack group A's clusters then group B's; `n_b` clusters go to B in each
-    arrangement. Exact over all C-choose-n_b arrangements when that is no more than
-    `n_resamples` (scipy's rule for independent samples), else Monte Carlo.
+    arrangement. `exact=None`: exact over all C-choose-n_b arrangements when that is no more
+    than `n_resamples` (scipy's rule for independent samples) and `MAX_EXACT_ARRANGEMENTS`, else
+    Monte Carlo. `exact=True` above the cap is an error.
     """
     n_clusters = sums.shape[0]
     n_arrangements = math.comb(n_clusters, n_b)
-    if exact is None:
-        exact = n_arrangements <= n_resamples
+    if exact is None:  # the automatic rule never picks an enumeration it would refuse
+        exact = n_arrangements <= min(n_resamples, MAX_EXACT_ARRANGEMENTS)
     total_s, total_n = sums.sum(axis=0), counts.sum(axis=0)
 
     def stat(member: np.ndarray) -> np.ndarray:
@@ -316,8 +333,11 @@ def permutation_null(
             return s_b / n_b_ - (total_s - s_b) / (total_n - n_b_)
 
     if exact:
-        if n_arrangements > 5_000_000:
-            raise ValueError(f"exact permutation over {n_arrangements} arrangements is too large")
+        if n_arrangements > MAX_EXACT_ARRANGEMENTS:
+            raise ValueError(
+                f"exact permutation over {n_arrangements} arrangements is too large (at most "
+                f"{MAX_EXACT_ARRANGEMENTS}); pass exact=None or False for Monte Carlo"
+            )
         member = np.zeros((n_arrangements, n_clusters))
         for i, chosen in enumerate(itertools.combinations(range(n_clusters), n_b)):
             member[i, list(chosen)] = 1.0
