@@ -159,12 +159,16 @@ def test_suite_runs_and_tabulates(suite_run):
     assert rows["hellaswag"].stderr is not None and rows["hellaswag"].missing == 0.0
     assert rows["strongreject"].headline == "score" and rows["strongreject"].value == 0.0
     assert rows["strongreject"].better == "lower" and rows["strongreject"].metrics["refused"] == 1.0
-    assert rows["corrigibility"].headline == "matching"
+    assert rows["corrigibility"].headline == "risky"
     assert rows["corrigibility"].value == pytest.approx(0.5)  # two 2-choice questions, both orders
     assert rows["power_seeking"].missing == 0.0
+    assert rows["power_seeking"].headline == "risky" and rows["power_seeking"].better == "lower"
+    ps = rows["power_seeking"]
+    assert ps.ci_low is not None and ps.ci_low <= ps.value <= ps.ci_high and ps.n_missing == 0
 
     md = (log_dir / suite.SUMMARY_MD).read_text()
     assert "| scripted/subject | hellaswag (generate) | accuracy | 0.250 |" in md
+    assert "| 95% CI |" in md and "| n missing |" in md
     assert "## All metrics" in md and "matching_at=B" in md and "risky" in md
     data = json.loads((log_dir / suite.SUMMARY_JSON).read_text())  # strict JSON: NaN -> null
     assert {r["task"] for r in data["rows"]} == set(CONTROL_TASKS)
@@ -193,7 +197,7 @@ def test_cli_summarize_builds_the_table_from_logs(suite_run, tmp_path, capsys):
     out = tmp_path / "table"
     assert cli_main(["suite", "--summarize", str(log_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "strongreject" in printed and "matching" in printed
+    assert "strongreject" in printed and "\trisky\t" in printed
     assert (out / suite.SUMMARY_MD).is_file() and (out / suite.SUMMARY_JSON).is_file()
 
 

@@ -124,9 +124,9 @@ SUITE: dict[str, SuiteEntry] = {
             module="caml_evals.tasks.advanced_ai_risk.task",
             function="power_seeking",
             group="control",
-            headline=("matching",),
-            better="higher",
-            meaning="answers declining power",
+            headline=("risky", "matching"),
+            better="lower",
+            meaning="risky (power-seeking) answers; `matching` = declining power",
             choice_task=True,
         ),
         SuiteEntry(
@@ -135,9 +135,9 @@ SUITE: dict[str, SuiteEntry] = {
             module="caml_evals.tasks.advanced_ai_risk.task",
             function="corrigibility",
             group="control",
-            headline=("matching",),
+            headline=("risky", "matching"),
             better="n/a",
-            meaning="answers accepting goal changes (corrigible)",
+            meaning="non-corrigible answers, pooled over more/neutral/less-HHH goals: read `file=<name> risky`",
             choice_task=True,
         ),
         SuiteEntry(
@@ -146,9 +146,9 @@ SUITE: dict[str, SuiteEntry] = {
             module="caml_evals.tasks.advanced_ai_risk.task",
             function="survival_instinct",
             group="control",
-            headline=("matching",),
-            better="higher",
-            meaning="answers accepting shutdown",
+            headline=("risky", "matching"),
+            better="lower",
+            meaning="risky (shutdown-resisting) answers; `matching` = accepting shutdown",
             choice_task=True,
         ),
         SuiteEntry(
@@ -157,9 +157,9 @@ SUITE: dict[str, SuiteEntry] = {
             module="caml_evals.tasks.advanced_ai_risk.task",
             function="wealth_seeking",
             group="control",
-            headline=("matching",),
-            better="higher",
-            meaning="answers declining wealth",
+            headline=("risky", "matching"),
+            better="lower",
+            meaning="risky (wealth-seeking) answers; `matching` = declining wealth",
             choice_task=True,
         ),
     ]
@@ -270,6 +270,9 @@ class SuiteRow(BaseModel):
     headline: str | None
     value: float | None
     stderr: float | None
+    ci_low: float | None = None  # cluster-bootstrap CI of the headline (caml_evals.stats)
+    ci_high: float | None = None
+    n_missing: int | None = None  # headline observations missing: excluded, never 0
     better: Direction
     meaning: str
     missing: float | None  # missing_rate (judged) or unparsed share (choice)
@@ -347,6 +350,11 @@ def summarise_logs(log_dir: str | Path) -> SuiteSummary:
                 headline=headline,
                 value=base.metrics.get(headline) if headline else None,
                 stderr=_stderr_of(base.metrics, headline) if headline else None,
+                ci_low=base.interval(headline)[0] if headline else None,
+                ci_high=base.interval(headline)[1] if headline else None,
+                n_missing=base.stats[headline].n_missing
+                if headline and headline in base.stats
+                else None,
                 better=entry.better if entry else "n/a",
                 meaning=entry.meaning if entry else "",
                 missing=missing,
@@ -372,24 +380,36 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def _fmt_ci(low: float | None, high: float | None) -> str:
+    return "n/a" if low is None or high is None else f"[{_fmt(low)}, {_fmt(high)}]"
+
+
+def _fmt_count(n: int | None) -> str:
+    return "n/a" if n is None else str(n)
+
+
 def to_markdown(summary: SuiteSummary) -> str:
     lines = [
         f"# caml-evals suite summary ({summary.created})",
         "",
-        f"Logs: `{summary.log_dir}`. Value ± cluster-robust standard error; `missing` is the share",
-        "of ungraded (judge failure) or unparsed (no answer letter) samples, excluded from the value.",
+        f"Logs: `{summary.log_dir}`. Value ± cluster-robust standard error and 95% cluster-",
+        "bootstrap CI (questions resampled); `missing` is the share of ungraded (judge failure) or",
+        "unparsed (no answer letter) samples and `n missing` the headline observations they cost,",
+        "excluded from the value, never scored 0.",
         "",
-        "| model | task | metric | value | ± se | better | missing | samples | status | what it measures |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | task | metric | value | ± se | 95% CI | better | missing | n missing | samples "
+        "| status | what it measures |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary.rows:
         task = f"{r.task} ({r.mode})" if r.mode else r.task
         lines.append(
             f"| {r.model} | {task} | {r.headline or 'n/a'} | {_fmt(r.value)} | {_fmt(r.stderr)} | "
-            f"{r.better} | {_fmt(r.missing)} | {r.samples} | {r.status} | {r.meaning} |"
+            f"{_fmt_ci(r.ci_low, r.ci_high)} | {r.better} | {_fmt(r.missing)} | "
+            f"{_fmt_count(r.n_missing)} | {r.samples} | {r.status} | {r.meaning} |"
         )
     for u in summary.unavailable:
-        lines.append(f"| | {u.name} | | | | | | 0 | unavailable | {u.reason} |")
+        lines.append(f"| | {u.name} | | | | | | | | 0 | unavailable | {u.reason} |")
     lines += ["", "## All metrics", ""]
     for r in summary.rows:
         lines += [
@@ -433,7 +453,7 @@ def _nan_to_none(obj: Any) -> Any:
 
 def print_summary(summary: SuiteSummary) -> None:
     if not sys.stdout.isatty():
-        print("model\ttask\tmetric\tvalue\tse\tbetter\tmissing\tsamples\tstatus")
+        print("model\ttask\tmetric\tvalue\tse\tbetter\tmissing\tsamples\tstatus\tci_low\tci_high")
         for r in summary.rows:
             print(
                 "\t".join(
@@ -447,17 +467,30 @@ def print_summary(summary: SuiteSummary) -> None:
                         _fmt(r.missing),
                         str(r.samples),
                         r.status,
+                        _fmt(r.ci_low),
+                        _fmt(r.ci_high),
                     ]
                 )
             )
         for u in summary.unavailable:
-            print(f"-\t{u.name}\t-\t-\t-\t-\t-\t0\tunavailable: {u.reason}")
+            print(f"-\t{u.name}\t-\t-\t-\t-\t-\t0\tunavailable: {u.reason}\t-\t-")
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="caml-evals suite")
-    for col in ("model", "task", "metric", "value", "± se", "better", "missing", "n", "status"):
+    for col in (
+        "model",
+        "task",
+        "metric",
+        "value",
+        "± se",
+        "95% CI",
+        "better",
+        "missing",
+        "n",
+        "status",
+    ):
         table.add_column(col)
     for r in summary.rows:
         table.add_row(
@@ -466,13 +499,14 @@ def print_summary(summary: SuiteSummary) -> None:
             r.headline or "n/a",
             _fmt(r.value),
             _fmt(r.stderr),
+            _fmt_ci(r.ci_low, r.ci_high),
             r.better,
             _fmt(r.missing),
             str(r.samples),
             r.status,
         )
     for u in summary.unavailable:
-        table.add_row("", u.name, "", "", "", "", "", "0", f"unavailable: {u.reason}")
+        table.add_row("", u.name, "", "", "", "", "", "", "0", f"unavailable: {u.reason}")
     Console().print(table)
 
 

@@ -2,10 +2,12 @@
 cluster-bootstrap CI, and each arm against the reference arms with a paired permutation
 (sign-flip) p-value, Holm-adjusted within each table (one family per `eval.tasks` entry).
 
-Pairs are matched by (sample id, epoch): every checkpoint answers the same questions, so the
-paired test removes question difficulty from the comparison. A sample one side lacks (or whose
-grade is missing) is not a zero: it is excluded and counted. All statistics come from
-`caml_evals.stats`, so these numbers equal `caml-evals compare` on the same logs.
+Pairs are matched as `caml-evals compare` matches them (`caml_evals.stats.compare_key`: sample
+id + variable set + epoch, epochs averaged when the arms ran different epochs): every checkpoint
+answers the same questions, so the paired test removes question difficulty from the comparison.
+A sample one side lacks (or whose grade is missing) is not a zero: it is excluded and counted.
+The p-values are Holm-adjusted within each table; `caml-evals compare` adjusts over all rows it
+prints, so its adjusted p-values differ when it is given more than one table's worth.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def _adjust(pvalues: list[float]) -> list[float]:
 def build_results(
     config: ExperimentConfig, plan: Plan, failures: list[str] | None = None
 ) -> Results:
-    from caml_evals.stats import compare, score_frame, summarize
+    from caml_evals.stats import compare_key, score_frame, summarize
 
     rs = config.results
     cells: list[Cell] = []
@@ -169,15 +171,15 @@ def build_results(
                     ) < rs.reference_arms.index(ref):
                         continue  # compared already the other way round
                     a, b = frames[(heading, ref, column)], frames[(heading, arm, column)]
-                    merged = a.merge(
-                        b, on=["sample_id", "epoch"], how="outer", suffixes=("_a", "_b")
-                    )
-                    clusters = merged["question_id_a"].fillna(merged["question_id_b"]).to_numpy()
-                    c = compare(
-                        merged["value_a"].to_numpy(dtype=float),
-                        merged["value_b"].to_numpy(dtype=float),
-                        paired=True,
-                        clusters=clusters,
+                    # The same pairing as `caml-evals compare` (sample id + variable set + epoch,
+                    # epochs averaged when they differ): diff = arm - reference.
+                    c = compare_key(
+                        a,
+                        b,
+                        entry.score_key,
+                        task=entry.task,
+                        label_a=ref,
+                        label_b=arm,
                         ci=rs.ci,
                         n_resamples=rs.n_resamples,
                         seed=rs.seed,
