@@ -6,9 +6,26 @@ PIP := $(PY) -m pip
 export CAML_EVALS_CACHE ?= $(CURDIR)/.cache/caml-evals
 LIMIT ?= 3
 
-.PHONY: install sysdeps demo test
+.PHONY: install sysdeps venvcheck demo test
+
+# Debian/Ubuntu ship python3 without its venv module (package python3-venv): `python3 -m venv`
+# then fails half way. Detect it first; as root install it, otherwise say how.
+venvcheck:
+	@python3 -c "import venv, ensurepip" 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "python3 venv module missing: installing python3-venv"; \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
+	  else \
+	    echo "python3 cannot create virtual environments (the venv/ensurepip module is missing)."; \
+	    echo "Install it, e.g. on Debian/Ubuntu: sudo apt-get install python3-venv"; \
+	    exit 1; \
+	  fi; }
+	@python3 -c "import venv, ensurepip" 2>/dev/null || { \
+	  v=$$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
+	  echo "still no venv module: try apt-get install python$$v-venv"; exit 1; }
 
 $(VENV)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory venvcheck
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
@@ -27,7 +44,8 @@ sysdeps:
 	  else echo "chromium missing and not root: browser tests will skip"; fi; }
 
 # AHB on the embedded model, answering and judging (logprob verdicts: a 135M model cannot write
-# reliable verdict text). Data: $(DATA_DIR) if set, else ../shared/data if present, else the Hub.
+# reliable verdict text). Data: $(DATA_DIR) if set, else ../shared/data (next to the checkout) if
+# present (then fully offline), else the pinned Hub revision (needs the network once).
 DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data)
 demo: install
 	HF_HUB_OFFLINE=$(if $(DATA_DIR),1,0) $(VENV)/bin/inspect eval caml_evals/ahb \

@@ -1,7 +1,12 @@
-"""The embedded SmolLM2 model: materialisation, the caml/ provider, and AHB end to end (slow)."""
+"""The embedded SmolLM2 model: materialisation, the caml/ provider, and AHB end to end (slow).
+
+Also the installed entry point itself: `caml-evals tasks` lists what `inspect eval` can find.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +32,46 @@ def test_unknown_local_model_name_is_a_clear_error(tmp_path: Path) -> None:
 def test_cache_dir_honours_env(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv(embedded.CACHE_ENV, str(tmp_path))
     assert embedded.embedded_checkpoint_dir().is_relative_to(tmp_path)
+
+
+def _tiny_llama(tied: bool):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=tied,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def test_dequantised_weights_must_match_except_the_tied_head() -> None:
+    source = _tiny_llama(tied=True).state_dict()
+    without_head = {k: v for k, v in source.items() if k != "lm_head.weight"}
+    embedded.load_dequantised_state(_tiny_llama(tied=True), without_head)  # tied: fine
+    with pytest.raises(embedded.CheckpointMismatch, match=r"1 missing key\(s\) \['lm_head.weight'\]"):
+        embedded.load_dequantised_state(_tiny_llama(tied=False), without_head)
+    missing_layer = {k: v for k, v in source.items() if "layers.0.mlp.up_proj" not in k}
+    with pytest.raises(embedded.CheckpointMismatch, match="up_proj"):
+        embedded.load_dequantised_state(_tiny_llama(tied=True), missing_layer)
+    extra = {**source, "model.layers.1.mlp.up_proj.weight": source["model.layers.0.mlp.up_proj.weight"]}
+    with pytest.raises(embedded.CheckpointMismatch, match="1 unexpected key"):
+        embedded.load_dequantised_state(_tiny_llama(tied=True), extra)
+
+
+def test_caml_evals_tasks_lists_the_installed_tasks(tmp_path: Path) -> None:
+    """`inspect list tasks` only scans .py files under cwd; this lists the entry point's tasks."""
+    cli = str(Path(sys.executable).with_name("caml-evals"))
+    proc = subprocess.run([cli, "tasks", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    tasks = {t["name"]: t for t in json.loads(proc.stdout)}
+    from caml_evals import tasks as task_module
+
+    assert set(tasks) == {f"caml_evals/{name}" for name in task_module.__all__}
+    ahb = tasks["caml_evals/ahb"]
+    assert ahb["summary"].startswith("Animal Harm Benchmark")
+    assert {"data_dir", "questions_file", "dimensions_file", "languages"} <= set(ahb["params"])
+    plain = subprocess.run([cli, "tasks"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and "caml_evals/human_compassion" in plain.stdout
 
 
 @pytest.mark.slow
@@ -77,9 +122,23 @@ def test_inspect_cli_runs_ahb_on_embedded_model_and_grader(ahb_dir: Path, tmp_pa
         for dim in dims:
             assert 0.0 <= score.value[dim] <= 1.0  # logprob verdicts: never unparseable
         assert score.value["missing_rate"] == 0.0
+        # logprob grading is a forward pass, not a logged model call: counted in the metadata
+        [usage] = score.metadata["grader_usage"].values()
+        n_criteria = len(sample.metadata["rubric"])
+        assert usage["calls"] == usage["forward_passes"] == n_criteria
+        assert usage["input_tokens"] > 0 and usage["output_tokens"] == 0
     metrics = {k for s in log.results.scores for k in s.metrics}
     assert {"overall", "overall_stderr", "missing_rate", "dimension_normalised_average"} <= metrics
     assert set(log.samples[0].metadata["dimensions"]) <= metrics
+
+    spec = importlib.util.spec_from_file_location(
+        "judge_cost", Path(__file__).resolve().parents[1] / "bench" / "judge_cost.py"
+    )
+    judge_cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(judge_cost)
+    calls, tokens = judge_cost.grader_cost(log)
+    assert calls == [len(s.metadata["rubric"]) for s in log.samples]  # no model events, yet counted
+    assert all(t > 0 for t in tokens)
 
     summary = subprocess.run(
         [str(Path(sys.executable).with_name("caml-evals")), "summary", str(tmp_path), "--brief"],

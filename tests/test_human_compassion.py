@@ -79,6 +79,27 @@ def test_data_dir_overrides_and_env_var_without_the_set_falls_back(tmp_path, mon
     assert len(dataset) >= 40
 
 
+def test_questions_file_and_dimensions_file_override_their_part(tmp_path, monkeypatch):
+    monkeypatch.delenv("CAML_EVALS_DATA_DIR", raising=False)
+    fixture = FIXTURES / "human_compassion"
+    dataset, report = human_compassion_dataset(
+        questions_file=str(fixture / "questions.jsonl"),
+        dimensions_file=str(fixture / "dimensions.jsonl"),
+    )
+    assert [s.id for s in dataset] == ["fx-1-en", "fx-2-en", "fx-3-en"]
+    assert str(fixture / "questions.jsonl") in report.source
+    # only the questions given: the packaged dimension table judges them
+    packaged = benchmark_path("human_compassion")
+    first = _jsonl(packaged / "questions.jsonl")[:2]
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("\n".join(json.dumps(q) for q in first) + "\n", encoding="utf-8")
+    dataset, report = human_compassion_dataset(questions_file=str(mine))
+    assert len(dataset) == 2 and report.problems == []
+    assert str(packaged) in report.source and str(mine) in report.source
+    with pytest.raises(DataSourceError, match="does not exist"):
+        human_compassion_dataset(dimensions_file=str(tmp_path / "absent.jsonl"))
+
+
 def _judge(prompt: str) -> str:
     names = re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE)
     return json.dumps(

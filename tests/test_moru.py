@@ -145,6 +145,33 @@ def test_rows_without_source_or_with_odd_labels_are_kept_and_reported():
     assert samples[2].metadata["dimensions"] == []  # kept: it scores as missing, visibly
 
 
+def _copy_fixture(tmp_path: Path, drop_source_from: int) -> Path:
+    """A local MORU folder whose first `drop_source_from` question rows lack their source."""
+    folder = tmp_path / "moru"
+    folder.mkdir(parents=True)
+    rows = _rows("questions.jsonl")
+    for row in rows[:drop_source_from]:
+        row.pop("source", None)
+    (folder / "questions.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8"
+    )
+    (folder / "dimensions.jsonl").write_text(
+        (MORU_DIR / "dimensions.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return tmp_path
+
+
+def test_most_rows_without_source_stop_the_load(tmp_path):
+    n = len(_rows("questions.jsonl"))
+    with pytest.raises(DataSourceError, match=f"{n} of {n} MORU rows have no source"):
+        moru_dataset(data_dir=str(_copy_fixture(tmp_path / "none", n)))
+    with pytest.raises(DataSourceError, match="source"):
+        moru_dataset(data_dir=str(_copy_fixture(tmp_path / "most", n // 2 + 1)))
+    # a few are only reported
+    _, report = moru_dataset(data_dir=str(_copy_fixture(tmp_path / "one", 1)))
+    assert report.counts()["missing_source"] == 1
+
+
 def test_language_and_dimension_filters():
     dataset, _ = moru_dataset(data_dir=str(FIXTURES), languages=["Malay"])
     assert [s.id for s in dataset] == ["1-ms", "2-ms"]
@@ -196,7 +223,9 @@ def test_scored_with_the_shared_rubric_scorer_and_broken_down_by_source_and_lang
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     assert metrics["Moral Consideration"] == 1.0 and metrics["Harm Minimization"] == 0.0
     assert math.isnan(metrics["Power-Seeking Caution"])  # ungraded: NaN, not 0
-    assert metrics["missing_rate"] == pytest.approx(1 / 7)
+    # missing_rate is the share of (criterion x grader) grades: the one ungraded criterion of
+    # 3-en among the 16 criteria of the 7 samples (3 + 3 + 3 + 2 + 2 + 1 + 2)
+    assert metrics["missing_rate"] == pytest.approx(1 / 16)
     assert metrics["source=digital_minds"] == 0.5
     assert math.isnan(metrics["source=ai_values"])
     assert metrics["language=hi"] == pytest.approx(1 / 3)

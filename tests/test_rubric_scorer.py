@@ -14,7 +14,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import get_model
 from inspect_ai.solver import generate
 
-from caml_evals.scoring.clustered import clustered_mean_se
+from caml_evals.scoring.clustered import clustered_mean_se, clustered_ratio_se, jackknife_se
 from caml_evals.scoring.dimensions import RubricCriterion, RubricSampleMetadata
 from caml_evals.scoring.metrics import rubric_metrics
 from caml_evals.scoring.reducers import nan_mean_reducer
@@ -42,9 +42,9 @@ SAMPLES = [
 ]
 
 
-def _task(mode: str, epochs: int = 1, graders=None, **kw) -> Task:
+def _task(mode: str, epochs: int = 1, graders=None, samples=None, **kw) -> Task:
     return Task(
-        dataset=MemoryDataset(SAMPLES),
+        dataset=MemoryDataset(samples or SAMPLES),
         solver=generate(),
         scorer=rubric_scorer(graders=graders, mode=mode, **kw),
         metrics=rubric_metrics(group_by=["language"]),
@@ -135,10 +135,14 @@ def test_unparseable_reply_is_missing_not_zero(tmp_path: Path) -> None:
     assert math.isnan(b.value["overall"]) and math.isnan(b.value["Care"])
     assert b.value["missing_rate"] == 1.0
     assert all(g["missing"].startswith("unparseable") for g in b.metadata["grades"])
+    assert (b.metadata["missing_count"], b.metadata["grades_expected"]) == (2, 2)
     m = _metrics(log)
     assert m["overall"] == 1.0  # the missing sample is excluded, not averaged in as 0
     assert m["Scope"] != m["Scope"]  # NaN: Scope was only tagged on the unparseable sample
-    assert m["missing_rate"] == pytest.approx(1 / 4)
+    # share of grades: b's 2 of the 7 (a1: 2, a2: 2, b: 2, c: 1), not the mean of sample rates
+    assert m["missing_rate"] == pytest.approx(2 / 7)
+    expected_se = clustered_ratio_se([0, 0, 2, 0], [2, 2, 2, 1], ["a", "a", "b", "c"])[1]
+    assert m["missing_rate_stderr"] == pytest.approx(expected_se) and expected_se > 0
 
 
 def test_dimension_left_out_of_json_reply_is_missing(tmp_path: Path) -> None:
@@ -162,7 +166,7 @@ def test_grader_error_is_recorded_with_reason(tmp_path: Path) -> None:
     assert b.value["Care"] == 1.0 and math.isnan(b.value["Scope"])
     missing = [g for g in b.metadata["grades"] if g["missing"]]
     assert len(missing) == 1 and "grader error: RuntimeError: rate limited" in missing[0]["missing"]
-    assert _metrics(log)["missing_rate"] == pytest.approx(0.5 / 4)
+    assert _metrics(log)["missing_rate"] == pytest.approx(1 / 7)
 
 
 def test_several_graders_report_each_and_their_mean(tmp_path: Path) -> None:
@@ -201,7 +205,7 @@ def test_epochs_with_mismatched_missing_grades_reduce_per_key(tmp_path: Path) ->
         assert set(score.value) >= {"overall", "missing_rate"}  # every epoch has every key
     m = _metrics(log)
     assert m["overall"] == pytest.approx(np.mean([1.0, 0.0, 0.0, 0.0]))
-    assert m["missing_rate"] == pytest.approx((1 / 3) / 4)
+    assert m["missing_rate"] == pytest.approx(2 / 21)  # b's 2 grades in 1 of 3 epochs, of 7 x 3
     b_epochs = sorted(math.isnan(scores[("b", e)].value["overall"]) for e in (1, 2, 3))
     assert b_epochs == [False, False, True]
 
@@ -233,3 +237,152 @@ def test_clustered_se_matches_statsmodels() -> None:
     mean, se = clustered_mean_se(list(y), list(clusters))
     assert mean == pytest.approx(fit.params[0])
     assert se == pytest.approx(fit.bse[0])
+
+
+def test_clustered_ratio_se_matches_statsmodels_wls() -> None:
+    """sum(missing) / sum(expected) is the WLS intercept of the per-sample rate, weights = expected."""
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(1)
+    clusters = np.repeat(np.arange(10), 2)
+    expected = rng.integers(1, 6, size=20).astype(float)
+    missing = np.minimum(expected, rng.integers(0, 3, size=20)).astype(float)
+    fit = sm.WLS(missing / expected, np.ones(20), weights=expected).fit(
+        cov_type="cluster", cov_kwds={"groups": clusters}
+    )
+    ratio, se = clustered_ratio_se(list(missing), list(expected), list(clusters))
+    assert ratio == pytest.approx(missing.sum() / expected.sum()) == pytest.approx(fit.params[0])
+    assert se == pytest.approx(fit.bse[0])
+    # with every denominator 1 it is the clustered SE of the mean
+    assert clustered_ratio_se(list(missing), [1.0] * 20, list(clusters)) == pytest.approx(
+        clustered_mean_se(list(missing), list(clusters))
+    )
+
+
+def test_jackknife_uses_the_number_of_finite_estimates() -> None:
+    values = {"a": 1.0, "b": 2.0, "c": 4.0, "d": math.nan}
+    labels = list(values)
+
+    def statistic(mask: np.ndarray) -> float:
+        kept = [label for label, keep in zip(labels, mask) if keep]
+        if "d" not in kept:  # undefined without cluster d
+            return math.nan
+        return float(np.nanmean([values[label] for label in kept]))
+
+    # leaving out "d" gives NaN; the other three leave-one-out estimates are finite
+    estimates = np.array([3.0, 2.5, 1.5])
+    expected = math.sqrt((3 - 1) / 3 * np.sum((estimates - estimates.mean()) ** 2))
+    assert jackknife_se(statistic, labels) == pytest.approx(expected)
+
+
+EXPANDED = RubricSampleMetadata(
+    question_id="e",
+    dimensions=["Care", "Honesty"],
+    rubric=[
+        RubricCriterion(name="Care", guiding_question="Care about cats?", variables={"animal": "cat"}),
+        RubricCriterion(name="Care", guiding_question="Care about dogs?", variables={"animal": "dog"}),
+        RubricCriterion(name="Honesty", guiding_question="Honest?"),
+    ],
+    variables={"animal": ["cat", "dog"]},
+)
+
+
+@pytest.mark.parametrize("mode", ["single_call", "per_dimension"])
+def test_expanded_criteria_are_graded_apart_and_averaged_into_their_dimension(
+    tmp_path: Path, mode
+) -> None:
+    prompts: list[str] = []
+
+    def judge(prompt: str) -> str:
+        prompts.append(prompt)
+        if mode == "per_dimension":
+            return "GRADE: " + ("NO" if "dogs" in prompt else "YES")
+        listed = re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE)
+        return json.dumps({"grades": [{"dimension": n, "meets": "dog" not in n} for n in listed]})
+
+    sample = Sample(id="e", input="q about pets", target="", metadata=EXPANDED.model_dump())
+    log = _run(_task(mode, samples=[sample]), tmp_path,
+               grader=get_model("scripted/g", memoize=False, responder=judge))
+    score = _scores(log)[("e", 1)]
+    # Care = mean(cat 1, dog 0); overall counts Care once: mean(0.5, 1.0)
+    assert score.value == {"overall": 0.75, "Care": 0.5, "Honesty": 1.0, "missing_rate": 0.0}
+    grades = score.metadata["grades"]
+    assert [(g["criterion"], g["variables"], g["value"]) for g in grades] == [
+        ("Care [animal: cat]", {"animal": "cat"}, 1.0),
+        ("Care [animal: dog]", {"animal": "dog"}, 0.0),
+        ("Honesty", {}, 1.0),
+    ]
+    assert score.metadata["grades_expected"] == 3
+    if mode == "single_call":
+        [prompt] = prompts
+        assert re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE) == [
+            "Care [animal: cat]", "Care [animal: dog]", "Honesty",
+        ]
+    else:
+        assert len(prompts) == 3
+        assert set(score.metadata["judge_prompts"]) == {"Care [animal: cat]", "Care [animal: dog]", "Honesty"}
+    m = _metrics(log)
+    assert m["Care"] == 0.5 and m["dimension_normalised_average"] == 0.75
+
+
+def test_metadata_without_variables_still_validates() -> None:
+    meta = RubricSampleMetadata.model_validate(
+        {"question_id": "q", "dimensions": ["Care"],
+         "rubric": [{"name": "Care", "guiding_question": "?"}], "variables": {"animal": "carp"}}
+    )
+    assert meta.rubric[0].variables == {} and meta.rubric[0].label == "Care"
+    assert meta.variables == {"animal": "carp"}
+
+
+def test_sample_without_rubric_is_reported_not_counted_as_all_missing(tmp_path: Path) -> None:
+    empty = Sample(id="n", input="q about rocks", target="",
+                   metadata=RubricSampleMetadata(question_id="n", dimensions=[], rubric=[]).model_dump())
+    judge = get_model("scripted/g", memoize=False, responder=single_call(lambda d, p: True))
+    log = _run(_task("single_call", samples=[*SAMPLES, empty]), tmp_path, grader=judge)
+    n = _scores(log)[("n", 1)]
+    assert math.isnan(n.value["overall"]) and math.isnan(n.value["missing_rate"])
+    assert n.metadata["grades_expected"] == 0 and "no gradable dimension" in n.explanation
+    m = _metrics(log)
+    assert m["missing_rate"] == 0.0  # not 1/5: the empty sample expected no grade
+    assert m["samples_without_rubric"] == 1
+
+
+def test_unbound_named_grader_role_is_an_error_not_self_grading(tmp_path: Path) -> None:
+    judge = get_model("scripted/g", memoize=False, responder=single_call(lambda d, p: True))
+    [log] = eval(
+        _task("single_call", graders="grader,grdr2"),
+        model=get_model("scripted/model", memoize=False, reply="An answer."),
+        model_roles={"grader": judge},
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "error"
+    assert "grader role 'grdr2' has no model bound" in log.error.message
+    assert "--model-role grdr2=<model>" in log.error.message
+
+
+def test_unbound_default_grader_role_falls_back_with_one_warning(tmp_path: Path, caplog) -> None:
+    caplog.set_level("WARNING", logger="caml_evals.scoring.rubric")
+    [log] = eval(
+        _task("per_dimension"),
+        model=get_model("scripted/model", memoize=False, reply="Reasoning. GRADE: YES"),
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success" and _metrics(log)["overall"] == 1.0  # graded by itself
+    warnings = [r for r in caplog.records if "No model bound to role 'grader'" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("mode", ["single_call", "per_dimension"])
+def test_grader_usage_in_metadata_matches_inspect_role_usage(tmp_path: Path, mode) -> None:
+    make = single_call if mode == "single_call" else per_dimension
+    judge = get_model("scripted/g", memoize=False, responder=make(lambda d, p: True))
+    log = _run(_task(mode), tmp_path, grader=judge)
+    for sample in log.samples:
+        [usage] = sample.scores["rubric_scorer"].metadata["grader_usage"].values()
+        n_criteria = len(sample.metadata["rubric"])
+        assert usage["calls"] == (1 if mode == "single_call" else n_criteria)
+        assert usage["calls"] == sum(
+            1 for e in sample.events if e.event == "model" and getattr(e, "role", None) == "grader"
+        )
+        assert usage["total_tokens"] == sample.role_usage["grader"].total_tokens > 0

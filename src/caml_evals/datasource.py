@@ -3,8 +3,11 @@
 Every dataset-backed task takes a `data_dir` parameter and honours `$CAML_EVALS_DATA_DIR`: a folder
 with one subfolder per benchmark in the layout of the shared data (e.g. `ahb-2.1/questions.jsonl`,
 `advanced-ai-risk/*.jsonl`). A `data_dir` may also point straight at the benchmark's own folder.
-Without either, data is loaded from the Hub at the pinned commit; in offline mode that fails
-with a message that says how to point at local files instead.
+Without either, data is loaded from the Hub at the pinned commit (from the local HF cache when
+offline mode is on); when that fails the message says how to point at local files instead.
+
+Errors here are Inspect `PrerequisiteError`s: `inspect eval` prints their message alone, without
+a traceback, because they are the user's to fix (a path, a filter value), not a bug.
 """
 
 from __future__ import annotations
@@ -13,11 +16,36 @@ import os
 from pathlib import Path
 from typing import Any
 
+from inspect_ai._util.error import PrerequisiteError
+
 DATA_DIR_ENV = "CAML_EVALS_DATA_DIR"
 
 
-class DataSourceError(RuntimeError):
+class _UserFacingError(PrerequisiteError):
+    """A PrerequisiteError that also behaves like an ordinary exception (str, args)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.message)
+
+
+class DataSourceError(_UserFacingError, RuntimeError):
     """Benchmark data could not be found or loaded; the message says what to do."""
+
+
+class TaskArgumentError(_UserFacingError, ValueError):
+    """A task parameter names something the data does not have (a dimension, a language)."""
+
+
+def local_file(path: str | os.PathLike[str], what: str) -> Path:
+    """An explicitly given data file (`-T questions_file=...`), which must exist."""
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise DataSourceError(f"{what} file {str(path)!r} does not exist ({resolved.resolve()}).")
+    return resolved
 
 
 def local_benchmark_dir(
@@ -52,18 +80,22 @@ def hub_offline() -> bool:
 def load_hub_rows(
     repo_id: str, config: str | None, split: str, revision: str, local_hint: str
 ) -> list[dict[str, Any]]:
-    """Load a pinned Hub dataset as plain dict rows, with an actionable error when unreachable."""
-    if hub_offline():
-        raise DataSourceError(
-            f"Hugging Face offline mode is on, so {repo_id} ({config or 'default'}) at revision "
-            f"{revision[:10]} cannot be downloaded. Point data_dir (or ${DATA_DIR_ENV}) at local "
-            f"files instead: {local_hint}"
-        )
+    """Load a pinned Hub dataset as plain dict rows, with an actionable error when unreachable.
+
+    Offline mode does not stop the attempt: `datasets` serves a pinned revision from the local
+    HF cache without the network. Only when that fails does the offline message appear.
+    """
     import datasets
 
     try:
         ds = datasets.load_dataset(repo_id, config, split=split, revision=revision)
     except Exception as ex:  # network, auth, missing revision: all need the same advice
+        if hub_offline():
+            raise DataSourceError(
+                f"Hugging Face offline mode is on and {repo_id} ({config or 'default'}) at "
+                f"revision {revision[:10]} is not in the local HF cache ({type(ex).__name__}). "
+                f"Point data_dir (or ${DATA_DIR_ENV}) at local files instead: {local_hint}"
+            ) from ex
         raise DataSourceError(
             f"Could not load {repo_id} ({config or 'default'}, split {split}, revision "
             f"{revision[:10]}): {type(ex).__name__}: {ex}. Use data_dir / ${DATA_DIR_ENV} to load "
@@ -91,5 +123,7 @@ def load_jsonl_rows(path: Path) -> list[dict[str, Any]]:
             continue
         rows.append(row)
     if problems:
-        raise DataSourceError(f"{path}: {len(problems)} malformed line(s): " + "; ".join(problems[:10]))
+        raise DataSourceError(
+            f"{path}: {len(problems)} malformed line(s): " + "; ".join(problems[:10])
+        )
     return rows

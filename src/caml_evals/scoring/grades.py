@@ -3,6 +3,10 @@
 A judge that cannot be parsed, or a grader API that fails, yields a `Grade` with `value=None`
 and a `missing` reason. Means exclude missing grades and report how many there were; the score
 dict Inspect logs carries NaN for an ungraded key so every sample and epoch has the same keys.
+
+A dimension may have several criteria in one sample (one per variable value its guiding question
+is expanded with): its score is the mean over its criteria, each criterion's the mean over
+graders, so the dimension still counts once in `overall`.
 """
 
 from __future__ import annotations
@@ -16,24 +20,45 @@ from pydantic import BaseModel, Field
 MISSING_RATE_KEY = "missing_rate"
 OVERALL_KEY = "overall"
 GRADER_KEY_PREFIX = "overall@"  # overall score of one grader: f"overall@{grader}"
+# Score metadata: missing and expected (criterion x grader) grades, summed over epochs by the
+# reducer, so `missing_rate` is a ratio of counts, not a mean of per-sample rates.
+MISSING_COUNT_KEY = "missing_count"
+EXPECTED_COUNT_KEY = "grades_expected"
 
 
 class Grade(BaseModel):
-    """One grader's verdict on one dimension of one sample."""
+    """One grader's verdict on one criterion (a dimension, maybe for one variable value)."""
 
     dimension: str
     grader: str
     value: float | None = Field(default=None, description="In [0, 1]; None when missing")
     missing: str | None = Field(default=None, description="Why there is no value")
     explanation: str = ""
+    criterion: str | None = Field(
+        default=None, description="The criterion's label (dimension + variable values)"
+    )
+    variables: dict[str, str] = Field(default_factory=dict)
 
     @property
     def is_missing(self) -> bool:
         return self.value is None
 
+    @property
+    def criterion_label(self) -> str:
+        return self.criterion or self.dimension
+
     @classmethod
-    def missing_because(cls, dimension: str, grader: str, reason: str, explanation: str = "") -> Grade:
-        return cls(dimension=dimension, grader=grader, value=None, missing=reason, explanation=explanation)
+    def missing_because(
+        cls, dimension: str, grader: str, reason: str, explanation: str = "", **extra: Any
+    ) -> Grade:
+        return cls(
+            dimension=dimension,
+            grader=grader,
+            value=None,
+            missing=reason,
+            explanation=explanation,
+            **extra,
+        )
 
 
 def is_missing_value(value: Any) -> bool:
@@ -52,26 +77,38 @@ def nan_mean(values: Iterable[Any]) -> float:
     return sum(present) / len(present) if present else math.nan
 
 
-def score_value(grades: list[Grade], dimensions: list[str]) -> dict[str, float]:
+def dimension_score(grades: Iterable[Grade], dimension: str) -> float:
+    """Mean over the dimension's criteria of each criterion's mean over graders."""
+    by_criterion: dict[str, list[float | None]] = {}
+    for g in grades:
+        if g.dimension == dimension:
+            by_criterion.setdefault(g.criterion_label, []).append(g.value)
+    return nan_mean(nan_mean(values) for values in by_criterion.values())
+
+
+def score_value(
+    grades: list[Grade], dimensions: list[str], expected: int | None = None
+) -> dict[str, float]:
     """The Inspect score dict of one sample from its grades.
 
-    Keys: `overall`; one key per tagged dimension (mean over graders); `overall@<grader>` when
-    there is more than one grader; `missing_rate` (share of dimension x grader grades missing).
+    Keys: `overall` (mean over the sample's dimensions); one key per tagged dimension (see
+    `dimension_score`); `overall@<grader>` when there is more than one grader; `missing_rate`
+    (this sample's share of missing criterion x grader grades; NaN when nothing was to be
+    graded). `expected` is the number of grades asked for (default: one per grade given).
     """
     graders = list(dict.fromkeys(g.grader for g in grades))
-    by_dimension: dict[str, float] = {}
-    for dim in dimensions:
-        by_dimension[dim] = nan_mean(g.value for g in grades if g.dimension == dim)
+    by_dimension = {dim: dimension_score(grades, dim) for dim in dimensions}
     value: dict[str, float] = {OVERALL_KEY: nan_mean(by_dimension.values())}
     value.update(by_dimension)
     if len(graders) > 1:
         for grader in graders:
+            own = [g for g in grades if g.grader == grader]
             value[f"{GRADER_KEY_PREFIX}{grader}"] = nan_mean(
-                nan_mean(g.value for g in grades if g.grader == grader and g.dimension == dim)
-                for dim in dimensions
+                dimension_score(own, dim) for dim in dimensions
             )
-    expected = max(len(dimensions) * max(len(graders), 1), 1)
-    value[MISSING_RATE_KEY] = sum(g.is_missing for g in grades) / expected if grades else 1.0
+    n_expected = len(grades) if expected is None else expected
+    n_missing = sum(g.is_missing for g in grades) + max(n_expected - len(grades), 0)
+    value[MISSING_RATE_KEY] = n_missing / n_expected if n_expected else math.nan
     return value
 
 

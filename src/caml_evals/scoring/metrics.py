@@ -2,9 +2,14 @@
 
 Missing grades are NaN in the score dict; every metric here averages only present values, so an
 unparseable judge reply lowers the sample count (and raises `missing_rate`) but never the score.
-The cluster of a sample is its `question_id` metadata (variable expansions of one question share
+The cluster of a sample is its `question_id` metadata (translations of one question may share
 it), falling back to the sample id; epochs are already one cluster because Inspect reduces them
 per sample before metrics run.
+
+`missing_rate` is the share of all (criterion x grader) grades that are missing: summed missing
+and expected counts from the score metadata, a ratio of sums (a sample with many criteria weighs
+more than one with a single criterion). A sample with nothing to grade (no usable dimension tag)
+expects no grade, so it cannot move `missing_rate`; it is counted in `samples_without_rubric`.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from collections.abc import Hashable
 import numpy as np
 from inspect_ai.scorer import Metric, SampleScore, metric
 
-from .clustered import clustered_mean_se, jackknife_se
+from .clustered import clustered_mean_se, clustered_ratio_se, jackknife_se
 from .grades import (
+    EXPECTED_COUNT_KEY,
     GRADER_KEY_PREFIX,
+    MISSING_COUNT_KEY,
     MISSING_RATE_KEY,
     OVERALL_KEY,
     dimension_keys,
@@ -97,7 +104,8 @@ def dimension_stderrs() -> Metric:
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
         return {
-            f"{d} stderr": clustered_mean_se(*_values(scores, d))[1] for d in _dimension_names(scores)
+            f"{d} stderr": clustered_mean_se(*_values(scores, d))[1]
+            for d in _dimension_names(scores)
         }
 
     return compute
@@ -109,7 +117,9 @@ def _normalised_average(scores: list[SampleScore], dims: list[str], mask: np.nda
         values = [
             float(s.score.value[d])
             for s, keep in zip(scores, mask)
-            if keep and isinstance(s.score.value, dict) and d in s.score.value
+            if keep
+            and isinstance(s.score.value, dict)
+            and d in s.score.value
             and not is_missing_value(s.score.value[d])
         ]
         if values:
@@ -140,12 +150,55 @@ def dimension_normalised_average_stderr() -> Metric:
     return compute
 
 
+def _grade_counts(scores: list[SampleScore]) -> tuple[list[float], list[float], list[Hashable]]:
+    """(missing, expected, cluster) per sample, from the score metadata counts.
+
+    A score without the counts (reduced by a reducer other than `nan_mean`) falls back to its
+    `missing_rate` value with weight 1.
+    """
+    missing, expected, clusters = [], [], []
+    for s in scores:
+        meta = s.score.metadata or {}
+        if MISSING_COUNT_KEY in meta and EXPECTED_COUNT_KEY in meta:
+            m, e = float(meta[MISSING_COUNT_KEY]), float(meta[EXPECTED_COUNT_KEY])
+        elif isinstance(s.score.value, dict) and not is_missing_value(
+            s.score.value.get(MISSING_RATE_KEY)
+        ):
+            m, e = float(s.score.value[MISSING_RATE_KEY]), 1.0
+        else:
+            continue
+        missing.append(m)
+        expected.append(e)
+        clusters.append(cluster_of(s))
+    return missing, expected, clusters
+
+
 @metric
 def missing_rate() -> Metric:
-    """Share of (dimension x grader) grades that are missing: unparseable replies, grader errors."""
+    """Share of (criterion x grader) grades that are missing: unparseable replies, grader errors."""
 
     def compute(scores: list[SampleScore]) -> float:
-        return clustered_mean_se(*_values(scores, MISSING_RATE_KEY))[0]
+        return clustered_ratio_se(*_grade_counts(scores))[0]
+
+    return compute
+
+
+@metric
+def missing_rate_stderr() -> Metric:
+    """Cluster-robust SE of `missing_rate` (clusters = questions; a ratio-estimator SE)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return clustered_ratio_se(*_grade_counts(scores))[1]
+
+    return compute
+
+
+@metric
+def samples_without_rubric() -> Metric:
+    """Samples with nothing to grade (no usable dimension tag): NaN overall, not in missing_rate."""
+
+    def compute(scores: list[SampleScore]) -> int:
+        return sum(1 for s in scores if (s.score.metadata or {}).get(EXPECTED_COUNT_KEY, None) == 0)
 
     return compute
 
@@ -188,6 +241,8 @@ def rubric_metrics(group_by: list[str] | tuple[str, ...] = ()) -> list[Metric]:
         dimension_normalised_average(),
         dimension_normalised_average_stderr(),
         missing_rate(),
+        missing_rate_stderr(),
+        samples_without_rubric(),
         dimension_means(),
         dimension_stderrs(),
         grader_means(),

@@ -2,14 +2,15 @@
 
 Inspect's built-in reducers expect every epoch's dict to have the same keys and present values;
 with a judge that sometimes fails, neither holds. This one takes the union of keys and the mean
-of present values per key (NaN where no epoch has one), and sums the missing counts.
+of present values per key (NaN where no epoch has one), and sums the missing and expected grade
+counts so `missing_rate` stays a share of grades across epochs.
 """
 
 from __future__ import annotations
 
 from inspect_ai.scorer import Score, ScoreReducer, score_reducer
 
-from .grades import nan_mean
+from .grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, nan_mean
 
 
 @score_reducer(name="nan_mean")
@@ -23,13 +24,20 @@ def nan_mean_reducer() -> ScoreReducer:
         keys: dict[str, None] = {}
         for s in scores:
             keys.update(dict.fromkeys(s.value))  # type: ignore[arg-type]
-        value = {k: nan_mean(s.value.get(k) for s in scores) for k in keys}  # type: ignore[union-attr]
-        missing = sum(int((s.metadata or {}).get("missing_count", 0)) for s in scores)
+        value = {
+            k: nan_mean(s.value.get(k) for s in scores)  # type: ignore[union-attr]
+            for k in keys
+        }
+        metadata: dict[str, int] = {"epochs": len(scores)}
+        metas = [s.metadata or {} for s in scores]
+        metadata[MISSING_COUNT_KEY] = sum(int(m.get(MISSING_COUNT_KEY, 0)) for m in metas)
+        if all(EXPECTED_COUNT_KEY in m for m in metas):  # else metrics fall back to the rates
+            metadata[EXPECTED_COUNT_KEY] = sum(int(m[EXPECTED_COUNT_KEY]) for m in metas)
         return Score(
             value=value,
             answer=scores[0].answer,
             explanation=f"nan_mean of {len(scores)} epochs",
-            metadata={"epochs": len(scores), "missing_count": missing},
+            metadata=metadata,
         )
 
     return reduce

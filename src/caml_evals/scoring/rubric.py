@@ -2,9 +2,14 @@
 
 The scorer knows no benchmark: each sample's metadata (`RubricSampleMetadata`) carries the tagged
 dimensions and the rubric text (guiding question, observable indicators) already expanded for the
-sample. For each grader it asks, per dimension or in one structured call, whether the answer meets
-each criterion. Unparseable replies and grader errors become missing grades with their reason:
+sample. For each grader it asks, per criterion or in one structured call, whether the answer meets
+each criterion (a dimension has several criteria when its guiding question is expanded with several
+variable values). Unparseable replies and grader errors become missing grades with their reason:
 counted, shown, excluded from means, never 0.
+
+Every grader call (a generation, or one forward pass for local logprob grading, which leaves no
+model event in the log) is counted in the score metadata `grader_usage`, so judge cost can be
+measured the same way in every mode.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
 from .dimensions import RubricCriterion, RubricSampleMetadata
-from .grades import Grade, score_value
+from .grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, Grade, score_value
 from .judge_replies import ParsedGrade, excerpt, parse_single_call, parse_verdict
 from .metrics import rubric_metrics
 from .templates import JudgeTemplate, load_template
@@ -41,12 +46,18 @@ def _grader_list(graders: list[str] | str | None) -> list[str]:
     return names
 
 
-def resolve_graders(graders: list[str]) -> list[tuple[str, Model]]:
+class UnboundGraderRole(ValueError):
+    """A named grader role (other than the default `grader`) has no model bound to it."""
+
+
+def resolve_graders(graders: list[str], warned: set[str] | None = None) -> list[tuple[str, Model]]:
     """Map each grader spec to (label, Model). A spec with '/' is a model name, else a role.
 
     A role bound to several models (eval(model_roles={"grader": [m1, m2]})) yields each of them.
-    A role nobody bound falls back to the model under test, with a warning: self-grading is
-    legitimate for a smoke test but biased for research.
+    Only the default `grader` role may be left unbound: it then falls back to the model under
+    test, with one warning (per `warned` set): self-grading is fine for a smoke test but biased
+    for research. Any other role the user named but did not bind is a typo or a forgotten
+    `--model-role`, and silently self-grading would corrupt the multi-grader means: an error.
     """
     roles = model_roles()
     resolved: list[tuple[str, Model]] = []
@@ -59,25 +70,72 @@ def resolve_graders(graders: list[str]) -> list[tuple[str, Model]]:
             resolved.extend((f"{spec}:{m}", m) for m in bound)
         elif bound is not None:
             resolved.append((spec, bound))
-        else:
-            logger.warning(
-                "No model bound to role %r (use --model-role %s=<model>); grading with the model "
-                "under test.",
-                spec,
-                spec,
-            )
+        elif spec == DEFAULT_GRADER_ROLE:
+            if warned is None or spec not in warned:
+                logger.warning(
+                    "No model bound to role %r (use --model-role %s=<model>); grading with the "
+                    "model under test.",
+                    spec,
+                    spec,
+                )
+                if warned is not None:
+                    warned.add(spec)
             resolved.append((spec, get_model(role=spec)))
+        else:
+            bound_roles = ", ".join(sorted(roles)) or "none"
+            raise UnboundGraderRole(
+                f"rubric_scorer: grader role {spec!r} has no model bound to it (bound roles: "
+                f"{bound_roles}). Bind it with --model-role {spec}=<model> (or "
+                f"model_roles={{{spec!r}: ...}}), or remove it from graders."
+            )
     labels = [label for label, _ in resolved]
     if len(set(labels)) != len(labels):
         raise ValueError(f"rubric_scorer: duplicate graders {labels}")
     return resolved
 
 
-def _criteria_block(rubric: list[RubricCriterion]) -> str:
+class GraderUsage:
+    """Grader calls and tokens of one sample, per grader label (into the score metadata)."""
+
+    def __init__(self) -> None:
+        self.by_grader: dict[str, dict[str, int]] = {}
+
+    def add(self, grader: str, input_tokens: int = 0, output_tokens: int = 0, **kind: int) -> None:
+        row = self.by_grader.setdefault(
+            grader, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        )
+        row["calls"] += 1
+        row["input_tokens"] += input_tokens
+        row["output_tokens"] += output_tokens
+        row["total_tokens"] += input_tokens + output_tokens
+        for key, n in kind.items():
+            row[key] = row.get(key, 0) + n
+
+    def add_output(self, grader: str, output) -> None:
+        usage = getattr(output, "usage", None)
+        self.add(
+            grader,
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+        )
+
+
+def criterion_labels(rubric: list[RubricCriterion]) -> list[str]:
+    """Each criterion's label, made unique within the rubric (a repeated one gets `#2`)."""
+    labels: list[str] = []
+    for c in rubric:
+        label, i = c.label, 2
+        while label in labels:
+            label, i = f"{c.label} #{i}", i + 1
+        labels.append(label)
+    return labels
+
+
+def _criteria_block(rubric: list[RubricCriterion], labels: list[str]) -> str:
     parts = []
-    for i, c in enumerate(rubric, start=1):
+    for i, (c, label) in enumerate(zip(rubric, labels), start=1):
         parts.append(
-            f"{i}. {c.name}\n   Guiding question: {c.guiding_question}\n"
+            f"{i}. {label}\n   Guiding question: {c.guiding_question}\n"
             f"   Observable indicators:\n{_indent(c.observable_indicators or '(none given)')}"
         )
     return "\n\n".join(parts)
@@ -118,8 +176,11 @@ async def _grade_per_dimension(
     question: str,
     answer: str,
     criterion: RubricCriterion,
+    criterion_label: str,
     logprobs: bool,
+    usage: GraderUsage,
 ) -> tuple[Grade, str]:
+    ident = {"criterion": criterion_label, "variables": criterion.variables}
     prompt = template.render(
         question=question,
         answer=answer,
@@ -129,20 +190,30 @@ async def _grade_per_dimension(
         scoring=criterion.scoring or "1 if the answer meets the criterion, else 0",
     )
     if logprobs and _supports_answer_probabilities(model):
-        return await _grade_by_answer_probabilities(label, model, prompt, criterion), prompt
+        grade = await _grade_by_answer_probabilities(label, model, prompt, criterion, ident, usage)
+        return grade, prompt
     config = GenerateConfig(logprobs=True, top_logprobs=5) if logprobs else GenerateConfig()
     try:
         output = await model.generate(prompt, config=config)
     except Exception as ex:  # every provider failure is data: record it and move on
-        return Grade.missing_because(criterion.name, label, f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"), prompt
+        usage.add(label, errors=1)
+        reason = f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"
+        return Grade.missing_because(criterion.name, label, reason, **ident), prompt
+    usage.add_output(label, output)
     parsed = parse_verdict(output.completion)
     if parsed.value is None:
-        return Grade.missing_because(criterion.name, label, parsed.missing or "unparseable", output.completion), prompt
+        reason = parsed.missing or "unparseable"
+        return Grade.missing_because(
+            criterion.name, label, reason, output.completion, **ident
+        ), prompt
     value, note = (parsed.value, "")
     if logprobs:
         value, note = _logprob_value(output, parsed)
     explanation = parsed.explanation + (f"\n[{note}]" if note else "")
-    return Grade(dimension=criterion.name, grader=label, value=value, explanation=explanation), prompt
+    grade = Grade(
+        dimension=criterion.name, grader=label, value=value, explanation=explanation, **ident
+    )
+    return grade, prompt
 
 
 def _supports_answer_probabilities(model: Model) -> bool:
@@ -152,24 +223,41 @@ def _supports_answer_probabilities(model: Model) -> bool:
 
 
 async def _grade_by_answer_probabilities(
-    label: str, model: Model, prompt: str, criterion: RubricCriterion
+    label: str,
+    model: Model,
+    prompt: str,
+    criterion: RubricCriterion,
+    ident: dict,
+    usage: GraderUsage,
 ) -> Grade:
-    """Local transformers grader: read P(YES) right after 'GRADE:' instead of parsing free text."""
-    from ..models.local import answer_probabilities
+    """Local transformers grader: read P(YES) right after 'GRADE:' instead of parsing free text.
+
+    One forward pass, not a `generate` call, so Inspect logs no model event for it: the call
+    and its input tokens are counted in `usage` instead.
+    """
+    from ..models.local import option_probabilities
 
     try:
-        probs = await asyncio.to_thread(
-            answer_probabilities, model.api, prompt, "GRADE:", ["YES", "NO"]
+        probs, n_tokens = await asyncio.to_thread(
+            option_probabilities, model.api, prompt, "GRADE:", ["YES", "NO"]
         )
     except Exception as ex:
+        usage.add(label, errors=1, forward_passes=1)
         return Grade.missing_because(
-            criterion.name, label, f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"
+            criterion.name,
+            label,
+            f"grader error: {type(ex).__name__}: {excerpt(str(ex))}",
+            **ident,
         )
+    usage.add(label, input_tokens=n_tokens, forward_passes=1)
     return Grade(
         dimension=criterion.name,
         grader=label,
         value=probs["YES"],
-        explanation=f"logprob verdict after 'GRADE:': P(YES)={probs['YES']:.3f}, P(NO)={probs['NO']:.3f}",
+        explanation=(
+            f"logprob verdict after 'GRADE:': P(YES)={probs['YES']:.3f}, P(NO)={probs['NO']:.3f}"
+        ),
+        **ident,
     )
 
 
@@ -180,18 +268,35 @@ async def _grade_single_call(
     question: str,
     answer: str,
     rubric: list[RubricCriterion],
+    labels: list[str],
+    usage: GraderUsage,
 ) -> tuple[list[Grade], str]:
-    prompt = template.render(question=question, answer=answer, criteria=_criteria_block(rubric))
-    names = [c.name for c in rubric]
+    """One call grading every criterion; each expanded criterion is listed (and graded) apart."""
+    prompt = template.render(
+        question=question, answer=answer, criteria=_criteria_block(rubric, labels)
+    )
+    idents = [{"criterion": lab, "variables": c.variables} for c, lab in zip(rubric, labels)]
     try:
         output = await model.generate(prompt)
     except Exception as ex:
+        usage.add(label, errors=1)
         reason = f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"
-        return [Grade.missing_because(n, label, reason) for n in names], prompt
-    parsed = parse_single_call(output.completion, names)
+        return [
+            Grade.missing_because(c.name, label, reason, **ident)
+            for c, ident in zip(rubric, idents)
+        ], prompt
+    usage.add_output(label, output)
+    parsed = parse_single_call(output.completion, labels)
     grades = [
-        Grade(dimension=n, grader=label, value=p.value, missing=p.missing, explanation=p.explanation)
-        for n, p in parsed.items()
+        Grade(
+            dimension=c.name,
+            grader=label,
+            value=parsed[lab].value,
+            missing=parsed[lab].missing,
+            explanation=parsed[lab].explanation,
+            **ident,
+        )
+        for c, lab, ident in zip(rubric, labels, idents)
     ]
     return grades, prompt
 
@@ -203,14 +308,20 @@ def rubric_scorer(
     template: str | None = None,
     logprobs: bool = False,
 ) -> Scorer:
-    """Grade each tagged dimension of a sample with one or more LLM judges.
+    """Grade each criterion of a sample's rubric with one or more LLM judges.
+
+    A dimension's score is the mean over its criteria (one per variable value its guiding
+    question was expanded with; usually just one), each criterion's the mean over graders.
 
     Args:
         graders: Model roles (e.g. "grader") or model names ("openai/gpt-4o"); several give each
             grader's overall (`overall@<grader>`) and the mean across graders per dimension.
-            Default: the `grader` role (`--model-role grader=<model>`).
-        mode: "single_call" grades all tagged dimensions in one structured JSON call (one call per
-            sample and grader); "per_dimension" makes one YES/NO call per dimension.
+            Default: the `grader` role (`--model-role grader=<model>`); only that role may be
+            left unbound (the model under test then grades, with a warning), any other named
+            role must be bound.
+        mode: "single_call" grades all criteria in one structured JSON call (one call per
+            sample and grader, each expanded criterion listed under its own label);
+            "per_dimension" makes one YES/NO call per criterion.
         template: A judge template file (name in judges/ or a path); default per mode.
         logprobs: per_dimension only: grade with P(YES) / (P(YES) + P(NO)) instead of a 0/1
             verdict. Local transformers graders (`caml/...`) are read directly after a
@@ -218,51 +329,62 @@ def rubric_scorer(
             for top logprobs at the verdict token, falling back to the parsed verdict.
     """
     if mode not in ("single_call", "per_dimension"):
-        raise ValueError(f"rubric_scorer: mode must be 'single_call' or 'per_dimension', not {mode!r}")
+        raise ValueError(
+            f"rubric_scorer: mode must be 'single_call' or 'per_dimension', not {mode!r}"
+        )
     if logprobs and mode != "per_dimension":
         raise ValueError("rubric_scorer: logprobs=True needs mode='per_dimension'")
     grader_specs = _grader_list(graders)
     judge_template = load_template(template or mode)
+    warned: set[str] = set()  # unbound default role: warn once per scorer, not per sample
 
     async def score(state: TaskState, target: Target) -> Score:
         meta = RubricSampleMetadata.model_validate(state.metadata)
         question = state.input_text
         answer = state.output.completion if state.output else ""
-        resolved = resolve_graders(grader_specs)
+        resolved = resolve_graders(grader_specs, warned)
+        labels = criterion_labels(meta.rubric)
+        usage = GraderUsage()
         prompts: dict[str, str] = {}
         grades: list[Grade] = []
         if not meta.rubric:
             grades = []
         elif mode == "per_dimension":
             jobs = [
-                _grade_per_dimension(label, model, judge_template, question, answer, c, logprobs)
+                _grade_per_dimension(
+                    label, model, judge_template, question, answer, c, lab, logprobs, usage
+                )
                 for label, model in resolved
-                for c in meta.rubric
+                for c, lab in zip(meta.rubric, labels)
             ]
             for grade, prompt in await asyncio.gather(*jobs):
                 grades.append(grade)
-                prompts.setdefault(grade.dimension, prompt)
+                prompts.setdefault(grade.criterion_label, prompt)
         else:
             jobs2 = [
-                _grade_single_call(label, model, judge_template, question, answer, meta.rubric)
+                _grade_single_call(
+                    label, model, judge_template, question, answer, meta.rubric, labels, usage
+                )
                 for label, model in resolved
             ]
             for sample_grades, prompt in await asyncio.gather(*jobs2):
                 grades.extend(sample_grades)
                 prompts.setdefault("*", prompt)
 
-        dimensions = [c.name for c in meta.rubric]
-        value = score_value(grades, dimensions)
+        dimensions = list(dict.fromkeys(c.name for c in meta.rubric))
+        expected = len(meta.rubric) * len(resolved)
+        value = score_value(grades, dimensions, expected=expected)
         missing = [g for g in grades if g.is_missing]
         explanation = "; ".join(
-            f"{g.dimension} [{g.grader}]: "
+            f"{g.criterion_label} [{g.grader}]: "
             + ("missing (" + (g.missing or "") + ")" if g.is_missing else f"{g.value:.2f}")
             for g in grades
         )
         return Score(
             value=value,
             answer=answer,
-            explanation=explanation or "no dimensions tagged",
+            explanation=explanation
+            or "no gradable dimension (no usable tag): nothing graded, overall is NaN",
             metadata={
                 "grades": [g.model_dump() for g in grades],
                 "mode": mode,
@@ -270,7 +392,9 @@ def rubric_scorer(
                 "template": judge_template.name,
                 "rubric": [c.model_dump() for c in meta.rubric],
                 "judge_prompts": prompts,
-                "missing_count": len(missing),
+                MISSING_COUNT_KEY: len(missing),
+                EXPECTED_COUNT_KEY: expected,
+                "grader_usage": usage.by_grader,
             },
         )
 

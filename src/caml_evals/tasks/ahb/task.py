@@ -12,6 +12,8 @@ from .dataset import HUB_REPO_ID, HUB_REVISION, ahb_dataset
 @task
 def ahb(
     data_dir: str | None = None,
+    questions_file: str | None = None,
+    dimensions_file: str | None = None,
     languages: list[str] | str | None = None,
     dimensions: list[str] | str | None = None,
     graders: list[str] | str | None = None,
@@ -27,7 +29,10 @@ def ahb(
     Args:
         data_dir: Local data (a folder holding `ahb-2.1/` or the question/dimension files);
             default `$CAML_EVALS_DATA_DIR`, else the Hub at a pinned commit.
-        languages: Keep only these languages (names or ISO codes, comma-separated).
+        questions_file: A questions JSONL file (overrides data_dir/Hub for the questions).
+        dimensions_file: A dimensions JSONL file (overrides data_dir/Hub for the dimensions).
+        languages: Keep only these languages (names or ISO codes, comma-separated); a language
+            no question is in is an error that lists the known ones.
         dimensions: Score only these dimensions (and only questions tagged with them).
         graders: Grader roles or model names (default: the `grader` role).
         judge_mode: "single_call" (one JSON call per sample) or "per_dimension".
@@ -38,6 +43,8 @@ def ahb(
     """
     dataset, report = ahb_dataset(
         data_dir=data_dir,
+        questions_file=questions_file,
+        dimensions_file=dimensions_file,
         languages=as_list(languages),
         dimensions=as_list(dimensions),
         shuffle=shuffle,

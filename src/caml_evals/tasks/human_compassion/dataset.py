@@ -16,7 +16,7 @@ from typing import Any
 from inspect_ai.dataset import MemoryDataset
 
 from ...dataset_report import DatasetReport
-from ...datasource import DataSourceError, load_jsonl_rows, local_benchmark_dir
+from ...datasource import DataSourceError, load_jsonl_rows, local_benchmark_dir, local_file
 from ...resources import benchmark_path
 from ..moru.dataset import build_rubric_samples, dimension_table
 
@@ -28,21 +28,38 @@ DIMENSIONS_FILE = "dimensions.jsonl"
 SET_VERSION = "1.0"
 
 
-def load_raw(data_dir: str | Path | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    """Rows from `data_dir`/$CAML_EVALS_DATA_DIR when it holds the set, else the packaged set."""
-    required = (QUESTIONS_FILE, DIMENSIONS_FILE)
-    if data_dir not in (None, ""):
+def load_raw(
+    data_dir: str | Path | None,
+    questions_file: str | Path | None = None,
+    dimensions_file: str | Path | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Rows from `data_dir`/$CAML_EVALS_DATA_DIR when it holds the set, else the packaged set.
+
+    An explicit `questions_file` / `dimensions_file` (JSONL) wins for its part, e.g. a revised
+    question list judged on the packaged dimension table.
+    """
+    given = {QUESTIONS_FILE: questions_file, DIMENSIONS_FILE: dimensions_file}
+    required = tuple(name for name, path in given.items() if path in (None, ""))
+    local = None
+    if required and data_dir not in (None, ""):
         local = local_benchmark_dir(data_dir, SUBFOLDER, required)  # explicit: must exist
-    else:
+    elif required:
         try:
             local = local_benchmark_dir(None, SUBFOLDER, required)
         except DataSourceError:
             local = None  # $CAML_EVALS_DATA_DIR serves other benchmarks: use the packaged set
     folder = local if local is not None else benchmark_path(SUBFOLDER)
+    paths = {
+        name: local_file(path, f"human_compassion {name}")
+        if path not in (None, "")
+        else folder / name
+        for name, path in given.items()
+    }
+    sources = dict.fromkeys(str(p.parent) if p.parent == folder else str(p) for p in paths.values())
     return (
-        load_jsonl_rows(folder / QUESTIONS_FILE),
-        load_jsonl_rows(folder / DIMENSIONS_FILE),
-        str(folder),
+        load_jsonl_rows(paths[QUESTIONS_FILE]),
+        load_jsonl_rows(paths[DIMENSIONS_FILE]),
+        "; ".join(sources),
     )
 
 
@@ -51,8 +68,10 @@ def human_compassion_dataset(
     dimensions: Sequence[str] | None = None,
     shuffle: bool = False,
     seed: int | None = None,
+    questions_file: str | Path | None = None,
+    dimensions_file: str | Path | None = None,
 ) -> tuple[MemoryDataset, DatasetReport]:
-    questions, dims, source = load_raw(data_dir)
+    questions, dims, source = load_raw(data_dir, questions_file, dimensions_file)
     table = dimension_table(dims, source)
     samples, report = build_rubric_samples(
         questions, table, source, dimensions=dimensions, known_sources=None, known_languages=("en",)

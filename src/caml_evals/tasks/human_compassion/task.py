@@ -18,6 +18,8 @@ from .dataset import SET_VERSION, human_compassion_dataset
 @task
 def human_compassion(
     data_dir: str | None = None,
+    questions_file: str | None = None,
+    dimensions_file: str | None = None,
     dimensions: list[str] | str | None = None,
     graders: list[str] | str | None = None,
     judge_mode: JudgeMode = "single_call",
@@ -32,6 +34,8 @@ def human_compassion(
     Args:
         data_dir: A folder holding `human_compassion/questions.jsonl` and `dimensions.jsonl` (e.g.
             a revised set); default `$CAML_EVALS_DATA_DIR` if it has one, else the packaged set.
+        questions_file: A questions JSONL file (overrides data_dir for the questions).
+        dimensions_file: A dimensions JSONL file (overrides data_dir for the dimensions).
         dimensions: Score only these dimensions (and only questions tagged with them).
         graders: Grader roles or model names (default: the `grader` role).
         judge_mode: "single_call" (one JSON call per sample) or "per_dimension".
@@ -41,7 +45,12 @@ def human_compassion(
         shuffle: Shuffle samples (with `seed`).
     """
     dataset, report = human_compassion_dataset(
-        data_dir=data_dir, dimensions=as_list(dimensions), shuffle=shuffle, seed=seed
+        data_dir=data_dir,
+        dimensions=as_list(dimensions),
+        shuffle=shuffle,
+        seed=seed,
+        questions_file=questions_file,
+        dimensions_file=dimensions_file,
     )
     return rubric_task(
         dataset,
