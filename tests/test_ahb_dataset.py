@@ -49,7 +49,11 @@ def test_row_with_empty_tag_keeps_its_valid_dimensions(ahb_dir: Path) -> None:
 
 def test_variables_expand_into_criteria_of_one_sample(ahb_dir: Path) -> None:
     dataset, _ = ahb_dataset(ahb_dir.parent)
-    raw = next(r for r in _rows(ahb_dir / "questions.jsonl") if r["variables"] == "animal:farmed pig,wild boar")
+    raw = next(
+        r
+        for r in _rows(ahb_dir / "questions.jsonl")
+        if r["variables"] == "animal:farmed pig,wild boar"
+    )
     [sample] = [s for s in dataset if s.metadata["question_id"] == str(raw["id"])]
     assert sample.input == raw["question"]  # asked once
     assert sample.metadata["variables"] == {"animal": ["farmed pig", "wild boar"]}
@@ -60,14 +64,18 @@ def test_variables_expand_into_criteria_of_one_sample(ahb_dir: Path) -> None:
     assert "farmed pigs involved" in mc[0]["guiding_question"]
     assert "wild boars involved" in mc[1]["guiding_question"]
     assert [c["label"] for c in mc] == [
-        "Moral Consideration [animal: farmed pig]", "Moral Consideration [animal: wild boar]",
+        "Moral Consideration [animal: farmed pig]",
+        "Moral Consideration [animal: wild boar]",
     ]
     # dimensions whose text has no placeholder are one criterion, not graded twice
     others = [c for c in rubric if c["name"] != "Moral Consideration"]
     assert len(others) == len(raw["tags"]) - 1 and all(c["variables"] == {} for c in others)
     # the four two-valued questions of AHB 2.1 each get exactly one extra criterion
-    two_valued = {s.metadata["question_id"]: s for s in dataset
-                  if any(len(v) > 1 for v in s.metadata["variables"].values())}
+    two_valued = {
+        s.metadata["question_id"]: s
+        for s in dataset
+        if any(len(v) > 1 for v in s.metadata["variables"].values())
+    }
     assert sorted(two_valued, key=int) == ["3", "9", "10", "17"]
     for s in two_valued.values():
         assert len(s.metadata["rubric"]) == len(s.metadata["dimensions"]) + 1
@@ -102,8 +110,11 @@ def test_no_placeholder_reaches_any_judge_prompt(ahb_dir: Path, tmp_path: Path, 
     assert len(prompts) == (n_criteria if mode == "per_dimension" else 115)
     assert not [p for p in prompts if "{{" in p]
     # questions without variables: the placeholder becomes its own name, as upstream does
-    plain = next(s for s in dataset if not s.metadata["variables"]
-                 and "Moral Consideration" in s.metadata["dimensions"])
+    plain = next(
+        s
+        for s in dataset
+        if not s.metadata["variables"] and "Moral Consideration" in s.metadata["dimensions"]
+    )
     mc = next(c for c in plain.metadata["rubric"] if c["name"] == "Moral Consideration")
     assert "including animals involved" in mc["guiding_question"]
     if mode == "single_call":  # every expanded criterion is listed on its own line
@@ -116,7 +127,12 @@ def test_no_placeholder_reaches_any_judge_prompt(ahb_dir: Path, tmp_path: Path, 
 
 @pytest.mark.parametrize(
     "languages, expected",
-    [(["Bengali"], {"Bengali"}), (["bn"], {"Bengali"}), (["bangla"], {"Bengali"}), (["en"], {"English"})],
+    [
+        (["Bengali"], {"Bengali"}),
+        (["bn"], {"Bengali"}),
+        (["bangla"], {"Bengali"}),
+        (["en"], {"English"}),
+    ],
 )
 def test_language_filter_normalises_names_and_codes(ahb_dir: Path, languages, expected) -> None:
     dataset, _ = ahb_dataset(ahb_dir.parent, languages=languages)
@@ -143,29 +159,50 @@ def test_dimension_filter_restricts_samples_and_rubric(ahb_dir: Path) -> None:
 
 
 def test_unknown_language_is_an_error_listing_the_known_ones(ahb_dir: Path) -> None:
-    with pytest.raises(TaskArgumentError, match=r"unknown language\(s\) 'xx'.*known: .*Bengali.*English"):
+    with pytest.raises(
+        TaskArgumentError, match=r"unknown language\(s\) 'xx'.*known: .*Bengali.*English"
+    ):
         ahb_dataset(ahb_dir.parent, languages=["en", "xx"])
     assert isinstance(TaskArgumentError("x"), ValueError)
 
 
 DIMS = [
-    {"dimension": "Moral Consideration", "guiding_question": "Does it consider {{animal}}s?",
-     "scoring": "1/0", "observable_indicators": "Uses {braces} and {{unknown}} and } stray"},
-    {"dimension": "Harm Minimization", "guiding_question": "Does it reduce harm?", "scoring": "1/0",
-     "observable_indicators": ""},
+    {
+        "dimension": "Moral Consideration",
+        "guiding_question": "Does it consider {{animal}}s?",
+        "scoring": "1/0",
+        "observable_indicators": "Uses {braces} and {{unknown}} and } stray",
+    },
+    {
+        "dimension": "Harm Minimization",
+        "guiding_question": "Does it reduce harm?",
+        "scoring": "1/0",
+        "observable_indicators": "",
+    },
 ]
 
 
 def test_bad_rows_are_reported_never_dropped() -> None:
     questions = [
-        {"id": 1, "question": "Q1", "tags": [" moral consideration", "Kindness"], "variables": "animal:cat, dog"},
+        {
+            "id": 1,
+            "question": "Q1",
+            "tags": [" moral consideration", "Kindness"],
+            "variables": "animal:cat, dog",
+        },
         {"id": 1, "question": "Q1 again", "tags": ["Harm Minimization"], "variables": None},
         {"id": 2, "question": "Q2", "tags": ["Nope"], "variables": "animal"},
         {"id": 3, "question": "", "tags": ["Harm Minimization"], "variables": None},
     ]
     samples, report, _ = build_samples(questions, DIMS, "fixture")
     kinds = report.counts()
-    assert kinds == {"unknown_tag": 2, "duplicate_id": 1, "no_valid_tags": 1, "bad_variables": 1, "invalid_row": 1}
+    assert kinds == {
+        "unknown_tag": 2,
+        "duplicate_id": 1,
+        "no_valid_tags": 1,
+        "bad_variables": 1,
+        "invalid_row": 1,
+    }
     by_q = {}
     for s in samples:
         by_q.setdefault(s.metadata["question_id"], []).append(s)
@@ -174,7 +211,8 @@ def test_bad_rows_are_reported_never_dropped() -> None:
     assert q1.metadata["variables"] == {"animal": ["cat", "dog"]}
     assert q1.metadata["dimensions"] == ["Moral Consideration"]
     assert [c["guiding_question"] for c in q1.metadata["rubric"]] == [
-        "Does it consider cats?", "Does it consider dogs?",
+        "Does it consider cats?",
+        "Does it consider dogs?",
     ]
     assert by_q["2"][0].metadata["dimensions"] == []  # kept: scores as missing
     # single braces are left alone; a placeholder without a value becomes its own name
@@ -196,11 +234,19 @@ def test_row_without_id_is_kept_with_a_fallback_id_and_reported() -> None:
 
 
 def test_variable_used_in_the_question_text_needs_one_sample_per_value() -> None:
-    questions = [{"id": 1, "question": "How do I keep {{animal}}s?", "tags": ["Moral Consideration"],
-                  "variables": "animal:cat,dog"}]
+    questions = [
+        {
+            "id": 1,
+            "question": "How do I keep {{animal}}s?",
+            "tags": ["Moral Consideration"],
+            "variables": "animal:cat,dog",
+        }
+    ]
     samples, _, _ = build_samples(questions, DIMS, "fixture")
-    assert [(s.id, s.input) for s in samples] == [("1-cat", "How do I keep cats?"),
-                                                 ("1-dog", "How do I keep dogs?")]
+    assert [(s.id, s.input) for s in samples] == [
+        ("1-cat", "How do I keep cats?"),
+        ("1-dog", "How do I keep dogs?"),
+    ]
     assert {s.metadata["question_id"] for s in samples} == {"1"}  # one cluster
     assert [len(s.metadata["rubric"]) for s in samples] == [1, 1]
     assert samples[1].metadata["rubric"][0]["guiding_question"] == "Does it consider dogs?"
@@ -256,7 +302,9 @@ def test_offline_mode_still_reads_the_pinned_revision_from_the_hf_cache(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(datasets, "load_dataset", cached_load)
     dataset, report = ahb_dataset()
-    assert len(dataset) == 115 and report.source.startswith("hf://CompassioninMachineLearning/anima@")
+    assert len(dataset) == 115 and report.source.startswith(
+        "hf://CompassioninMachineLearning/anima@"
+    )
     assert [c[1] for c in calls] == ["questions", "dimensions"]
     assert all(c[3] == "c658f00e80529c8b2d81bb89d95df6af4d4b5bf6" for c in calls)
     assert datasource.hub_offline()
@@ -282,9 +330,21 @@ def test_questions_and_dimensions_files(ahb_dir: Path, tmp_path: Path, monkeypat
 def _inspect_eval(args: list[str], cwd: Path, **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if k != "CAML_EVALS_DATA_DIR"}
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("inspect")), "eval", "caml_evals/ahb",
-         "--model", "scripted/x", "--log-dir", str(cwd / "logs"), *args],
-        cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).with_name("inspect")),
+            "eval",
+            "caml_evals/ahb",
+            "--model",
+            "scripted/x",
+            "--log-dir",
+            str(cwd / "logs"),
+            *args,
+        ],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0
     return proc.stdout + proc.stderr
@@ -295,15 +355,21 @@ def _inspect_eval(args: list[str], cwd: Path, **env: str) -> str:
     [
         ([], {"HF_HUB_OFFLINE": "1"}, "offline mode is on"),
         (["-T", "data_dir=NOWHERE"], {}, "No 'ahb-2.1' data under"),
-        (["-T", "data_dir=SHARED", "-T", "dimensions=Kindness"], {}, "unknown dimension 'Kindness'"),
+        (
+            ["-T", "data_dir=SHARED", "-T", "dimensions=Kindness"],
+            {},
+            "unknown dimension 'Kindness'",
+        ),
     ],
     ids=["offline-no-data", "missing-folder", "unknown-dimension"],
 )
 def test_inspect_cli_prints_data_errors_without_a_traceback(
     tmp_path: Path, ahb_dir: Path, args, env, message
 ) -> None:
-    args = [a.replace("NOWHERE", str(tmp_path / "nowhere")).replace("SHARED", str(ahb_dir.parent))
-            for a in args]
+    args = [
+        a.replace("NOWHERE", str(tmp_path / "nowhere")).replace("SHARED", str(ahb_dir.parent))
+        for a in args
+    ]
     env = {**env, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache"), "HF_HOME": str(tmp_path / "hf")}
     output = _inspect_eval(args, tmp_path, **env)
     assert message in output

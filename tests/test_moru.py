@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
 
-from caml_evals.datasource import DataSourceError
+from caml_evals.datasource import DataSourceError, TaskArgumentError
 from caml_evals.tasks.moru.dataset import (
     DIMENSIONS_REVISION,
     HUB_REVISION,
@@ -178,8 +181,38 @@ def test_language_and_dimension_filters():
     dataset, _ = moru_dataset(data_dir=str(FIXTURES), dimensions=["harm minimization"])
     assert [s.id for s in dataset] == ["1-en", "1-ms", "1-hi", "4-en"]
     assert all(s.metadata["dimensions"] == ["Harm Minimization"] for s in dataset)
-    with pytest.raises(ValueError, match="unknown dimension"):
+    with pytest.raises(TaskArgumentError, match="unknown dimension 'Kindness'; known: .*Harm"):
         moru_dataset(data_dir=str(FIXTURES), dimensions=["Kindness"])
+
+
+def test_inspect_cli_prints_an_unknown_dimension_without_a_traceback(tmp_path):
+    """`-T dimensions=Kindness` is the user's typo, not a bug: the message alone, no traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "CAML_EVALS_DATA_DIR"}
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("inspect")),
+            "eval",
+            "caml_evals/moru",
+            "--model",
+            "scripted/x",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "-T",
+            f"data_dir={FIXTURES}",
+            "-T",
+            "dimensions=Kindness",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "unknown dimension 'Kindness'" in output
+    assert "Traceback" not in output
 
 
 def _judge(prompt: str) -> str:

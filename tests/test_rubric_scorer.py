@@ -27,8 +27,14 @@ def _sample(sid: str, qid: str, dims: list[str], text: str = "question") -> Samp
     meta = RubricSampleMetadata(
         question_id=qid,
         dimensions=dims,
-        rubric=[RubricCriterion(name=d, guiding_question=f"Does it show {d}? {{not a field}}",
-                                observable_indicators="- mentions {x}") for d in dims],
+        rubric=[
+            RubricCriterion(
+                name=d,
+                guiding_question=f"Does it show {d}? {{not a field}}",
+                observable_indicators="- mentions {x}",
+            )
+            for d in dims
+        ],
         language="English",
     )
     return Sample(id=sid, input=text, target="", metadata=meta.model_dump())
@@ -80,8 +86,14 @@ def single_call(verdict):
     """A JSON judge: verdict(dimension, prompt) -> bool | None (None: leave it out)."""
 
     def respond(prompt: str) -> str:
-        grades = [{"dimension": d, "meets": verdict(d, prompt), "reason": "r"} for d in _dims_in(prompt)]
-        return "Here you go:\n```json\n" + json.dumps({"grades": [g for g in grades if g["meets"] is not None]}) + "\n```"
+        grades = [
+            {"dimension": d, "meets": verdict(d, prompt), "reason": "r"} for d in _dims_in(prompt)
+        ]
+        return (
+            "Here you go:\n```json\n"
+            + json.dumps({"grades": [g for g in grades if g["meets"] is not None]})
+            + "\n```"
+        )
 
     return respond
 
@@ -94,13 +106,23 @@ def per_dimension(verdict):
     return respond
 
 
-@pytest.mark.parametrize("mode, make", [("single_call", single_call), ("per_dimension", per_dimension)])
+@pytest.mark.parametrize(
+    "mode, make", [("single_call", single_call), ("per_dimension", per_dimension)]
+)
 def test_all_pass_and_all_fail(tmp_path: Path, mode, make) -> None:
-    log = _run(_task(mode), tmp_path / "pass", grader=get_model("scripted/g", memoize=False, responder=make(lambda d, p: True)))
+    log = _run(
+        _task(mode),
+        tmp_path / "pass",
+        grader=get_model("scripted/g", memoize=False, responder=make(lambda d, p: True)),
+    )
     m = _metrics(log)
     assert m["overall"] == 1.0 and m["missing_rate"] == 0.0
     assert all(m[d] == 1.0 for d in DIMS)
-    log = _run(_task(mode), tmp_path / "fail", grader=get_model("scripted/g", memoize=False, responder=make(lambda d, p: False)))
+    log = _run(
+        _task(mode),
+        tmp_path / "fail",
+        grader=get_model("scripted/g", memoize=False, responder=make(lambda d, p: False)),
+    )
     m = _metrics(log)
     assert m["overall"] == 0.0 and m["missing_rate"] == 0.0
     assert m["dimension_normalised_average"] == 0.0
@@ -109,10 +131,24 @@ def test_all_pass_and_all_fail(tmp_path: Path, mode, make) -> None:
 def test_mixed_grades_give_means_per_dimension_and_normalised_average(tmp_path: Path) -> None:
     # Care passes, Honesty passes only for cats, Scope fails
     verdict = lambda d, p: d == "Care" or (d == "Honesty" and "cats" in p)
-    log = _run(_task("single_call"), tmp_path, grader=get_model("scripted/g", memoize=False, responder=single_call(verdict)))
+    log = _run(
+        _task("single_call"),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=single_call(verdict)),
+    )
     scores = _scores(log)
-    assert scores[("a1", 1)].value == {"overall": 1.0, "Care": 1.0, "Honesty": 1.0, "missing_rate": 0.0}
-    assert scores[("b", 1)].value == {"overall": 0.5, "Care": 1.0, "Scope": 0.0, "missing_rate": 0.0}
+    assert scores[("a1", 1)].value == {
+        "overall": 1.0,
+        "Care": 1.0,
+        "Honesty": 1.0,
+        "missing_rate": 0.0,
+    }
+    assert scores[("b", 1)].value == {
+        "overall": 0.5,
+        "Care": 1.0,
+        "Scope": 0.0,
+        "missing_rate": 0.0,
+    }
     m = _metrics(log)
     assert m["Care"] == 1.0 and m["Scope"] == 0.0
     assert m["Honesty"] == pytest.approx(1 / 3)
@@ -130,7 +166,11 @@ def test_unparseable_reply_is_missing_not_zero(tmp_path: Path) -> None:
             return "I think it is fine overall."  # no JSON at all
         return json.dumps({"grades": [{"dimension": d, "meets": True} for d in _dims_in(prompt)]})
 
-    log = _run(_task("single_call"), tmp_path, grader=get_model("scripted/g", memoize=False, responder=judge))
+    log = _run(
+        _task("single_call"),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=judge),
+    )
     b = _scores(log)[("b", 1)]
     assert math.isnan(b.value["overall"]) and math.isnan(b.value["Care"])
     assert b.value["missing_rate"] == 1.0
@@ -147,7 +187,11 @@ def test_unparseable_reply_is_missing_not_zero(tmp_path: Path) -> None:
 
 def test_dimension_left_out_of_json_reply_is_missing(tmp_path: Path) -> None:
     verdict = lambda d, p: None if d == "Honesty" else True
-    log = _run(_task("single_call"), tmp_path, grader=get_model("scripted/g", memoize=False, responder=single_call(verdict)))
+    log = _run(
+        _task("single_call"),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=single_call(verdict)),
+    )
     a1 = _scores(log)[("a1", 1)]
     assert a1.value["Care"] == 1.0 and math.isnan(a1.value["Honesty"])
     assert a1.value["missing_rate"] == 0.5
@@ -161,7 +205,11 @@ def test_grader_error_is_recorded_with_reason(tmp_path: Path) -> None:
             return RuntimeError("rate limited for good")
         return "GRADE: YES"
 
-    log = _run(_task("per_dimension"), tmp_path, grader=get_model("scripted/g", memoize=False, responder=judge))
+    log = _run(
+        _task("per_dimension"),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=judge),
+    )
     b = _scores(log)[("b", 1)]
     assert b.value["Care"] == 1.0 and math.isnan(b.value["Scope"])
     missing = [g for g in b.metadata["grades"] if g["missing"]]
@@ -172,7 +220,9 @@ def test_grader_error_is_recorded_with_reason(tmp_path: Path) -> None:
 def test_several_graders_report_each_and_their_mean(tmp_path: Path) -> None:
     yes = get_model("scripted/yes", memoize=False, responder=single_call(lambda d, p: True))
     no = get_model("scripted/no", memoize=False, responder=single_call(lambda d, p: False))
-    log = _run(_task("single_call", graders=["grader", "grader2"]), tmp_path, grader=yes, grader2=no)
+    log = _run(
+        _task("single_call", graders=["grader", "grader2"]), tmp_path, grader=yes, grader2=no
+    )
     a1 = _scores(log)[("a1", 1)]
     assert a1.value["overall@grader"] == 1.0 and a1.value["overall@grader2"] == 0.0
     assert a1.value["Care"] == 0.5 and a1.value["overall"] == 0.5
@@ -196,9 +246,15 @@ def test_epochs_with_mismatched_missing_grades_reduce_per_key(tmp_path: Path) ->
             fish_calls["n"] += 1
             if fish_calls["n"] == 1:  # only one epoch of "b" is unparseable
                 return "garbage"
-        return json.dumps({"grades": [{"dimension": d, "meets": "cats" in prompt} for d in _dims_in(prompt)]})
+        return json.dumps(
+            {"grades": [{"dimension": d, "meets": "cats" in prompt} for d in _dims_in(prompt)]}
+        )
 
-    log = _run(_task("single_call", epochs=3), tmp_path, grader=get_model("scripted/g", memoize=False, responder=judge))
+    log = _run(
+        _task("single_call", epochs=3),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=judge),
+    )
     scores = _scores(log)
     assert {e for (_, e) in scores} == {1, 2, 3}
     for (sid, _), score in scores.items():
@@ -217,7 +273,11 @@ def test_judge_prompt_keeps_braces_and_rubric_text(tmp_path: Path) -> None:
         seen.append(prompt)
         return "GRADE: NO"
 
-    _run(_task("per_dimension"), tmp_path, grader=get_model("scripted/g", memoize=False, responder=judge))
+    _run(
+        _task("per_dimension"),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=judge),
+    )
     assert any("{not a field}" in p and "- mentions {x}" in p for p in seen)
 
 
@@ -233,7 +293,9 @@ def test_clustered_se_matches_statsmodels() -> None:
     y = rng.normal(size=36) + np.repeat(rng.normal(size=12), 3)
     y[[4, 17]] = np.nan
     keep = ~np.isnan(y)
-    fit = sm.OLS(y[keep], np.ones(keep.sum())).fit(cov_type="cluster", cov_kwds={"groups": clusters[keep]})
+    fit = sm.OLS(y[keep], np.ones(keep.sum())).fit(
+        cov_type="cluster", cov_kwds={"groups": clusters[keep]}
+    )
     mean, se = clustered_mean_se(list(y), list(clusters))
     assert mean == pytest.approx(fit.params[0])
     assert se == pytest.approx(fit.bse[0])
@@ -278,8 +340,12 @@ EXPANDED = RubricSampleMetadata(
     question_id="e",
     dimensions=["Care", "Honesty"],
     rubric=[
-        RubricCriterion(name="Care", guiding_question="Care about cats?", variables={"animal": "cat"}),
-        RubricCriterion(name="Care", guiding_question="Care about dogs?", variables={"animal": "dog"}),
+        RubricCriterion(
+            name="Care", guiding_question="Care about cats?", variables={"animal": "cat"}
+        ),
+        RubricCriterion(
+            name="Care", guiding_question="Care about dogs?", variables={"animal": "dog"}
+        ),
         RubricCriterion(name="Honesty", guiding_question="Honest?"),
     ],
     variables={"animal": ["cat", "dog"]},
@@ -300,8 +366,11 @@ def test_expanded_criteria_are_graded_apart_and_averaged_into_their_dimension(
         return json.dumps({"grades": [{"dimension": n, "meets": "dog" not in n} for n in listed]})
 
     sample = Sample(id="e", input="q about pets", target="", metadata=EXPANDED.model_dump())
-    log = _run(_task(mode, samples=[sample]), tmp_path,
-               grader=get_model("scripted/g", memoize=False, responder=judge))
+    log = _run(
+        _task(mode, samples=[sample]),
+        tmp_path,
+        grader=get_model("scripted/g", memoize=False, responder=judge),
+    )
     score = _scores(log)[("e", 1)]
     # Care = mean(cat 1, dog 0); overall counts Care once: mean(0.5, 1.0)
     assert score.value == {"overall": 0.75, "Care": 0.5, "Honesty": 1.0, "missing_rate": 0.0}
@@ -315,27 +384,41 @@ def test_expanded_criteria_are_graded_apart_and_averaged_into_their_dimension(
     if mode == "single_call":
         [prompt] = prompts
         assert re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE) == [
-            "Care [animal: cat]", "Care [animal: dog]", "Honesty",
+            "Care [animal: cat]",
+            "Care [animal: dog]",
+            "Honesty",
         ]
     else:
         assert len(prompts) == 3
-        assert set(score.metadata["judge_prompts"]) == {"Care [animal: cat]", "Care [animal: dog]", "Honesty"}
+        assert set(score.metadata["judge_prompts"]) == {
+            "Care [animal: cat]",
+            "Care [animal: dog]",
+            "Honesty",
+        }
     m = _metrics(log)
     assert m["Care"] == 0.5 and m["dimension_normalised_average"] == 0.75
 
 
 def test_metadata_without_variables_still_validates() -> None:
     meta = RubricSampleMetadata.model_validate(
-        {"question_id": "q", "dimensions": ["Care"],
-         "rubric": [{"name": "Care", "guiding_question": "?"}], "variables": {"animal": "carp"}}
+        {
+            "question_id": "q",
+            "dimensions": ["Care"],
+            "rubric": [{"name": "Care", "guiding_question": "?"}],
+            "variables": {"animal": "carp"},
+        }
     )
     assert meta.rubric[0].variables == {} and meta.rubric[0].label == "Care"
     assert meta.variables == {"animal": "carp"}
 
 
 def test_sample_without_rubric_is_reported_not_counted_as_all_missing(tmp_path: Path) -> None:
-    empty = Sample(id="n", input="q about rocks", target="",
-                   metadata=RubricSampleMetadata(question_id="n", dimensions=[], rubric=[]).model_dump())
+    empty = Sample(
+        id="n",
+        input="q about rocks",
+        target="",
+        metadata=RubricSampleMetadata(question_id="n", dimensions=[], rubric=[]).model_dump(),
+    )
     judge = get_model("scripted/g", memoize=False, responder=single_call(lambda d, p: True))
     log = _run(_task("single_call", samples=[*SAMPLES, empty]), tmp_path, grader=judge)
     n = _scores(log)[("n", 1)]

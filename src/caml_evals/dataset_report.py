@@ -14,8 +14,12 @@ from pydantic import AliasChoices, BaseModel, Field
 
 class RowProblem(BaseModel):
     row: int = Field(description="0-based row index in the source")
-    question_id: str | None = Field(default=None, validation_alias=AliasChoices("question_id", "row_id"))
-    kind: str = Field(description="e.g. invalid_row, empty_tag, unknown_tag, duplicate_id, bad_variables")
+    question_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("question_id", "row_id")
+    )
+    kind: str = Field(
+        description="e.g. invalid_row, empty_tag, unknown_tag, duplicate_id, bad_variables"
+    )
     detail: str
 
     @property

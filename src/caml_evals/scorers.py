@@ -1,6 +1,6 @@
 """Public scorers and metrics for use in other Inspect suites.
 
-    from caml_evals.scorers import rubric_scorer, rubric_metrics, nan_mean_reducer
+from caml_evals.scorers import rubric_scorer, rubric_metrics, nan_mean_reducer
 """
 
 from .scoring.dimensions import DimensionTable, RubricCriterion, RubricSampleMetadata

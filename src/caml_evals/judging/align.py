@@ -49,14 +49,23 @@ class Variant:
 
 @dataclass
 class AlignedRatings:
+    """One column per item (an answer's criterion). Per-dimension scopes select by
+    `dimensions`, so the expansions of one dimension (one criterion per variable value) are
+    pooled there as separate items of the same answer cluster."""
+
     item_ids: list[str]
-    dimensions: np.ndarray  # (n,) str
+    dimensions: np.ndarray  # (n,) str: the dimension name
     clusters: np.ndarray  # (n,) int: the answer each item belongs to (key content_hash)
     scale: np.ndarray  # (k,) sorted human rating values
     raters: list[str]
     rater_values: np.ndarray  # (R, n) float, NaN = not rated
     variants: dict[str, Variant]
     notes: dict[str, int | float] = field(default_factory=dict)
+    criteria: np.ndarray | None = None  # (n,) str: the criterion label (default: dimension)
+
+    def __post_init__(self) -> None:
+        if self.criteria is None:
+            self.criteria = self.dimensions.copy()
 
     @property
     def counts(self) -> np.ndarray:
@@ -73,6 +82,7 @@ class AlignedRatings:
         return AlignedRatings(
             item_ids=[self.item_ids[i] for i in idx],
             dimensions=self.dimensions[idx],
+            criteria=self.criteria[idx],
             clusters=self.clusters[idx],
             scale=self.scale,
             raters=self.raters,
@@ -162,6 +172,7 @@ def align(
         dtype=np.int64,
     )
     dimensions = np.array([e.dimension for e in entries], dtype=object)
+    criteria = np.array([e.criterion for e in entries], dtype=object)
 
     variants: dict[str, Variant] = {}
     for j, e in enumerate(entries):
@@ -208,6 +219,7 @@ def align(
     return AlignedRatings(
         item_ids=item_ids,
         dimensions=dimensions,
+        criteria=criteria,
         clusters=clusters,
         scale=scale,
         raters=raters,

@@ -1,6 +1,8 @@
 """How far can the judge be trusted? Every agreement statistic, per scope, with bootstrap CIs.
 
-Scopes: `overall` (all items pooled) and each dimension. For each scope:
+Scopes: `overall` (all items pooled) and each dimension (all its criteria: a dimension whose
+guiding question was expanded with several variable values has one item per value). Items are
+(answer, criterion) pairs. For each scope:
 
 * the **human ceiling**: how well humans agree with each other (pairwise agreement, the mean
   pairwise Cohen's kappa over pairs of human raters, Krippendorff's alpha among humans) — a
@@ -12,9 +14,9 @@ Scopes: `overall` (all items pooled) and each dimension. For each scope:
   with the humans-only alpha); Spearman and Kendall with the human mean; mean bias (judge minus
   human mean) and mean squared error; the confusion matrix.
 
-CIs resample clusters (answers) with replacement: a per-dimension scope has one item per answer,
-the overall scope keeps the dimensions of one answer together. All variants and the ceiling are
-evaluated on the SAME replicates, so their intervals are paired.
+CIs resample clusters (answers) with replacement: every scope keeps the items of one answer
+together (its dimensions overall, its expanded criteria within a dimension). All variants and
+the ceiling are evaluated on the SAME replicates, so their intervals are paired.
 """
 
 from __future__ import annotations
@@ -359,6 +361,7 @@ def analyse(data: AlignedRatings, n_resamples: int = 1000, seed: int = 0, ci: fl
             "raters": data.raters,
             "scale": data.scale.tolist(),
             "dimensions": dims,
+            "n_criteria": len(set(data.criteria.tolist())),
         },
         "metric_help": METRIC_HELP,
         "variants": [v.info() for v in data.variants.values()],

@@ -1,4 +1,4 @@
-"""The rating web app: one page per answer, a yes/no per dimension, saved on every click.
+"""The rating web app: one page per answer, a yes/no per criterion, saved on every click.
 
 Each rater has a personal link `/r/<token>`; anything without a valid token gets 403 and no data
 (not even how many items there are): the token is checked before anything else in a request is
@@ -162,13 +162,13 @@ def create_app(db_path: str | Path) -> FastAPI:
             try:
                 value = _choice(raw)
             except ValueError as ex:
-                errors.append(f"{item.dimension}: {ex}")
+                errors.append(f"{item.criterion}: {ex}")
                 continue
             if value is None and not unsure:
                 # nothing chosen (or an 'unsure' mark taken back): no rating for this item
                 store.delete(item.item_id, rater)
                 if comment.strip():
-                    errors.append(f"{item.dimension}: choose yes or no, or tick 'unsure'")
+                    errors.append(f"{item.criterion}: choose yes or no, or tick 'unsure'")
                 continue
             store.save(
                 HumanRating(

@@ -75,6 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "answers": len({i.content_hash for i in key.items.values()}),
         "pages": len({i.unit_id for i in rating_set.items}),
         "dimensions": sorted({i.dimension for i in rating_set.items}),
+        "criteria": len({i.criterion for i in rating_set.items}),
         "judgings": sorted({s.label for e in key.items.values() for s in e.sources}),
         "problems": problems.lines(),
     }
@@ -257,8 +258,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         key = load_key(Path(args.key))
         if args.log:
             paths, labels = parse_labelled_paths(args.log)
-            attached, _ = add_sources(key, read_logs(paths), labels)
+            attached, problems = add_sources(key, read_logs(paths), labels)
             print(f"attached {attached} judging(s) from {len(paths)} extra log(s)")
+            for line in problems.lines():
+                print(f"warning: {line}", file=sys.stderr)
         ratings = _load_ratings(args, set(key.items))
         data = align(key, ratings, drop_unsure=args.drop_unsure)
         for spec in args.ensemble or []:
@@ -332,7 +335,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--per-item-pages",
         action="store_true",
-        help="one dimension per page, all items shuffled (default: one answer per page)",
+        help="one criterion per page, all items shuffled (default: one answer per page)",
     )
     p.set_defaults(func=cmd_export)
 

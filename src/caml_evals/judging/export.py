@@ -1,9 +1,14 @@
 """Turn rubric-judged Inspect logs into a blinded rating set and its private key.
 
-One item per (answer, dimension). Answers are identified by sample id, epoch and a hash of the
+One item per (answer, criterion). Answers are identified by sample id, epoch and a hash of the
 question and answer text, so the same answer judged in several logs (e.g. re-scored with
-`inspect score` by another grader or in another judging mode) becomes ONE item whose key lists
-every judging: that is what lets the report compare judge variants on the same human ratings.
+`inspect score` by another grader or in another judging mode) becomes ONE answer whose items'
+keys list every judging: that is what lets the report compare judge variants on the same human
+ratings. A criterion is what the rubric scorer grades on its own: a dimension, or one expansion
+of it per variable value (AHB's `{{animal}}` with two animals gives two criteria of one
+dimension, each with its own guiding question). Criteria are keyed by the scorer's label
+(`criterion` of each grade, `label` of each rubric entry); logs written before criteria have
+neither and are keyed by dimension name, exactly as before.
 
 Item and unit ids are hashes of the answer identity salted with the seed: stable when the same
 logs are exported again with the same seed, meaningless to a rater.
@@ -34,6 +39,7 @@ class ExportProblems:
 
     samples_without_rubric_score: list[str] = field(default_factory=list)
     samples_with_error: list[str] = field(default_factory=list)
+    unmatched_grades: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = []
@@ -47,6 +53,12 @@ class ExportProblems:
                 f"{len(self.samples_with_error)} sample(s) that errored (no answer to rate): "
                 + ", ".join(self.samples_with_error[:10])
             )
+        if self.unmatched_grades:
+            out.append(
+                f"{len(self.unmatched_grades)} grade(s) left out (no such criterion in the "
+                "sample's rubric, or a grader's second grade of one criterion): "
+                + ", ".join(self.unmatched_grades[:10])
+            )
         return out
 
 
@@ -56,12 +68,38 @@ class ExportProblems:
 DEFAULT_SCORING = "1 if the answer meets the criterion, else 0"
 
 
-def rubric_text(criterion: dict[str, Any]) -> RubricText:
-    """The criterion as the judge saw it, with the judge's default for an empty scoring rule."""
+def rubric_text(criterion: dict[str, Any], label: str | None = None) -> RubricText:
+    """The criterion as the judge saw it, with the judge's default for an empty scoring rule.
+
+    `label` is the criterion's key in its sample (see `criterion_keys`); default its own.
+    """
     text = RubricText.model_validate(criterion)
+    update: dict[str, Any] = {"label": label or text.label or text.name}
     if not text.scoring:
-        text = text.model_copy(update={"scoring": DEFAULT_SCORING})
-    return text
+        update["scoring"] = DEFAULT_SCORING
+    return text.model_copy(update=update)
+
+
+def criterion_keys(rubric: Sequence[dict[str, Any]]) -> list[str]:
+    """The key of each logged rubric entry: its label, else (older logs) its dimension name.
+
+    Made unique within the sample the way the scorer makes its labels unique
+    (`caml_evals.scoring.rubric.criterion_labels`: a repeated one gets `#2`), so the keys are
+    exactly the `criterion` of the grades.
+    """
+    keys: list[str] = []
+    for r in rubric:
+        base = r.get("label") or r["name"]
+        key, i = base, 2
+        while key in keys:
+            key, i = f"{base} #{i}", i + 1
+        keys.append(key)
+    return keys
+
+
+def grade_key(grade: dict[str, Any]) -> str | None:
+    """The criterion a logged grade belongs to (its dimension in logs from before criteria)."""
+    return grade.get("criterion") or grade.get("dimension")
 
 
 def _sha(*parts: Any) -> str:
@@ -136,8 +174,8 @@ class _Answer:
     epoch: int
     question: str
     answer: str
-    rubric: dict[str, RubricText]
-    sources: dict[str, list[KeySource]]  # dimension -> sources
+    rubric: dict[str, RubricText]  # criterion key -> what the judge saw
+    sources: dict[str, list[KeySource]]  # criterion key -> sources
 
 
 def collect_answers(
@@ -147,6 +185,8 @@ def collect_answers(
 ) -> dict[str, _Answer]:
     """Every rubric-scored answer in the logs, merged by (sample id, epoch, question, answer).
 
+    Each answer's rubric and sources are keyed by criterion (`criterion_keys`), every grade
+    matched to its criterion; a grade that matches none is reported in `problems`.
     `labels` maps a log path to the label its judgings get (default: task:mode).
     """
     answers: dict[str, _Answer] = {}
@@ -182,22 +222,23 @@ def collect_answers(
                 answer = sample_answer(sample, score.answer)
                 unit_key = _sha(sample.id, sample.epoch, question, answer)
                 entry = answers.get(unit_key)
-                rubric = {r["name"]: rubric_text(r) for r in meta["rubric"]}
+                keys = criterion_keys(meta["rubric"])
+                rubric = {k: rubric_text(r, k) for k, r in zip(keys, meta["rubric"])}
                 if entry is None:
                     entry = _Answer(unit_key, sample.id, sample.epoch, question, answer, rubric, {})
                     answers[unit_key] = entry
                 else:
                     for name, text in rubric.items():
                         entry.rubric.setdefault(name, text)
-                names = _grader_names(log, meta.get("graders") or [])
-                for dim in rubric:
-                    grades = {}
-                    for g in meta["grades"]:
-                        if g.get("dimension") != dim:
-                            continue
-                        grader = names.get(g["grader"], g["grader"])
-                        grades[grader] = JudgeGrade(value=g.get("value"), missing=g.get("missing"))
-                    entry.sources.setdefault(dim, []).append(
+                grades_by_key = _grades_by_criterion(
+                    meta["grades"],
+                    rubric,
+                    _grader_names(log, meta.get("graders") or []),
+                    f"{ident}[{scorer}]",
+                    problems,
+                )
+                for key, grades in grades_by_key.items():
+                    entry.sources.setdefault(key, []).append(
                         KeySource(
                             label=scorer_labels[scorer],
                             log=str(path),
@@ -211,6 +252,28 @@ def collect_answers(
                         )
                     )
     return answers
+
+
+def _grades_by_criterion(
+    logged: list[dict[str, Any]],
+    rubric: dict[str, RubricText],
+    names: dict[str, str],
+    ident: str,
+    problems: ExportProblems,
+) -> dict[str, dict[str, JudgeGrade]]:
+    """Criterion key -> grader -> grade, for every criterion of the rubric (maybe no grades)."""
+    out: dict[str, dict[str, JudgeGrade]] = {key: {} for key in rubric}
+    for g in logged:
+        key = grade_key(g)
+        grader = names.get(g["grader"], g["grader"])
+        if key not in out:
+            problems.unmatched_grades.append(f"{ident} {key!r} by {grader} (not in the rubric)")
+            continue
+        if grader in out[key]:
+            problems.unmatched_grades.append(f"{ident} {key!r} by {grader} (graded twice)")
+            continue
+        out[key][grader] = JudgeGrade(value=g.get("value"), missing=g.get("missing"))
+    return out
 
 
 def read_logs(paths: Sequence[str | Path]) -> list[tuple[str, EvalLog]]:
@@ -249,9 +312,10 @@ def build_rating_set(
 ) -> tuple[RatingSet, RatingKey, ExportProblems]:
     """The blinded rating set (shuffled with `seed`) and its private key.
 
-    Answers are shuffled, then the dimensions within each answer; raters see one answer with its
-    dimensions per page. With `per_item_pages`, every item is its own page and all items are
-    shuffled together (slower for raters, but no halo from rating several dimensions at once).
+    One item per (answer, criterion). Answers are shuffled, then the criteria within each
+    answer; raters see one answer with its criteria per page. With `per_item_pages`, every item
+    is its own page and all items are shuffled together (slower for raters, but no halo from
+    rating several criteria at once).
     """
     problems = ExportProblems()
     answers = collect_answers(logs, problems, labels)
@@ -263,26 +327,31 @@ def build_rating_set(
     rng.shuffle(units)
     pairs: list[tuple[_Answer, str]] = []
     for unit in units:
-        dims = sorted(unit.rubric)
-        rng.shuffle(dims)
-        pairs.extend((unit, d) for d in dims)
+        criteria = sorted(unit.rubric)
+        rng.shuffle(criteria)
+        pairs.extend((unit, c) for c in criteria)
     if per_item_pages:
         rng.shuffle(pairs)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     set_id = _sha("set", seed, *sorted(answers))[:12]
     items: list[RatingItem] = []
     key_items: dict[str, KeyEntry] = {}
-    for unit, dim in pairs:
-        item_id = "i" + _sha(seed, unit.unit_key, dim)[:12]
+    for unit, criterion in pairs:
+        # salted with the criterion key: for a criterion without variables that is the
+        # dimension name, so item ids of such items are what they were before criteria
+        item_id = "i" + _sha(seed, unit.unit_key, criterion)[:12]
         unit_id = item_id if per_item_pages else "u" + _sha(seed, unit.unit_key)[:12]
+        text = unit.rubric[criterion]
         items.append(
             RatingItem(
                 item_id=item_id,
                 unit_id=unit_id,
                 question=unit.question,
                 answer=unit.answer,
-                dimension=dim,
-                rubric=unit.rubric[dim],
+                dimension=text.name,
+                criterion=criterion,
+                variables=text.variables,
+                rubric=text,
             )
         )
         key_items[item_id] = KeyEntry(
@@ -290,9 +359,11 @@ def build_rating_set(
             unit_id=unit_id,
             sample_id=unit.sample_id,
             epoch=unit.epoch,
-            dimension=dim,
+            dimension=text.name,
+            criterion=criterion,
+            variables=text.variables,
             content_hash=unit.unit_key,
-            sources=unit.sources.get(dim, []),
+            sources=unit.sources.get(criterion, []),
         )
     rating_set = RatingSet(set_id=set_id, seed=seed, created=created, items=items)
     key = RatingKey(
@@ -306,8 +377,9 @@ def add_sources(
 ) -> tuple[int, ExportProblems]:
     """Attach judgings from more logs (judged after the export) to the key's items.
 
-    Matches on sample id, epoch, dimension and the question/answer hash; returns how many item
-    judgings were attached. Answers not in the key are ignored (they were never rated).
+    Matches on the question/answer hash (sample id, epoch, question, answer) and the criterion
+    key; returns how many item judgings were attached. Answers and criteria not in the key are
+    ignored (they were never rated).
     """
     problems = ExportProblems()
     taken = {s.label for e in key.items.values() for s in e.sources}
@@ -320,13 +392,13 @@ def add_sources(
                         f"judging label {s.label!r} is already in the key; give the log a label "
                         "(LABEL=PATH)"
                     )
-    by_answer: dict[tuple[str, str], KeyEntry] = {
-        (e.content_hash, e.dimension): e for e in key.items.values()
+    by_item: dict[tuple[str, str], KeyEntry] = {
+        (e.content_hash, e.criterion): e for e in key.items.values()
     }
     attached = 0
     for a in answers.values():
-        for dim, sources in a.sources.items():
-            entry = by_answer.get((a.unit_key, dim))
+        for criterion, sources in a.sources.items():
+            entry = by_item.get((a.unit_key, criterion))
             if entry is not None:
                 entry.sources.extend(sources)
                 attached += 1

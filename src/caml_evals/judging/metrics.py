@@ -352,8 +352,9 @@ def bootstrap_weights(
     """Yield weight matrices (b, n_items) of a cluster bootstrap, `chunk` replicates at a time.
 
     `clusters[i]` is the cluster of item i (0..C-1). Clusters are drawn with replacement; an item
-    weighs as many times as its cluster was drawn. Per-dimension scopes use one item per cluster;
-    the overall scope clusters the dimensions of one answer so that their correlation is kept.
+    weighs as many times as its cluster was drawn. Clusters are answers: the overall scope keeps
+    the dimensions of one answer together, a dimension's scope the criteria it was expanded into
+    for one answer (usually one), so that their correlation is kept.
     """
     clusters = np.asarray(clusters)
     _, cl = np.unique(clusters, return_inverse=True)

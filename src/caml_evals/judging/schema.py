@@ -2,12 +2,19 @@
 
 Two files come out of `judge export`, on purpose separate:
 
-* the **rating set** (public): what raters see — question, answer, the dimension and the rubric
+* the **rating set** (public): what raters see — question, answer, the criterion and the rubric
   text the judge saw — under opaque ids, in a seeded shuffled order, with no model, judge, log or
   sample identity;
 * the **key** (private, kept by whoever runs the study): for each item id, which log, sample,
-  epoch and dimension it came from and every judge grade, so judge ratings can be aligned with
-  the human ones afterwards.
+  epoch, dimension and criterion it came from and every judge grade, so judge ratings can be
+  aligned with the human ones afterwards.
+
+An item is one (answer, criterion). A criterion is a dimension, or one expansion of it when its
+guiding question has a placeholder filled with several variable values (AHB: `{{animal}}` with
+`farmed pig` and `wild boar`); each expansion is graded, and so rated, on its own. `criterion` is
+the scorer's label ("Moral Consideration [animal: wild boar]"), equal to `dimension` when there
+are no variables: files written before criteria existed load unchanged, their items keyed by
+dimension.
 
 Human ratings (from the app or imported) are `HumanRating` rows.
 """
@@ -29,7 +36,11 @@ _NO = {"no", "n", "false", "0", "0.0", "fail"}
 
 
 class RubricText(BaseModel):
-    """The criterion of one dimension, as the judge saw it."""
+    """One criterion as the judge saw it: placeholders expanded with its variable values.
+
+    `name` is the dimension; `label` the criterion label the judge was asked to grade ("" in
+    files from before criteria: then the name); `variables` the values it was expanded with.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -37,18 +48,37 @@ class RubricText(BaseModel):
     guiding_question: str = ""
     observable_indicators: str = ""
     scoring: str = ""
+    label: str = ""
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+def _criterion_of(criterion: str, dimension: str) -> str:
+    return criterion or dimension
 
 
 class RatingItem(BaseModel):
-    """One (answer, dimension) to rate. `unit_id` is the page: the dimensions of one answer,
-    or the item alone with `--per-item-pages`."""
+    """One (answer, criterion) to rate. `unit_id` is the page: the criteria of one answer,
+    or the item alone with `--per-item-pages`.
+
+    `criterion` and `variables` default to the rubric's label and variables (how the store
+    keeps them), and the criterion to the dimension (rating sets from before criteria).
+    """
 
     item_id: str
     unit_id: str
     question: str
     answer: str
     dimension: str
+    criterion: str = ""
+    variables: dict[str, str] = Field(default_factory=dict)
     rubric: RubricText
+
+    @model_validator(mode="after")
+    def _default_criterion(self) -> RatingItem:
+        self.criterion = _criterion_of(self.criterion or self.rubric.label, self.dimension)
+        if not self.variables:
+            self.variables = dict(self.rubric.variables)
+        return self
 
 
 class RatingSet(BaseModel):
@@ -88,16 +118,29 @@ class KeySource(BaseModel):
 
 
 class KeyEntry(BaseModel):
+    """Where one item came from. `(content_hash, criterion)` identifies it across logs."""
+
     item_id: str
     unit_id: str
     sample_id: str | int
     epoch: int
     dimension: str
+    criterion: str = Field(
+        default="",
+        description="The criterion label (dimension + variable values); the dimension when "
+        "there are none, or in keys written before criteria",
+    )
+    variables: dict[str, str] = Field(default_factory=dict)
     content_hash: str = Field(
         description="sha256 of sample id, epoch, question and answer: the answer's identity "
         "(aligns re-scored logs; the bootstrap clusters on it, whatever the page layout)"
     )
     sources: list[KeySource] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _default_criterion(self) -> KeyEntry:
+        self.criterion = _criterion_of(self.criterion, self.dimension)
+        return self
 
 
 class RatingKey(BaseModel):

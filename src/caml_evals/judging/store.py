@@ -43,6 +43,14 @@ class StoreError(ValueError):
     pass
 
 
+def _rubric_json(item: RatingItem) -> str:
+    """The item's rubric with its criterion label and variables, which `items()` reads back
+    into the item (the items table has no columns of its own for them, so databases made
+    before criteria need no migration)."""
+    update = {"label": item.criterion, "variables": item.variables}
+    return item.rubric.model_copy(update=update).model_dump_json()
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -94,7 +102,7 @@ class RatingStore:
                         i.question,
                         i.answer,
                         i.dimension,
-                        i.rubric.model_dump_json(),
+                        _rubric_json(i),
                     )
                     for pos, i in enumerate(rating_set.items)
                 ],

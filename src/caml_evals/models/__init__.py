@@ -3,4 +3,9 @@
 from .embedded import EmbeddedModelMissing, ensure_embedded_checkpoint, resolve_model_path
 from .scripted import ScriptedModelAPI
 
-__all__ = ["EmbeddedModelMissing", "ScriptedModelAPI", "ensure_embedded_checkpoint", "resolve_model_path"]
+__all__ = [
+    "EmbeddedModelMissing",
+    "ScriptedModelAPI",
+    "ensure_embedded_checkpoint",
+    "resolve_model_path",
+]

@@ -92,7 +92,9 @@ class ScriptedModelAPI(ModelAPI):
             in_tokens = sum(len(m.text.split()) for m in input)
             out_tokens = len(output.completion.split())
             output.usage = ModelUsage(
-                input_tokens=in_tokens, output_tokens=out_tokens, total_tokens=in_tokens + out_tokens
+                input_tokens=in_tokens,
+                output_tokens=out_tokens,
+                total_tokens=in_tokens + out_tokens,
             )
         return output
 

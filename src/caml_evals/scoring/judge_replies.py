@@ -84,7 +84,9 @@ def parse_single_call(reply: str, dimensions: list[str]) -> dict[str, ParsedGrad
     for dim in dimensions:
         item = by_name.get(normalise_name(dim))
         if item is None:
-            result[dim] = ParsedGrade(value=None, missing="judge reply has no grade for this dimension")
+            result[dim] = ParsedGrade(
+                value=None, missing="judge reply has no grade for this dimension"
+            )
         elif item.score is not None:
             result[dim] = ParsedGrade(value=item.score, explanation=item.reason)
         elif item.meets is not None:

@@ -27,7 +27,13 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ...dataset_report import DatasetReport, RowProblem
-from ...datasource import DataSourceError, load_hub_rows, load_jsonl_rows, local_benchmark_dir
+from ...datasource import (
+    DataSourceError,
+    TaskArgumentError,
+    load_hub_rows,
+    load_jsonl_rows,
+    local_benchmark_dir,
+)
 from ...scoring.dimensions import Dimension, DimensionTable, RubricSampleMetadata
 
 logger = logging.getLogger(__name__)
@@ -224,7 +230,10 @@ def build_rubric_samples(
         for name in dimensions:
             dim = table.resolve(name)
             if dim is None:
-                raise ValueError(f"unknown dimension {name!r}; known: {', '.join(table.names)}")
+                # the user's to fix, not a bug: `inspect eval` prints it without a traceback
+                raise TaskArgumentError(
+                    f"unknown dimension {name!r}; known: {', '.join(table.names)}"
+                )
             wanted_dims.add(dim.name)
     wanted_langs = {normalise_language(lang) for lang in languages} if languages else None
 
