@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .jsonsafe import nan_to_none as _nan_to_none
+
 logger = logging.getLogger(__name__)
 
 Direction = Literal["higher", "lower", "n/a"]
@@ -397,8 +399,10 @@ def to_markdown(summary: SuiteSummary) -> str:
         "unparsed (no answer letter) samples and `n missing` the headline observations they cost,",
         "excluded from the value, never scored 0.",
         "",
-        "| model | task | metric | value | ± se | 95% CI | better | missing | n missing | samples "
-        "| status | what it measures |",
+        (
+            "| model | task | metric | value | ± se | 95% CI | better | missing | n missing "
+            "| samples | status | what it measures |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary.rows:
@@ -439,16 +443,6 @@ def write_summary(summary: SuiteSummary, out_dir: str | Path) -> tuple[Path, Pat
         encoding="utf-8",
     )
     return md, js
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
 
 
 def print_summary(summary: SuiteSummary) -> None:

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from caml_evals.jsonsafe import nan_to_none
+
 from .config import ExperimentConfig
 from .experiment import ARM_STAGE, Plan, inspect_model_name, successful_log
 from .runcard import now
@@ -66,16 +68,6 @@ class Results(BaseModel):
 
 def column_title(column: str) -> str:
     return "after arm stage" if column == ARM_STAGE else "+SFT " + column.removeprefix("sft-")
-
-
-def nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [nan_to_none(v) for v in obj]
-    return obj
 
 
 def _adjust(pvalues: list[float]) -> list[float]:

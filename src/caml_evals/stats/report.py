@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..jsonsafe import nan_to_none as _nan_to_none
 from .models import ComparisonRow
 
 COLUMNS = [
@@ -152,17 +153,6 @@ def print_table(rows: Sequence[ComparisonRow], stream: TextIO | None = None) -> 
 def to_json(rows: Sequence[ComparisonRow], settings: dict[str, Any]) -> str:
     payload = {"settings": settings, "rows": [r.model_dump(mode="json") for r in rows]}
     return json.dumps(_nan_to_none(payload), indent=2, ensure_ascii=False)
-
-
-def _nan_to_none(x: Any) -> Any:
-    """JSON has no NaN: write null (and keep the file parseable by strict readers)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return x
 
 
 def write_text(path: Path, text: str) -> Path:
