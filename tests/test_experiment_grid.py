@@ -113,12 +113,20 @@ def test_killed_grid_resumes_and_finishes(grid, monkeypatch: pytest.MonkeyPatch)
         ("document", "sft-4")
     ].endswith("/merged")
     assert all(c["summary"] and c["summary"]["n_clusters"] == 2 for c in results["cells"])
-    assert {(c["arm"], c["reference"], c["column"]) for c in results["comparisons"]} == {
+    between = [c for c in results["comparisons"] if c["kind"] == "between_arms"]
+    assert {(c["arm"], c["reference"], c["column"]) for c in between} == {
         ("document", "base", "arm"),
         ("document", "base", "sft-4"),
     }
+    within = [c for c in results["comparisons"] if c["kind"] == "within_arm"]  # what SFT did
+    assert {(c["arm"], c["reference"], c["column"]) for c in within} == {
+        ("document", "document", "sft-4"),
+        ("base", "base", "sft-4"),
+    }
+    assert all(c["comparison"]["n"] == 2 and c["comparison"]["paired"] for c in within)
     md = report.results_md.read_text()
     assert "| arm | after arm stage | +SFT 4 |" in md and "| document |" in md
+    assert "Within arm (does it survive SFT?)" in md and "| base | +SFT 4 |" in md
     card = json.loads(
         Path(models[("document", "sft-4")].removeprefix("caml/"), "run_card.json").read_text()
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ class ArmComparison(BaseModel):
     comparison: dict[str, Any]  # caml_evals.stats.Comparison: diff = arm - reference
     p_adjusted: float | None
     adjust: str = "holm"
+    # between_arms: arm vs a reference arm at one stage; within_arm: the arm after "+SFT N" vs
+    # the same arm after its own stage (reference == arm), i.e. what SFT did to it.
+    kind: Literal["between_arms", "within_arm"] = "between_arms"
 
 
 class Results(BaseModel):
@@ -188,11 +191,43 @@ def build_results(
                             p_adjusted=None,
                         )
                     )
-        adjusted = _adjust([f.comparison["p_value"] for f in family])
-        for f, p in zip(family, adjusted):
-            f.p_adjusted = None if math.isnan(p) else p
-            f.comparison = nan_to_none(f.comparison)
-        comparisons.extend(family)
+        within: list[ArmComparison] = []
+        for arm in arms:
+            if (heading, arm, ARM_STAGE) not in frames:
+                continue
+            for column in plan.columns:
+                if column == ARM_STAGE or (heading, arm, column) not in frames:
+                    continue
+                c = compare_key(
+                    frames[(heading, arm, ARM_STAGE)],
+                    frames[(heading, arm, column)],
+                    entry.score_key,
+                    task=entry.task,
+                    label_a=f"{arm}/{ARM_STAGE}",
+                    label_b=f"{arm}/{column}",
+                    ci=rs.ci,
+                    n_resamples=rs.n_resamples,
+                    seed=rs.seed,
+                )
+                within.append(
+                    ArmComparison(
+                        heading=heading,
+                        task=entry.task,
+                        key=entry.score_key,
+                        column=column,
+                        arm=arm,
+                        reference=arm,
+                        comparison=c.model_dump(),
+                        p_adjusted=None,
+                        kind="within_arm",
+                    )
+                )
+        for group in (family, within):  # two Holm families per table
+            adjusted = _adjust([f.comparison["p_value"] for f in group])
+            for f, p in zip(group, adjusted):
+                f.p_adjusted = None if math.isnan(p) else p
+                f.comparison = nan_to_none(f.comparison)
+            comparisons.extend(group)
 
     return Results(
         name=config.name,
@@ -255,7 +290,10 @@ def render_markdown(results: Results) -> str:
                         f"(n={s['n_clusters']}{miss})"
                     )
             lines.append(f"| {arm} | " + " | ".join(row) + " |")
-        comps = [c for c in results.comparisons if c.heading == heading]
+        comps = [
+            c for c in results.comparisons if c.heading == heading and c.kind == "between_arms"
+        ]
+        within = [c for c in results.comparisons if c.heading == heading and c.kind == "within_arm"]
         if comps:
             lines += [
                 "",
@@ -271,6 +309,24 @@ def render_markdown(results: Results) -> str:
                 m = c.comparison
                 lines.append(
                     f"| {column_title(c.column)} | {c.arm} | {c.reference} | {_fmt(m['diff'])} | "
+                    f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | {_fmt_p(m['p_value'])} | "
+                    f"{_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']} |"
+                )
+        if within:
+            lines += [
+                "",
+                (
+                    "Within arm (does it survive SFT?): diff = after +SFT N − after the arm's own "
+                    f"stage, paired by sample; {pct}% CI; sign-flip p, Holm-adjusted in this table."
+                ),
+                "",
+                "| arm | stage | diff | CI | p | p (Holm) | effect size d | pairs |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for c in within:
+                m = c.comparison
+                lines.append(
+                    f"| {c.arm} | {column_title(c.column)} | {_fmt(m['diff'])} | "
                     f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | {_fmt_p(m['p_value'])} | "
                     f"{_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']} |"
                 )
