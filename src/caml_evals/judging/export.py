@@ -26,6 +26,7 @@ from typing import Any
 
 from inspect_ai.log import EvalLog, EvalSample, read_eval_log
 
+from ..scoring.rubric import DEFAULT_SCORING  # the rule the judge saw; raters see it too
 from .schema import JudgeGrade, KeyEntry, KeySource, RatingItem, RatingKey, RatingSet, RubricText
 
 
@@ -60,12 +61,6 @@ class ExportProblems:
                 + ", ".join(self.unmatched_grades[:10])
             )
         return out
-
-
-# What the per-dimension judge is shown when a criterion has no scoring text. A literal in
-# caml_evals.scoring.rubric (`criterion.scoring or "..."`), mirrored here so raters read the
-# same rule; the test checks the two still agree.
-DEFAULT_SCORING = "1 if the answer meets the criterion, else 0"
 
 
 def rubric_text(criterion: dict[str, Any], label: str | None = None) -> RubricText:

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 JudgeMode = Literal["single_call", "per_dimension"]
 DEFAULT_GRADER_ROLE = "grader"
+# What the judge is shown for a criterion without scoring text (raters see the same: judging.export).
+DEFAULT_SCORING = "1 if the answer meets the criterion, else 0"
 
 
 def _grader_list(graders: list[str] | str | None) -> list[str]:
@@ -187,7 +189,7 @@ async def _grade_per_dimension(
         dimension=criterion.name,
         guiding_question=criterion.guiding_question,
         observable_indicators=criterion.observable_indicators or "(none given)",
-        scoring=criterion.scoring or "1 if the answer meets the criterion, else 0",
+        scoring=criterion.scoring or DEFAULT_SCORING,
     )
     if logprobs and _supports_answer_probabilities(model):
         grade = await _grade_by_answer_probabilities(label, model, prompt, criterion, ident, usage)
