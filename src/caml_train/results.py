@@ -17,13 +17,12 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from caml_evals.jsonsafe import nan_to_none
 
-from .config import ExperimentConfig
+from .config import EvalTask, ExperimentConfig, ResultsSettings
 from .experiment import ARM_STAGE, Plan, inspect_model_name, successful_log
 from .runcard import now
 
@@ -73,27 +72,57 @@ def column_title(column: str) -> str:
     return "after arm stage" if column == ARM_STAGE else "+SFT " + column.removeprefix("sft-")
 
 
-def _adjust(pvalues: list[float]) -> list[float]:
-    """Holm adjustment through caml_evals.stats; NaN p-values (nothing to compare) stay NaN."""
-    from caml_evals.stats import adjust_pvalues
+def _compare(
+    entry: EvalTask,
+    reference_rows: pd.DataFrame,
+    arm_rows: pd.DataFrame,
+    column: str,
+    arm: str,
+    reference: str,
+    rs: ResultsSettings,
+    kind: Literal["between_arms", "within_arm"],
+) -> ArmComparison:
+    """arm's rows against the reference rows on the entry's key, with the pairing of
+    `caml-evals compare` (sample id + variable set + epoch, epochs averaged when they differ):
+    diff = arm - reference. Within an arm the reference is its own stage (`arm/arm`)."""
+    from caml_evals.stats import compare_key
 
-    arr = np.asarray(pvalues, dtype=float)
-    out = np.full(arr.shape, np.nan)
-    ok = ~np.isnan(arr)
-    if ok.any():
-        out[ok] = adjust_pvalues(arr[ok], "holm")
-    return out.tolist()
+    ref_label = reference if kind == "between_arms" else f"{arm}/{ARM_STAGE}"
+    arm_label = arm if kind == "between_arms" else f"{arm}/{column}"
+    c = compare_key(
+        reference_rows,
+        arm_rows,
+        entry.score_key,
+        task=entry.task,
+        label_a=ref_label,
+        label_b=arm_label,
+        ci=rs.ci,
+        n_resamples=rs.n_resamples,
+        seed=rs.seed,
+    )
+    return ArmComparison(
+        heading=entry.heading(),
+        task=entry.task,
+        key=entry.score_key,
+        column=column,
+        arm=arm,
+        reference=reference,
+        comparison=c.model_dump(),
+        p_adjusted=None,
+        kind=kind,
+    )
 
 
 def build_results(
     config: ExperimentConfig, plan: Plan, failures: list[str] | None = None
 ) -> Results:
-    from caml_evals.stats import compare_key, score_frame, summarize
+    from caml_evals.stats import adjust_pvalues, score_frame, summarize
 
     rs = config.results
     cells: list[Cell] = []
     frames: dict[tuple[str, str, str], pd.DataFrame] = {}  # (heading, arm, column) -> key's rows
     missing: list[dict[str, Any]] = []
+    read: dict[tuple[Path, str | None], pd.DataFrame] = {}  # score frames by (log, scorer)
     for ep in plan.evals:
         st, t = ep.stage, ep.task
         log_path = successful_log(ep.log_dir)
@@ -109,7 +138,9 @@ def build_results(
         if log_path is None:
             cells.append(Cell(**base, summary=None, note="no successful eval log"))
             continue
-        frame = score_frame([log_path], scorer=t.scorer)
+        if (log_path, t.scorer) not in read:  # entries differing only in score_key share a log
+            read[(log_path, t.scorer)] = score_frame([log_path], scorer=t.scorer)
+        frame = read[(log_path, t.scorer)]
         sub = (
             frame[frame["key"] == t.score_key]
             .sort_values(["sample_id", "epoch"])
@@ -165,30 +196,16 @@ def build_results(
                         arm
                     ) < rs.reference_arms.index(ref):
                         continue  # compared already the other way round
-                    a, b = frames[(heading, ref, column)], frames[(heading, arm, column)]
-                    # The same pairing as `caml-evals compare` (sample id + variable set + epoch,
-                    # epochs averaged when they differ): diff = arm - reference.
-                    c = compare_key(
-                        a,
-                        b,
-                        entry.score_key,
-                        task=entry.task,
-                        label_a=ref,
-                        label_b=arm,
-                        ci=rs.ci,
-                        n_resamples=rs.n_resamples,
-                        seed=rs.seed,
-                    )
                     family.append(
-                        ArmComparison(
-                            heading=heading,
-                            task=entry.task,
-                            key=a["key"].iloc[0],
-                            column=column,
-                            arm=arm,
-                            reference=ref,
-                            comparison=c.model_dump(),
-                            p_adjusted=None,
+                        _compare(
+                            entry,
+                            frames[(heading, ref, column)],
+                            frames[(heading, arm, column)],
+                            column,
+                            arm,
+                            ref,
+                            rs,
+                            "between_arms",
                         )
                     )
         within: list[ArmComparison] = []
@@ -198,33 +215,21 @@ def build_results(
             for column in plan.columns:
                 if column == ARM_STAGE or (heading, arm, column) not in frames:
                     continue
-                c = compare_key(
-                    frames[(heading, arm, ARM_STAGE)],
-                    frames[(heading, arm, column)],
-                    entry.score_key,
-                    task=entry.task,
-                    label_a=f"{arm}/{ARM_STAGE}",
-                    label_b=f"{arm}/{column}",
-                    ci=rs.ci,
-                    n_resamples=rs.n_resamples,
-                    seed=rs.seed,
-                )
                 within.append(
-                    ArmComparison(
-                        heading=heading,
-                        task=entry.task,
-                        key=entry.score_key,
-                        column=column,
-                        arm=arm,
-                        reference=arm,
-                        comparison=c.model_dump(),
-                        p_adjusted=None,
-                        kind="within_arm",
+                    _compare(
+                        entry,
+                        frames[(heading, arm, ARM_STAGE)],
+                        frames[(heading, arm, column)],
+                        column,
+                        arm,
+                        arm,
+                        rs,
+                        "within_arm",
                     )
                 )
         for group in (family, within):  # two Holm families per table
-            adjusted = _adjust([f.comparison["p_value"] for f in group])
-            for f, p in zip(group, adjusted):
+            adjusted = adjust_pvalues([f.comparison["p_value"] for f in group], "holm")
+            for f, p in zip(group, adjusted.tolist()):
                 f.p_adjusted = None if math.isnan(p) else p
                 f.comparison = nan_to_none(f.comparison)
             comparisons.extend(group)
@@ -252,6 +257,15 @@ def _fmt_p(p: float | None) -> str:
     if p is None:
         return "–"
     return f"{p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def _stats_cells(c: ArmComparison) -> str:
+    """diff | CI | p | p (Holm) | effect size d | pairs, for either comparison table."""
+    m = c.comparison
+    return (
+        f"{_fmt(m['diff'])} | [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | "
+        f"{_fmt_p(m['p_value'])} | {_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']}"
+    )
 
 
 def render_markdown(results: Results) -> str:
@@ -306,11 +320,8 @@ def render_markdown(results: Results) -> str:
                 "|---|---|---|---|---|---|---|---|---|",
             ]
             for c in comps:
-                m = c.comparison
                 lines.append(
-                    f"| {column_title(c.column)} | {c.arm} | {c.reference} | {_fmt(m['diff'])} | "
-                    f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | {_fmt_p(m['p_value'])} | "
-                    f"{_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']} |"
+                    f"| {column_title(c.column)} | {c.arm} | {c.reference} | {_stats_cells(c)} |"
                 )
         if within:
             lines += [
@@ -324,12 +335,7 @@ def render_markdown(results: Results) -> str:
                 "|---|---|---|---|---|---|---|---|",
             ]
             for c in within:
-                m = c.comparison
-                lines.append(
-                    f"| {c.arm} | {column_title(c.column)} | {_fmt(m['diff'])} | "
-                    f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | {_fmt_p(m['p_value'])} | "
-                    f"{_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']} |"
-                )
+                lines.append(f"| {c.arm} | {column_title(c.column)} | {_stats_cells(c)} |")
         lines.append("")
     if results.missing:
         lines += [
