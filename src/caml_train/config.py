@@ -263,22 +263,26 @@ class ExperimentConfig(_Strict):
     def hparams_for(self, stage: Stage, arm: str | None = None) -> Hyperparams:
         """Experiment defaults, then the stage's overrides, then the arm's (deep-merged)."""
         merged = self.hparams.model_dump()
-        merged = _deep_merge(merged, self.stage_hparams.get(stage, {}))
+        merged = deep_merge(merged, self.stage_hparams.get(stage, {}))
         if stage == "sft" and self.sft is not None:
-            merged = _deep_merge(merged, self.sft.hparams)
+            merged = deep_merge(merged, self.sft.hparams)
         elif arm is not None:
-            merged = _deep_merge(merged, self.arms[arm].hparams)
+            merged = deep_merge(merged, self.arms[arm].hparams)
         return Hyperparams.model_validate(merged)
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; lists and scalars in `override` replace the base's.
+
+    Shared by hparams overrides here and `extends:` in generation specs.
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
         else:
-            out[k] = v
-    return out
+            merged[key] = value
+    return merged
 
 
 def expand_env(value: Any) -> Any:

@@ -16,6 +16,7 @@ run card present) is not retrained. Multi-GPU: launch `caml-train train` under t
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -47,8 +48,6 @@ def _check_resume_config(config: TrainConfig) -> None:
     The config is recorded in `<output_dir>/stage_config.json` when training starts; the grid's
     directories are content-addressed and always match, a hand-run `caml-train train` may not.
     """
-    import json
-
     config.output_dir.mkdir(parents=True, exist_ok=True)
     path = config.output_dir / STAGE_CONFIG
     current = config.model_dump(mode="json")

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from caml_train.config import deep_merge
+
 SPEC_PACKAGE = "caml_train.specs"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
@@ -241,17 +243,6 @@ def _read_yaml(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
     return data, label
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; lists and scalars in `override` replace the base's."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _resolve(name_or_path: str | Path, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     data, label = _read_yaml(name_or_path)
     if label in chain:
@@ -269,7 +260,7 @@ def _resolve(name_or_path: str | Path, chain: tuple[str, ...] = ()) -> tuple[dic
     ):
         parent_ref = Path(label).parent / parent  # relative to the child file
     base, _ = _resolve(parent_ref, (*chain, label))
-    return _deep_merge(base, data), label
+    return deep_merge(base, data), label
 
 
 def format_validation_error(label: str, error: ValidationError) -> str:
