@@ -37,6 +37,23 @@ def tokenizer(embedded_checkpoint: Path):
     return AutoTokenizer.from_pretrained(embedded_checkpoint)
 
 
+@pytest.fixture(scope="module")
+def full_model(embedded_checkpoint: Path):
+    """The embedded model prepared exactly as for full fine-tuning (no LoRA), in eval mode."""
+    from caml_train.config import Hyperparams, TrainConfig
+    from caml_train.train import load_model_and_tokenizer
+
+    config = TrainConfig(
+        stage="text",
+        model=str(embedded_checkpoint),
+        data=DataSource(path=TINY / "documents.jsonl"),
+        output_dir=Path("unused"),
+        hparams=Hyperparams(lora=None),
+    )
+    model, _, _ = load_model_and_tokenizer(config)
+    return model.eval()
+
+
 # ---------------------------------------------------------------------------- rows
 
 
@@ -232,23 +249,12 @@ def test_collators_mask_padding_even_when_pad_is_eos(tokenizer) -> None:
 
 
 @pytest.mark.slow
-def test_packed_rows_have_no_cross_document_attention(tokenizer, embedded_checkpoint: Path) -> None:
+def test_packed_rows_have_no_cross_document_attention(tokenizer, full_model) -> None:
     """Logits of each document inside a packed row equal its logits alone; without the position
     reset they do not (so this test can fail)."""
     import torch
 
-    from caml_train.config import Hyperparams, TrainConfig
-    from caml_train.train import load_model_and_tokenizer
-
-    config = TrainConfig(
-        stage="text",
-        model=str(embedded_checkpoint),
-        data=DataSource(path=TINY / "documents.jsonl"),
-        output_dir=Path("unused"),
-        hparams=Hyperparams(lora=None),
-    )
-    model, _, _ = load_model_and_tokenizer(config)  # prepared exactly as for training
-    model.eval()
+    model = full_model
     texts = [r["text"] for r in load_rows(DataSource(path=TINY / "documents.jsonl"))[:3]]
     examples = [tokenize_document(t, tokenizer, 96)[0] for t in texts]
     rows = pack(examples, 256, tokenizer.pad_token_id)
@@ -299,27 +305,15 @@ def test_flash_attention_gets_flattened_packed_batches() -> None:
 
 
 @pytest.mark.slow
-def test_flattened_packed_batch_equals_the_stacked_batch(
-    tokenizer, embedded_checkpoint: Path
-) -> None:
+def test_flattened_packed_batch_equals_the_stacked_batch(tokenizer, full_model) -> None:
     """Under sdpa both layouts give the same per-token logits and loss, so flattening (what
     flash attention needs) changes nothing but the kernel's view: no token predicts across the
     seam between two rows, and no document sees another."""
     import torch
 
-    from caml_train.config import Hyperparams, TrainConfig
     from caml_train.data import as_rows
-    from caml_train.train import load_model_and_tokenizer
 
-    config = TrainConfig(
-        stage="text",
-        model=str(embedded_checkpoint),
-        data=DataSource(path=TINY / "documents.jsonl"),
-        output_dir=Path("unused"),
-        hparams=Hyperparams(lora=None),
-    )
-    model, _, _ = load_model_and_tokenizer(config)
-    model.eval()
+    model = full_model
     texts = [r["text"] for r in load_rows(DataSource(path=TINY / "documents.jsonl"))[:6]]
     examples = [tokenize_document(t, tokenizer, 60)[0] for t in texts]
     rows = as_rows(pack(examples, 128, tokenizer.pad_token_id))
