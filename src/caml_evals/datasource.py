@@ -16,28 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inspect_ai._util.error import PrerequisiteError
+from .errors import DataSourceError, TaskArgumentError
 
 DATA_DIR_ENV = "CAML_EVALS_DATA_DIR"
 
-
-class _UserFacingError(PrerequisiteError):
-    """A PrerequisiteError that also behaves like an ordinary exception (str, args)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.args = (message,)
-
-    def __str__(self) -> str:
-        return str(self.message)
-
-
-class DataSourceError(_UserFacingError, RuntimeError):
-    """Benchmark data could not be found or loaded; the message says what to do."""
-
-
-class TaskArgumentError(_UserFacingError, ValueError):
-    """A task parameter names something the data does not have (a dimension, a language)."""
 
 
 def local_file(path: str | os.PathLike[str], what: str) -> Path:
