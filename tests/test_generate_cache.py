@@ -75,6 +75,36 @@ def test_corrupt_entry_is_kept_aside_and_refetched(tmp_path: Path) -> None:
     assert cache.path(key).with_suffix(".corrupt").read_text() == "{not json"  # nothing deleted
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"key": "caf\xe9"}', id="latin-1-bytes"),
+        pytest.param(b"\xff\xfe{\x00", id="utf-16"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+async def test_undecodable_entry_is_set_aside_listed_and_regenerated(
+    tmp_path: Path, raw: bytes
+) -> None:
+    """One non-UTF-8 file used to abort every rerun (issue 14, defect 4): it is now a corrupt
+    entry like any other, moved aside (kept), listed, and its request is sent again."""
+    cache = ResponseCache(tmp_path)
+    messages = [{"role": "user", "content": "doc"}]
+    job = Job(id="j", params=CELL, messages=messages, key=request_key("openai/m", messages, PARAMS))
+    cache.path(job.key).parent.mkdir(parents=True)
+    cache.path(job.key).write_bytes(raw)
+    client = _ScriptedClient(["regenerated"])
+    result = await execute([job], client=client, cache=cache, request_params=PARAMS, concurrency=1)
+    assert client.calls == 1 and cache.corrupt == [job.key]
+    assert cache.get(job.key).text == "regenerated"
+    assert cache.path(job.key).with_suffix(".corrupt").read_bytes() == raw
+    assert result.usage_this_run.requests == 1
+    # a second bad copy of the same entry does not overwrite the first one set aside
+    cache.path(job.key).write_bytes(b"\x80")
+    assert cache.get(job.key) is None
+    assert cache.path(job.key).with_suffix(".corrupt.1").read_bytes() == b"\x80"
+
+
 def _litellm_error(cls_name: str, code: int, retry_after: str | None = None) -> Exception:
     litellm = import_litellm()
     headers = {"retry-after": retry_after} if retry_after else {}

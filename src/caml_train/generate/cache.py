@@ -71,20 +71,28 @@ class ResponseCache:
     def get(self, key: str) -> CacheEntry | None:
         path = self.path(key)
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
         try:
-            entry = CacheEntry.model_validate_json(raw)
-        except ValidationError:
-            # Atomic writes make this unlikely; keep the bad file aside (never delete data) and refetch.
-            self.corrupt.append(key)
-            path.replace(path.with_suffix(".corrupt"))
+            entry = CacheEntry.model_validate_json(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValidationError):
+            # Not UTF-8, not JSON, not an entry: atomic writes make this unlikely (a disk
+            # fault, a hand edit, a foreign file); keep it aside (never delete data), refetch.
+            self._set_aside(key, path)
             return None
         if entry.key != key:
-            self.corrupt.append(key)
+            self._set_aside(key, path)
             return None
         return entry
+
+    def _set_aside(self, key: str, path: Path) -> None:
+        """Move a bad entry to `<key>.corrupt` (listed in `self.corrupt`) so it is regenerated."""
+        self.corrupt.append(key)
+        target, n = path.with_suffix(".corrupt"), 1
+        while target.exists():  # an earlier bad copy of this entry stays too
+            target, n = path.with_suffix(f".corrupt.{n}"), n + 1
+        path.replace(target)
 
     def put(self, entry: CacheEntry) -> Path:
         path = self.path(entry.key)
