@@ -29,6 +29,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.solver import generate
 
+from caml_evals.errors import LogReadError
 from caml_evals.judging.align import align
 from caml_evals.judging.analysis import analyse
 from caml_evals.judging.cli import main as judge_main
@@ -326,9 +327,9 @@ def test_export_rejects_logs_without_rubric_scores(tmp_path):
     )[0]
     with pytest.raises(ExportError, match="no rubric-scored samples"):
         build_rating_set(read_logs([log.location]))
-    with pytest.raises(ExportError, match="no such log"):
+    with pytest.raises(LogReadError, match="no such log"):
         expand_log_paths([tmp_path / "nope.eval"])
-    with pytest.raises(ExportError, match="cannot read"):
+    with pytest.raises(LogReadError, match="cannot read"):
         bad = tmp_path / "bad.eval"
         bad.write_text("not a log")
         read_logs([bad])

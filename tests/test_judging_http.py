@@ -203,3 +203,116 @@ def test_default_bind_host_is_localhost(tmp_path, monkeypatch, capsys):
     assert seen["host"] == "127.0.0.1"
     out = capsys.readouterr().out
     assert f"http://127.0.0.1:{seen['port']}/r/" in out and "warning" not in out
+
+
+# --- size caps (issue 14, defect 5) --------------------------------------------------------------
+
+
+def test_oversized_bodies_get_413_and_store_nothing(app):
+    from caml_evals.judging.app import MAX_BODY_BYTES
+
+    client, store, token = app
+    huge = "x" * (MAX_BODY_BYTES + 1)
+    item = store.units_for("ana")[0][0].item_id
+    r = client.post(
+        f"/r/{token}/api/rate", json={"item_id": item, "value": "yes", "comment": huge}
+    )
+    assert r.status_code == 413
+    r = client.post(
+        f"/r/{token}/u/0",
+        content=f"value::{item}=yes&comment::{item}={huge}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+    # a streamed body without a Content-Length is counted as it arrives
+    chunks = (b"x" * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 2))
+    r = client.post(f"/r/{token}/api/rate", content=chunks)
+    assert r.status_code == 413
+    # and a bad token still gets 403 first, whatever the size
+    assert client.post(f"/r/{BAD}/api/rate", content=huge).status_code == 403
+    assert store.ratings() == []
+
+
+def test_comment_longer_than_the_cap_gets_422_and_stores_nothing(app):
+    from caml_evals.judging.schema import MAX_COMMENT_CHARS
+
+    client, store, token = app
+    unit = store.units_for("ana")[0]
+    long = "y" * (MAX_COMMENT_CHARS + 1)
+    r = client.post(
+        f"/r/{token}/api/rate", json={"item_id": unit[0].item_id, "value": "no", "comment": long}
+    )
+    assert r.status_code == 422 and str(MAX_COMMENT_CHARS) in r.json()["error"]
+    form = "&".join(
+        f"value::{i.item_id}=yes&comment::{i.item_id}={long if n else 'ok'}"
+        for n, i in enumerate(unit)
+    )
+    r = client.post(
+        f"/r/{token}/u/0",
+        content=form,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 422 and str(MAX_COMMENT_CHARS) in r.text
+    assert store.ratings() == []  # the page is stored whole or not at all
+    # exactly at the cap is fine
+    ok = "z" * MAX_COMMENT_CHARS
+    r = client.post(
+        f"/r/{token}/api/rate", json={"item_id": unit[0].item_id, "value": "no", "comment": ok}
+    )
+    assert r.status_code == 200 and store.ratings()[0].comment == ok
+
+
+# --- tokens never reach the access log (issue 14, defect 6) --------------------------------------
+
+
+def test_access_log_redacts_rater_tokens(tmp_path):
+    """The real uvicorn server at --log-level info, with the log config `judge serve` uses."""
+    import logging
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from caml_evals.judging.app import redact_tokens, redacted_log_config
+
+    assert redact_tokens('"GET /r/abc-DEF_1/u/0 HTTP/1.1"') == '"GET /r/<token>/u/0 HTTP/1.1"'
+    db = tmp_path / "ratings.sqlite"
+    store = RatingStore(db)
+    store.load_rating_set(_rating_set())
+    token = store.add_rater("ana")
+    log_file = tmp_path / "access.log"
+    config = redacted_log_config()
+    for handler in config["handlers"].values():  # the same filters, into a file we can read
+        handler.pop("stream", None)
+        handler["class"] = "logging.FileHandler"
+        handler["filename"] = str(log_file)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(db), host="127.0.0.1", port=port, log_level="info", log_config=config
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/r/{token}/u/0").status_code == 200
+        assert httpx.get(f"{base}/r/{BAD}/u/0").status_code == 403
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            for handler in logging.getLogger(name).handlers[:]:
+                logging.getLogger(name).removeHandler(handler)
+                handler.close()
+    text = log_file.read_text()
+    assert "/r/<token>/u/0" in text and " 200" in text and " 403" in text
+    assert token not in text and BAD not in text

@@ -153,8 +153,10 @@ def test_cli_import_check_dump(tmp_path, capsys):
             str(summary),
         ]
     )
-    assert code == 1
-    assert "line 4: unknown item id 'i999'" in capsys.readouterr().err
+    assert code == 2  # bad input: every problem listed, then one error line, nothing imported
+    err = capsys.readouterr().err
+    assert f"{FIXTURES / 'ratings_invalid.csv'}: line 4: unknown item id 'i999'" in err
+    assert "7 problem(s) in 1 file(s) (listed above); nothing imported" in err
     assert json.loads(summary.read_text())["imported"] == 0
     assert RatingStore(db).ratings() == []
     assert (
@@ -166,7 +168,7 @@ def test_cli_import_check_dump(tmp_path, capsys):
     assert RatingStore(db).ratings() == []
     assert judge_main(["import", str(FIXTURES / "ratings_valid.jsonl"), "--db", str(db)]) == 0
     assert (
-        judge_main(["import", str(FIXTURES / "ratings_valid.csv"), "--db", str(db)]) == 1
+        judge_main(["import", str(FIXTURES / "ratings_valid.csv"), "--db", str(db)]) == 2
     )  # duplicates
     out = tmp_path / "dump.csv"
     assert judge_main(["dump", "--db", str(db), "--out", str(out)]) == 0
@@ -211,10 +213,11 @@ def test_cli_multi_file_import_is_one_all_or_nothing_import(tmp_path, capsys):
             ["import", str(a), str(b), "--db", str(db), "--json", str(summary)] + extra
         )
         err = capsys.readouterr().err
-        assert code == 1, extra
-        assert f"{b}: 1 problem(s)" in err
-        assert f"line 3: rater 'ana' already rated item 'i001' in {a} line 2" in err
-        assert "nothing imported" in err
+        assert code == 2, extra
+        assert (
+            f"{b}: line 3: rater 'ana' already rated item 'i001' in {a} line 2; nothing imported"
+            in err
+        )
         assert RatingStore(db).ratings() == []  # a.csv was not committed on its own
         assert json.loads(summary.read_text())["imported"] == 0
 
@@ -233,7 +236,7 @@ def test_cli_multi_file_import_is_one_all_or_nothing_import(tmp_path, capsys):
 
     # --check-only also checks clashes with ratings already in the database
     c = _write(tmp_path / "c.csv", ["i002,ana,yes", "i002,ben,yes"])
-    assert judge_main(["import", str(c), "--db", str(db), "--check-only"]) == 1
+    assert judge_main(["import", str(c), "--db", str(db), "--check-only"]) == 2
     captured = capsys.readouterr()
     assert "1 rating(s) already in the database (use --replace to overwrite): ana/i002" in (
         captured.err
@@ -250,8 +253,8 @@ def test_cli_multi_file_import_is_one_all_or_nothing_import(tmp_path, capsys):
     assert got["imported"] == 2 and got["replaced"] == 1 and got["already_in_db"] == 1
     assert len(RatingStore(db).ratings()) == 5
     # a file that cannot be read is a clear error, not a traceback
-    assert judge_main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 1
-    assert "cannot read" in capsys.readouterr().err
+    assert judge_main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 2
+    assert f"{tmp_path / 'missing.csv'}: cannot read: no such file" in capsys.readouterr().err
 
 
 def test_store_import_of_several_sources_is_one_transaction(tmp_path):
@@ -270,3 +273,119 @@ def test_store_import_of_several_sources_is_one_transaction(tmp_path):
     assert store.ratings() == [] and store.clashes(batch) == []
     store.import_ratings(batch[:1], ["import:a.csv"])
     assert store.clashes(batch) == ["ana/i001"]
+
+
+# --- strict CSV (issue 14, defect 1) --------------------------------------------------------------
+
+HEADER = "item_id,rater,value,comment\n"
+
+
+def _import(tmp_path, text: str | bytes, capsys, name: str = "r.csv"):
+    """`caml-evals judge import FILE` into a fresh database; (exit code, stderr, ratings)."""
+    from caml_evals.cli import main as caml_main
+
+    set_path = tmp_path / "set.json"
+    set_path.write_text(rating_set().model_dump_json())
+    db = tmp_path / "db.sqlite"
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    code = caml_main(["judge", "import", str(path), "--db", str(db), "--rating-set", str(set_path)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return code, captured.err, RatingStore(db).ratings(), path
+
+
+@pytest.mark.parametrize(
+    "body, line, why",
+    [
+        pytest.param(
+            'i001,ana,yes,"he said no\ni002,ana,no,fine\ni003,ana,yes,ok\ni001,ben,no,x\n',
+            "line 2",
+            "a quoted field is never closed (an opening quote without its closing quote); "
+            "the record runs from here to line 5",
+            id="unclosed-quote-swallows-to-eof",
+        ),
+        pytest.param(
+            'i001,ana,yes,fine\ni002,ana,no,"unclosed\ni003,ana,yes,"closed here"\n',
+            "line 3",
+            "text after a closing quote",
+            id="quote-closed-on-a-later-row",
+        ),
+        pytest.param(
+            'i001,ana,yes,"he said"no loudly\ni002,ana,no,ok\n',
+            "line 2",
+            "text after a closing quote",
+            id="stray-quote-would-alter-the-comment",
+        ),
+        pytest.param(
+            'i001,ana,yes,"opens\ni002,ana,no,and closes"\ni003,ana,yes,ok\n',
+            "line 2",
+            "swallows line 3",
+            id="balanced-quote-swallows-a-row",
+        ),
+    ],
+)
+def test_malformed_csv_is_an_error_naming_the_line_and_nothing_is_imported(
+    tmp_path, capsys, body, line, why
+):
+    code, err, stored, path = _import(tmp_path, HEADER + body, capsys)
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    assert f"{path}: {line}: " in lines[0] and why in lines[0]
+    assert lines[0].endswith("; nothing imported")
+    assert stored == []
+
+
+def test_multiline_quoted_comments_are_still_fine(tmp_path, capsys):
+    body = 'i001,ana,yes,"first line\nsecond, with a comma"\ni002,ana,no,"say ""no"""\n'
+    code, err, stored, _ = _import(tmp_path, HEADER + body, capsys)
+    assert code == 0, err
+    assert {r.item_id: r.comment for r in stored} == {
+        "i001": "first line\nsecond, with a comma",
+        "i002": 'say "no"',
+    }
+
+
+def test_oversized_field_and_comment_are_line_errors(tmp_path, capsys):
+    from caml_evals.judging.ratings_io import MAX_FIELD_CHARS
+    from caml_evals.judging.schema import MAX_COMMENT_CHARS
+
+    code, err, stored, path = _import(
+        tmp_path, HEADER + f"i001,ana,yes,ok\ni002,ana,no,{'x' * (MAX_FIELD_CHARS + 1)}\n", capsys
+    )
+    assert code == 2 and stored == []
+    assert f"{path}: line 3: a field is longer than {MAX_FIELD_CHARS} characters" in err
+    code, err, stored, path = _import(
+        tmp_path, HEADER + f"i001,ana,yes,{'x' * (MAX_COMMENT_CHARS + 1)}\n", capsys
+    )
+    assert code == 2 and stored == []
+    assert f"{path}: line 2: comment has {MAX_COMMENT_CHARS + 1} characters" in err
+
+
+def test_non_utf8_and_bom_files(tmp_path, capsys):
+    code, err, stored, path = _import(tmp_path, (HEADER + "i001,ana,yes,café\n").encode("latin-1"), capsys)
+    assert code == 2 and stored == []
+    assert f"{path}: cannot read: line 2 is not UTF-8 (byte 0xe9)" in err
+    code, err, stored, _ = _import(tmp_path, b"\xef\xbb\xbf" + HEADER.encode() + b"i001,ana,yes,ok\n", capsys)
+    assert code == 0 and [r.item_id for r in stored] == ["i001"]
+
+
+def test_bad_rating_set_and_corrupt_database_are_one_line_errors(tmp_path, capsys):
+    from caml_evals.cli import main as caml_main
+
+    ratings = _write(tmp_path / "r.csv", ["i001,ana,yes"])
+    truncated = tmp_path / "set.json"
+    truncated.write_text(rating_set().model_dump_json()[:40])
+    db = tmp_path / "db.sqlite"
+    argv = ["judge", "import", str(ratings), "--db", str(db), "--rating-set", str(truncated)]
+    assert caml_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{truncated}: not a rating set: invalid JSON" in err and "(truncated?)" in err
+    assert not db.exists()  # nothing created for a failed command
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"this is not sqlite" * 100)
+    assert caml_main(["judge", "dump", "--db", str(corrupt), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{corrupt}: not a usable ratings database" in err and "Traceback" not in err
+    assert not (tmp_path / "o.csv").exists()

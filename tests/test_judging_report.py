@@ -287,11 +287,11 @@ def test_cli_report_with_ratings_file_and_ensemble(sim, tmp_path):
                 "bad=majority:nope",
             ]
         )
-        == 1
+        == 2
     )
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id,rater,value\nnot-an-item,a,yes\n")
     assert (
         judge_main(["report", "--key", str(key_path), "--ratings", str(bad), "--out", str(out)])
-        == 1
+        == 2
     )

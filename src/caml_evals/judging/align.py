@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UserError
 from .schema import HumanRating, RatingKey
 
 
-class AlignError(ValueError):
+class AlignError(UserError, ValueError):
     """Ratings and key do not fit together (unknown item ids, duplicate ratings)."""
 
 

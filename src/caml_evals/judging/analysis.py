@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import metrics as M
-from .align import AlignedRatings, human_means, majority_codes
+from .align import AlignedRatings, AlignError, human_means, majority_codes
 
 REPORT_FORMAT = "caml-evals/judge-agreement/v1"
 
@@ -340,7 +340,7 @@ def rater_table(data: AlignedRatings) -> list[dict]:
 def analyse(data: AlignedRatings, n_resamples: int = 1000, seed: int = 0, ci: float = 0.95) -> dict:
     """The whole agreement report as a JSON-ready dict."""
     if not data.item_ids:
-        raise ValueError("no rated items: nothing to compare (are the ratings for this key?)")
+        raise AlignError("no rated items: nothing to compare (are the ratings for this key?)")
     rng = np.random.default_rng(seed)
     dims = sorted(set(data.dimensions.tolist()))
     scopes = {"overall": analyse_scope(data, n_resamples, rng, ci)}

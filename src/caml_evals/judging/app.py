@@ -7,20 +7,30 @@ plain HTML forms; a few lines of JavaScript additionally save each choice the mo
 (`POST /r/<token>/api/rate`, `POST /r/<token>/api/clear` when a choice is taken back), so closing
 the tab half-way through a page loses nothing.
 
+Request bodies are capped at `MAX_BODY_BYTES` (413 beyond it, checked after the token) and a
+comment at `MAX_COMMENT_CHARS` (422), so no request can fill the database. Tokens are in URL
+paths, so the access log (`--log-level info`) shows `/r/<token>` instead of them
+(`redacted_log_config`).
+
 Run with `caml-evals judge serve` (binds 127.0.0.1 unless told otherwise).
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
+import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from .schema import HumanRating
+from .schema import MAX_COMMENT_CHARS, HumanRating
 from .store import RatingStore, StoreError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -30,13 +40,51 @@ NOT_FOUND = "No such page."
 # in through `judge import`).
 CHOICES = {"yes": 1.0, "no": 0.0}
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# The largest request body read (a page's form or one API call): a page of many criteria with
+# full-length, percent-encoded comments fits; a body that could fill the disk does not.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_TOKEN_IN_PATH = re.compile(r"(/r/)[^/?#\s\"]+")
+
+
+def redact_tokens(text: str) -> str:
+    """`text` with every rater token of a `/r/<token>` path replaced by `<token>`."""
+    return _TOKEN_IN_PATH.sub(r"\1<token>", text)
+
+
+class RedactTokens(logging.Filter):
+    """A logging filter: rater tokens never reach a log line (uvicorn's access log prints the
+    request path, and the path holds the token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_tokens(a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact_tokens(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        return True
+
+
+def redacted_log_config() -> dict[str, Any]:
+    """uvicorn's default logging config with `RedactTokens` on every handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": f"{__name__}.RedactTokens"}
+    for handler in config.get("handlers", {}).values():
+        handler.setdefault("filters", []).append("redact_tokens")
+    return config
 
 
 class RateRequest(BaseModel):
     item_id: str
     value: str | None = None  # "yes" | "no" | None (only with unsure)
     unsure: bool = False
-    comment: str = ""
+    comment: str = Field("", max_length=MAX_COMMENT_CHARS)
 
 
 class ClearRequest(BaseModel):
@@ -54,6 +102,31 @@ def _choice(value: str | None) -> float | None:
     if value not in CHOICES:
         raise ValueError(f"rating {value!r} is not yes/no (allowed: {', '.join(CHOICES)})")
     return CHOICES[value]
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, or 413 once it passes MAX_BODY_BYTES (declared or streamed).
+    Called only after the token was checked."""
+    declared = request.headers.get("content-length")
+    too_large = HTTPException(
+        status_code=413, detail=f"The request is larger than {MAX_BODY_BYTES} bytes."
+    )
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as ex:
+        raise ValueError(f"the request body is not JSON ({ex})") from None
 
 
 def _error_text(ex: Exception) -> str:
@@ -151,9 +224,20 @@ def create_app(db_path: str | Path) -> FastAPI:
         units = units_of(rater)
         n = page(units, pos)
         try:
-            form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
+            form = parse_qs((await _body(request)).decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
             raise HTTPException(status_code=400, detail="The form is not UTF-8.") from None
+        long = [
+            item.criterion
+            for item in units[n]
+            if len((form.get(f"comment::{item.item_id}") or [""])[0]) > MAX_COMMENT_CHARS
+        ]
+        if long:  # checked before anything is saved: the page is stored whole or not at all
+            raise HTTPException(
+                status_code=422,
+                detail=f"A comment may have at most {MAX_COMMENT_CHARS} characters "
+                f"({', '.join(long)}).",
+            )
         errors = []
         for item in units[n]:
             raw = (form.get(f"value::{item.item_id}") or [None])[0] or None
@@ -189,7 +273,7 @@ def create_app(db_path: str | Path) -> FastAPI:
     async def api_rate(token: str, request: Request):
         rater = rater_of(token)
         try:
-            body = RateRequest.model_validate(await request.json())
+            body = RateRequest.model_validate(_json_body(await _body(request)))
             rating = HumanRating(
                 item_id=body.item_id,
                 rater=rater,
@@ -210,7 +294,7 @@ def create_app(db_path: str | Path) -> FastAPI:
         """Withdraw the rater's rating of an item (nothing chosen any more)."""
         rater = rater_of(token)
         try:
-            body = ClearRequest.model_validate(await request.json())
+            body = ClearRequest.model_validate(_json_body(await _body(request)))
         except (ValidationError, ValueError) as ex:
             return JSONResponse({"cleared": False, "error": _error_text(ex)}, status_code=422)
         if not item_of(rater, body.item_id):

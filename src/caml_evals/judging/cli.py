@@ -6,7 +6,10 @@
     caml-evals judge dump --db calib/ratings.sqlite --out calib/ratings.csv
     caml-evals judge report --key calib/key.json --db calib/ratings.sqlite --out calib/report
 
-Each subcommand is a function `(args) -> int`; this module only parses and prints.
+Each subcommand is a function `(args) -> int`; this module only parses and prints. Bad input
+(a missing or malformed file, a corrupt database, an unwritable `--out`) raises a `UserError`,
+which the `caml-evals` dispatcher prints as one line on stderr with exit code 2; every output is
+written atomically, so a failed command leaves no partial file behind.
 """
 
 from __future__ import annotations
@@ -38,31 +41,48 @@ def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obj
             print("\t".join(str(x) for x in r))
 
 
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 1
-
-
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    from ..jsonsafe import nan_to_none
+    from ..outputs import write_text
+
+    write_text(path, json.dumps(nan_to_none(payload), indent=2))
+
+
+def _open_store(path: str, create: bool = True):
+    from .store import RatingStore
+
+    return RatingStore(path, create=create)
+
+
+def _loaded_store(args: argparse.Namespace):
+    """The database of `--db` with `--rating-set` loaded into it, which must hold items."""
+    from .schema import load_rating_set
+    from .store import StoreError
+
+    rating_set = load_rating_set(Path(args.rating_set)) if args.rating_set else None
+    store = _open_store(args.db, create=rating_set is not None)
+    if rating_set is not None:
+        added = store.load_rating_set(rating_set)
+        if args.judge_command == "serve":
+            print(f"{added} new item(s) loaded from {args.rating_set}")
+    if not store.item_count():
+        raise StoreError(f"{args.db}: the database has no items; pass --rating-set rating_set.json")
+    return store
 
 
 # --- export -------------------------------------------------------------------------------------
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import ExportError, build_rating_set, parse_labelled_paths, read_logs
+    from ..outputs import writable_dir
+    from .export import build_rating_set, parse_labelled_paths, read_logs
     from .schema import write_json
 
-    try:
-        paths, labels = parse_labelled_paths(args.logs)
-        rating_set, key, problems = build_rating_set(
-            read_logs(paths), seed=args.seed, per_item_pages=args.per_item_pages, labels=labels
-        )
-    except ExportError as ex:
-        return _err(str(ex))
-    out = Path(args.out)
+    out = writable_dir(args.out)  # before reading any log: fail at once, not after the work
+    paths, labels = parse_labelled_paths(args.logs)
+    rating_set, key, problems = build_rating_set(
+        read_logs(paths), seed=args.seed, per_item_pages=args.per_item_pages, labels=labels
+    )
     write_json(out / "rating_set.json", rating_set)
     write_json(out / "key.json", key)
     summary = {
@@ -98,40 +118,37 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .schema import load_rating_set
-    from .store import RatingStore, StoreError
+    from .store import StoreError
 
-    store = RatingStore(args.db)
-    try:
-        if args.rating_set:
-            added = store.load_rating_set(load_rating_set(Path(args.rating_set)))
-            print(f"{added} new item(s) loaded from {args.rating_set}")
-        if not store.item_ids():
-            return _err(f"{args.db} has no items; pass --rating-set rating_set.json")
-        base = f"http://{args.host}:{args.port}"
-        existing = set(store.raters())
-        for name in args.rater or []:
-            if name in existing:
-                print(f"rater {name}: exists (use --new-token {name} for a new link)")
-                continue
-            print(f"rater {name}: {base}/r/{store.add_rater(name)}")
-        for name in args.new_token or []:
-            print(
-                f"rater {name} (new link; the old one no longer works): {base}/r/{store.new_token(name)}"
-            )
-    except StoreError as ex:
-        return _err(str(ex))
+    store = _loaded_store(args)
+    base = f"http://{args.host}:{args.port}"
+    existing = set(store.raters())
+    for name in args.rater or []:
+        if name in existing:
+            print(f"rater {name}: exists (use --new-token {name} for a new link)")
+            continue
+        print(f"rater {name}: {base}/r/{store.add_rater(name)}")
+    for name in args.new_token or []:
+        print(
+            f"rater {name} (new link; the old one no longer works): {base}/r/{store.new_token(name)}"
+        )
     if not store.raters():
-        return _err("no raters yet; add some with --rater NAME")
+        raise StoreError(f"{args.db}: no raters yet; add some with --rater NAME")
     if args.no_serve:
         return 0
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, redacted_log_config
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach it and has a link can rate")
-    uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(args.db),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=redacted_log_config(),
+    )
     return 0
 
 
@@ -142,52 +159,41 @@ def cmd_import(args: argparse.Namespace) -> int:
     """All files form ONE import: validated together (a rating in two files is a problem),
     checked against the database (clashes need --replace, also with --check-only) and written
     in one transaction, or nothing is written at all."""
-    from .ratings_io import RatingsFileError, parse_rating_files
-    from .schema import load_rating_set
-    from .store import RatingStore, StoreError
+    from ..errors import UserError
+    from .ratings_io import parse_rating_files
 
-    store = RatingStore(args.db)
-    try:
-        if args.rating_set:
-            store.load_rating_set(load_rating_set(Path(args.rating_set)))
-    except StoreError as ex:
-        return _err(str(ex))
-    known = store.item_ids()
-    if not known:
-        return _err(f"{args.db} has no items; pass --rating-set rating_set.json")
-    try:
-        parsed_all = parse_rating_files(args.files, known)
-    except RatingsFileError as ex:
-        return _err(str(ex))
+    store = _loaded_store(args)
+    parsed_all = parse_rating_files(args.files, store.item_ids())
     results = [
         {"file": path, "valid": len(parsed.ratings), "problems": parsed.problems}
         for path, parsed in parsed_all
     ]
-    status = 0
-    for path, parsed in parsed_all:
-        if parsed.problems:
-            status = 1
-            print(f"{path}: {len(parsed.problems)} problem(s):", file=sys.stderr)
-            for p in parsed.problems[:50]:
-                print(f"  {p}", file=sys.stderr)
-            if len(parsed.problems) > 50:
-                print(f"  ... and {len(parsed.problems) - 50} more", file=sys.stderr)
+    problems = [(path, p) for path, parsed in parsed_all for p in parsed.problems]
+    failure: str | None = None
+    if len(problems) == 1:
+        path, problem = problems[0]
+        failure = f"{path}: {problem}; nothing imported"
+    elif problems:
+        for path, problem in problems[:50]:
+            print(f"{path}: {problem}", file=sys.stderr)
+        if len(problems) > 50:
+            print(f"... and {len(problems) - 50} more", file=sys.stderr)
+        n_files = sum(1 for r in results if r["problems"])
+        failure = (
+            f"{len(problems)} problem(s) in {n_files} file(s) (listed above); nothing imported: "
+            "fix them and run again"
+        )
     ratings = [r for _, parsed in parsed_all for r in parsed.ratings]
     sources = [f"import:{Path(path).name}" for path, parsed in parsed_all for _ in parsed.ratings]
-    clashes = store.clashes(ratings) if status == 0 else []
+    clashes = store.clashes(ratings) if failure is None else []
     if clashes and not args.replace:
-        status = 1
-        print(
-            f"{len(clashes)} rating(s) already in the database (use --replace to overwrite): "
-            + ", ".join(clashes[:10]),
-            file=sys.stderr,
+        failure = (
+            f"{args.db}: {len(clashes)} rating(s) already in the database (use --replace to "
+            "overwrite): " + ", ".join(clashes[:10]) + "; nothing imported"
         )
     imported = 0
-    if status == 0 and not args.check_only:
-        try:
-            imported = store.import_ratings(ratings, sources, args.replace)
-        except StoreError as ex:
-            status = _err(str(ex))
+    if failure is None and not args.check_only:
+        imported = store.import_ratings(ratings, sources, args.replace)
     summary = {
         "db": args.db,
         "files": results,
@@ -196,7 +202,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         "imported": imported,
         "replaced": len(clashes) if imported else 0,
         "check_only": bool(args.check_only),
-        "ok": status == 0,
+        "ok": failure is None,
+        "error": failure,
     }
     if args.json:
         _write_json(Path(args.json), summary)
@@ -205,24 +212,21 @@ def cmd_import(args: argparse.Namespace) -> int:
         ["file", "valid rows", "problems"],
         [(r["file"], r["valid"], len(r["problems"])) for r in results],
     )
-    if status != 0:
-        print("nothing imported: fix the problems above and run again", file=sys.stderr)
-    elif args.check_only:
+    if failure is not None:
+        raise UserError(failure)
+    if args.check_only:
         extra = f"; {len(clashes)} would replace ratings in the database" if clashes else ""
         print(f"checked {len(ratings)} rating(s) from {len(results)} file(s): all valid{extra}")
     else:
         extra = f" ({len(clashes)} replaced ratings already in the database)" if clashes else ""
         print(f"imported {imported} rating(s) from {len(results)} file(s){extra}")
-    return status
+    return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
     from .ratings_io import write_ratings
-    from .store import RatingStore
 
-    if not Path(args.db).is_file():
-        return _err(f"no database at {args.db}")
-    n = write_ratings(args.out, RatingStore(args.db).ratings())
+    n = write_ratings(args.out, _open_store(args.db, create=False).ratings())
     print(f"wrote {n} rating(s) to {args.out}")
     return 0
 
@@ -231,50 +235,50 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def _load_ratings(args: argparse.Namespace, known: set[str]):
+    from ..errors import ConfigError
     from .ratings_io import read_ratings
-    from .store import RatingStore
 
     ratings = []
     if args.db:
-        if not Path(args.db).is_file():
-            raise ValueError(f"no database at {args.db}")
-        ratings.extend(RatingStore(args.db).ratings())
+        ratings.extend(_open_store(args.db, create=False).ratings())
     for path in args.ratings or []:
         ratings.extend(read_ratings(path, known))
     if not ratings:
-        raise ValueError("no human ratings: pass --db and/or --ratings")
+        where = f"{args.db} holds none" if args.db else "pass --db and/or --ratings"
+        raise ConfigError(f"no human ratings to compare with the judge: {where}")
     return ratings
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..outputs import writable_dir
     from .align import AlignError, add_ensemble, align
     from .analysis import analyse
-    from .export import ExportError, add_sources, parse_labelled_paths, read_logs
-    from .ratings_io import RatingsFileError
+    from .export import add_sources, parse_labelled_paths, read_logs
     from .report import write_report
     from .schema import load_key
 
-    try:
-        key = load_key(Path(args.key))
-        if args.log:
-            paths, labels = parse_labelled_paths(args.log)
-            attached, problems = add_sources(key, read_logs(paths), labels)
-            print(f"attached {attached} judging(s) from {len(paths)} extra log(s)")
-            for line in problems.lines():
-                print(f"warning: {line}", file=sys.stderr)
-        ratings = _load_ratings(args, set(key.items))
-        data = align(key, ratings, drop_unsure=args.drop_unsure)
-        for spec in args.ensemble or []:
-            name, _, rest = spec.partition("=")
-            how, _, members = rest.partition(":")
-            if not (name and how and members):
-                raise AlignError(
-                    f"--ensemble {spec!r}: expected NAME=majority|mean:VARIANT,VARIANT"
-                )
-            add_ensemble(data.variants, name, members.split(","), how)
-        report = analyse(data, n_resamples=args.resamples, seed=args.seed, ci=args.ci)
-    except (AlignError, ExportError, RatingsFileError, ValueError, OSError) as ex:
-        return _err(str(ex))
+    if not 0 < args.ci < 1:
+        raise ConfigError(f"--ci {args.ci}: a confidence level strictly between 0 and 1")
+    if args.resamples < 1:
+        raise ConfigError(f"--resamples {args.resamples}: at least 1")
+    writable_dir(args.out)  # before the bootstrap: fail at once, not after the work
+    key = load_key(Path(args.key))
+    if args.log:
+        paths, labels = parse_labelled_paths(args.log)
+        attached, problems = add_sources(key, read_logs(paths), labels)
+        print(f"attached {attached} judging(s) from {len(paths)} extra log(s)")
+        for line in problems.lines():
+            print(f"warning: {line}", file=sys.stderr)
+    ratings = _load_ratings(args, set(key.items))
+    data = align(key, ratings, drop_unsure=args.drop_unsure)
+    for spec in args.ensemble or []:
+        name, _, rest = spec.partition("=")
+        how, _, members = rest.partition(":")
+        if not (name and how and members):
+            raise AlignError(f"--ensemble {spec!r}: expected NAME=majority|mean:VARIANT,VARIANT")
+        add_ensemble(data.variants, name, members.split(","), how)
+    report = analyse(data, n_resamples=args.resamples, seed=args.seed, ci=args.ci)
     html, js = write_report(report, args.out)
     overall = report["scopes"]["overall"]
     rows = [
@@ -393,10 +397,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="caml-evals")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["judge", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args) or 0)
+    """`python -m caml_evals.judging ...` = `caml-evals judge ...`, through the one dispatcher
+    (and so its one error rule: a UserError is one line on stderr and exit code 2)."""
+    from caml_evals.cli import main as caml_main
+
+    return caml_main(["judge", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

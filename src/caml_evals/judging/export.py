@@ -26,12 +26,14 @@ from typing import Any
 
 from inspect_ai.log import EvalLog, EvalSample, read_eval_log
 
+from ..errors import LogReadError, UserError
 from ..scoring.rubric import DEFAULT_SCORING  # the rule the judge saw; raters see it too
 from .schema import JudgeGrade, KeyEntry, KeySource, RatingItem, RatingKey, RatingSet, RubricText
 
 
-class ExportError(ValueError):
-    """A log cannot be exported (no rubric scores, unreadable, ...)."""
+class ExportError(UserError, ValueError):
+    """A log cannot be exported (no rubric scores, a label used twice, ...). A log that cannot
+    be found or read at all is a `LogReadError`."""
 
 
 @dataclass
@@ -274,10 +276,18 @@ def _grades_by_criterion(
 def read_logs(paths: Sequence[str | Path]) -> list[tuple[str, EvalLog]]:
     out = []
     for p in paths:
+        if Path(p).is_dir():
+            raise LogReadError(f"{p}: is a folder, not a log file")
+        if not Path(p).is_file():
+            raise LogReadError(f"{p}: no such log file")
         try:
             out.append((str(p), read_eval_log(str(p))))
-        except Exception as ex:
-            raise ExportError(f"{p}: cannot read the log: {type(ex).__name__}: {ex}") from ex
+        except Exception as ex:  # Inspect raises many kinds for a truncated or foreign file
+            detail = (str(ex).strip().splitlines() or [""])[0][:200]
+            raise LogReadError(
+                f"{p}: cannot read the log ({type(ex).__name__}: {detail}); is it a complete "
+                "Inspect .eval/.json log?"
+            ) from None
     return out
 
 
@@ -290,12 +300,12 @@ def expand_log_paths(paths: Iterable[str | Path]) -> list[Path]:
                 q for q in p.rglob("*") if q.suffix in (".eval", ".json") and q.is_file()
             )
             if not found:
-                raise ExportError(f"{p}: no .eval or .json logs in this folder")
+                raise LogReadError(f"{p}: no .eval or .json logs in this folder")
             out.extend(found)
         elif p.is_file():
             out.append(p)
         else:
-            raise ExportError(f"{p}: no such log file or folder")
+            raise LogReadError(f"{p}: no such log file or folder")
     return out
 
 

@@ -8,6 +8,12 @@ rating of an item in two of the files is a problem too, naming both files and li
 
 Columns / keys: item_id, rater, value (yes/no/true/false/1/0 or a number in [0, 1]), and
 optionally unsure (true/false), comment, updated.
+
+CSV is parsed strictly (`csv.reader(strict=True)`): an unclosed quote, text after a closing
+quote or a field over the size limit is an error naming the line, never a silently merged or
+altered row. A quoted field that spans lines is allowed (comments may hold line breaks), unless
+a line inside it reads like another rating row (a known item id first, or as many cells as the
+header): that is an opening quote that swallowed the rows after it.
 """
 
 from __future__ import annotations
@@ -21,19 +27,32 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .schema import HumanRating
+from ..errors import UserError
+from ..outputs import write_text
+from .schema import MAX_COMMENT_CHARS, HumanRating
 
 FIELDS = ["item_id", "rater", "value", "unsure", "comment", "updated"]
 REQUIRED = {"item_id", "rater"}
 
 
-class RatingsFileError(ValueError):
+# Python's csv default; a longer field is reported (with its line), never a traceback.
+MAX_FIELD_CHARS = csv.field_size_limit()
+
+
+class RatingsFileError(UserError, ValueError):
+    """A ratings file that cannot be read or has problems. One problem: one line
+    (`path: problem`); several: a count, then one indented line each."""
+
     def __init__(self, path: str, problems: list[str]):
         self.path = path
         self.problems = problems
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
+        if len(problems) == 1:
+            message = f"{path}: {problems[0]}"
+        else:
+            shown = "\n  ".join(problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            message = f"{path}: {len(problems)} problem(s):\n  {shown}{more}"
+        super().__init__(message)
 
 
 @dataclass
@@ -67,23 +86,103 @@ def _rows_jsonl(text: str) -> Iterable[tuple[int, dict | str]]:
         )
 
 
-def _rows_csv(text: str) -> Iterable[tuple[int, dict | str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    missing = REQUIRED - set(header)
-    if missing or "value" not in header:
-        need = sorted(missing | ({"value"} - set(header)))
-        yield 1, f"header lacks column(s) {need} (has {header})"
-        return
-    unknown = set(header) - set(FIELDS)
-    if unknown:
-        yield 1, f"unknown column(s) {sorted(unknown)} (allowed: {FIELDS})"
-        return
-    for row in reader:
-        if None in row:  # more cells than header names
-            yield reader.line_num, f"{len(row[None])} cell(s) more than the header has"
+def _swallowed_row(value: str, width: int, known_items: set[str] | None) -> int | None:
+    """The offset (in lines) of a line inside a multi-line cell that reads like a rating row."""
+    for offset, line in enumerate(value.splitlines()[1:], start=1):
+        try:
+            cells = next(csv.reader([line]), [])
+        except csv.Error:
             continue
-        yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+        first = cells[0].strip() if cells else ""
+        if (known_items is not None and first in known_items) or (
+            known_items is None and len(cells) == width
+        ):
+            return offset
+    return None
+
+
+def _csv_error(ex: csv.Error, start: int, end: int) -> str:
+    """What a csv.Error means, for the record that starts on line `start` and ends on `end`."""
+    text = str(ex)
+    if "field larger than field limit" in text:
+        why = f"a field is longer than {MAX_FIELD_CHARS} characters"
+    elif "unexpected end of data" in text or "EOF" in text:
+        why = "a quoted field is never closed (an opening quote without its closing quote)"
+    elif "expected after" in text:
+        why = f"text after a closing quote ({text}): quote the whole field and double inner quotes"
+    else:
+        why = f"malformed CSV ({text})"
+    return why if end <= start else f"{why}; the record runs from here to line {end}"
+
+
+def _rows_csv(text: str, known_items: set[str] | None = None) -> Iterable[tuple[int, dict | str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        header = next(reader, [])
+        start = reader.line_num + 1
+        missing = REQUIRED - set(header)
+        if missing or "value" not in header:
+            need = sorted(missing | ({"value"} - set(header)))
+            yield 1, f"header lacks column(s) {need} (has {header})"
+            return
+        unknown = set(header) - set(FIELDS)
+        if unknown:
+            yield 1, f"unknown column(s) {sorted(unknown)} (allowed: {FIELDS})"
+            return
+        if len(set(header)) != len(header):
+            yield 1, f"a column name appears twice in the header {header}"
+            return
+        for cells in reader:
+            lineno, start = start, reader.line_num + 1
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line
+            if len(cells) > len(header):
+                yield lineno, f"{len(cells) - len(header)} cell(s) more than the header has"
+                continue
+            row = dict(zip(header, cells))
+            swallowed = next(
+                (
+                    (name, off)
+                    for name, value in row.items()
+                    if ("\n" in value or "\r" in value)
+                    and (off := _swallowed_row(value, len(header), known_items)) is not None
+                ),
+                None,
+            )
+            if swallowed is not None:
+                name, off = swallowed
+                yield lineno, (
+                    f"the {name} field opens a quote that swallows line {lineno + off} "
+                    "(it reads like another rating row): close the quote or remove the stray one"
+                )
+                continue
+            yield lineno, row
+    except csv.Error as ex:
+        yield start, _csv_error(ex, start, reader.line_num)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, a BOM allowed), or a one-line RatingsFileError saying why not."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RatingsFileError(str(path), ["cannot read: no such file"]) from None
+    except IsADirectoryError:
+        raise RatingsFileError(str(path), ["cannot read: it is a folder, not a file"]) from None
+    except OSError as ex:
+        raise RatingsFileError(str(path), [f"cannot read: {ex.strerror or ex}"]) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as ex:
+        line = data[: ex.start].count(b"\n") + 1
+        raise RatingsFileError(
+            str(path),
+            [
+                f"cannot read: line {line} is not UTF-8 (byte 0x{data[ex.start]:02x}); "
+                "save the file as UTF-8"
+            ],
+        ) from None
 
 
 def parse_ratings(path: str | Path, known_items: set[str] | None = None) -> ParsedRatings:
@@ -93,16 +192,20 @@ def parse_ratings(path: str | Path, known_items: set[str] | None = None) -> Pars
     Format by suffix: .csv, else JSONL.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as ex:
-        raise RatingsFileError(str(path), [f"cannot read: {ex}"]) from ex
-    rows = _rows_csv(text) if path.suffix.lower() == ".csv" else _rows_jsonl(text)
+    text = _read_text(path)
+    rows = _rows_csv(text, known_items) if path.suffix.lower() == ".csv" else _rows_jsonl(text)
     out = ParsedRatings([])
     seen: dict[tuple[str, str], int] = {}
     for lineno, row in rows:
         if isinstance(row, str):
             out.problems.append(f"line {lineno}: {row}")
+            continue
+        comment = row.get("comment")
+        if isinstance(comment, str) and len(comment) > MAX_COMMENT_CHARS:
+            out.problems.append(
+                f"line {lineno}: comment has {len(comment)} characters (at most "
+                f"{MAX_COMMENT_CHARS})"
+            )
             continue
         try:
             rating = HumanRating.model_validate(row)
@@ -167,18 +270,18 @@ def read_ratings(path: str | Path, known_items: set[str] | None = None) -> list[
 
 
 def write_ratings(path: str | Path, ratings: Iterable[HumanRating]) -> int:
-    """Write ratings as CSV (.csv) or JSONL (anything else); returns the number written."""
+    """Write ratings as CSV (.csv) or JSONL (anything else), atomically; returns the number
+    written. An unwritable path is an OutputError and leaves nothing behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [r.model_dump() for r in ratings]
+    buf = io.StringIO(newline="")
     if path.suffix.lower() == ".csv":
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=FIELDS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
+        writer = csv.DictWriter(buf, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
     else:
-        with path.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for row in rows:
+            buf.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_text(path, buf.getvalue())
     return len(rows)

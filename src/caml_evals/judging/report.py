@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..outputs import write_text
 from .analysis import CEILING_METRICS, VARIANT_METRICS
 
 _ENV = Environment(
@@ -169,10 +170,12 @@ def render_html(report: dict) -> str:
 
 
 def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Both files rendered first, then each written atomically (an unwritable folder is an
+    OutputError, and no half-written report is left)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     json_path = out / "agreement.json"
     html_path = out / "agreement.html"
-    json_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    html_path.write_text(render_html(report), encoding="utf-8")
+    json_text, html_text = json.dumps(report, indent=2), render_html(report)
+    write_text(json_path, json_text)
+    write_text(html_path, html_text)
     return html_path, json_path

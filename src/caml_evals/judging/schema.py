@@ -24,11 +24,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import DataSourceError
+from ..outputs import write_text
 
 RATING_SET_FORMAT = "caml-evals/rating-set/v1"
+# The longest comment a rating may carry (the app answers 422, an import reports the line):
+# a note for the study, not a document; keeps a database and its report a sane size.
+MAX_COMMENT_CHARS = 10_000
 KEY_FORMAT = "caml-evals/rating-key/v1"
 
 _YES = {"yes", "y", "true", "1", "1.0", "pass"}
@@ -226,13 +239,53 @@ class HumanRating(BaseModel):
 
 
 def write_json(path: Path, model: BaseModel) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(model.model_dump_json(indent=2), encoding="utf-8")
+    """Write a model as JSON atomically (an OutputError names an unwritable path)."""
+    write_text(path, model.model_dump_json(indent=2))
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _load(path: Path, model: type[_M], what: str, made_by: str) -> _M:
+    """Read one of our JSON files; any problem is a one-line DataSourceError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataSourceError(f"{path}: no such {what} file ({made_by})") from None
+    except IsADirectoryError:
+        raise DataSourceError(f"{path}: is a folder, not a {what} file ({made_by})") from None
+    except OSError as ex:
+        raise DataSourceError(f"{path}: cannot read the {what}: {ex.strerror or ex}") from None
+    except UnicodeDecodeError as ex:
+        raise DataSourceError(
+            f"{path}: not a {what}: not UTF-8 text (byte at offset {ex.start})"
+        ) from None
+    if not text.strip():
+        raise DataSourceError(f"{path}: the {what} file is empty ({made_by})")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as ex:
+        hint = " (truncated?)" if not text.rstrip().endswith(("}", "]")) else ""
+        raise DataSourceError(
+            f"{path}: not a {what}: invalid JSON at line {ex.lineno} column {ex.colno}: "
+            f"{ex.msg}{hint}"
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as ex:
+        first = ex.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "top level"
+        more = f" (and {ex.error_count() - 1} more problem(s))" if ex.error_count() > 1 else ""
+        raise DataSourceError(
+            f"{path}: not a valid {what}: {loc}: "
+            f"{first['msg'].removeprefix('Value error, ')}{more}"
+        ) from None
 
 
 def load_rating_set(path: Path) -> RatingSet:
-    return RatingSet.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    return _load(path, RatingSet, "rating set", "made by `caml-evals judge export`")
 
 
 def load_key(path: Path) -> RatingKey:
-    return RatingKey.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    return _load(path, RatingKey, "rating key", "made by `caml-evals judge export`")

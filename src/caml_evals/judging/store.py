@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..errors import UserError
+from ..outputs import ensure_dir
 from .schema import HumanRating, RatingItem, RatingSet, RubricText
 
 SCHEMA = """
@@ -39,8 +41,9 @@ CREATE TABLE IF NOT EXISTS ratings (
 """
 
 
-class StoreError(ValueError):
-    pass
+class StoreError(UserError, ValueError):
+    """A ratings database that cannot be used as asked (another rating set, an unknown item or
+    rater, a clash) or cannot be read at all (not SQLite, corrupt, a folder)."""
 
 
 def _rubric_json(item: RatingItem) -> str:
@@ -60,21 +63,39 @@ def hash_token(token: str) -> str:
 
 
 class RatingStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True):
+        """Open (and with `create`, create) the database; `create=False` for commands that
+        only read one, so a mistyped path is an error instead of a new empty database."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, not a ratings database")
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such ratings database")
+        ensure_dir(self.path.parent)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys=ON")
+        """A connection in one transaction. A file that is not a (healthy) SQLite database
+        is a StoreError naming it; constraint errors are left to the caller."""
         try:
+            conn = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.Error as ex:
+            raise StoreError(f"{self.path}: cannot open the ratings database: {ex}") from None
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA foreign_keys=ON")
             with conn:  # commits on success, rolls back on error
                 yield conn
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as ex:
+            raise StoreError(
+                f"{self.path}: not a usable ratings database ({ex}); "
+                "restore it from a backup or start a new one"
+            ) from None
         finally:
             conn.close()
 
