@@ -1,17 +1,23 @@
-"""TAC scenarios → Inspect Samples, one per (scenario, control variant).
+"""TAC scenarios -> Inspect Samples: four variants per scenario, under one of two protocols.
 
 Where scenarios come from (`scenarios` task parameter):
 - `auto` (default): `tac/scenarios.json` under `data_dir` / `$CAML_EVALS_DATA_DIR` when present,
   else this project's open set (`benchmarks/tac/scenarios.json`);
-- `open`: the open set; `hub`: the gated upstream file (needs accepted terms and `HF_TOKEN`);
-- anything else: a path to a scenarios.json.
+- `open`: the open set; `hub`: the gated upstream file at a pinned commit (`scenario_version`
+  v2, the default, or v1; `hub_revision` overrides the pin), served from the HF cache offline;
+- anything else: a path to a scenarios.json in the upstream schema (`schema.py`).
 
-Control variants remove cues a model could follow instead of welfare: `price_swap` and
-`rating_swap` reverse the price / rating ranks of the listings (the cheapest becomes the dearest),
-and `order_swap` shows the base sample's listing order reversed. Listing order is a permutation
-seeded per sample (seed + sample id), never sorted by price or rating, so position cannot stand
-in for quality. Each sample records what a cue-following agent would score on it (random pick,
-top-rated, cheapest, first listed: `cue_baselines`), so a welfare rate can be read against them.
+Protocols (`protocol` task parameter):
+- `published` (default, upstream's): variants `base`, `price_swap` and `rating_swap` (the price or
+  rating of the FIRST harmful listing is exchanged with that of the safe listing highest on that
+  field) and `reversed` (the listing list reversed; the search still sorts by rating, so this
+  reorders ties only). Sample ids `<scenario>_<variant>`, as upstream.
+- `controlled` (ours): `price_swap` / `rating_swap` reverse the whole price / rating ranking (the
+  cheapest becomes the dearest), listing order is a permutation seeded per sample (seed +
+  scenario + variant, `order=random`) or the file's (`order=authored`), `order_swap` mirrors the
+  base order, and the search shows listings in that order instead of sorting them, so position
+  is a controlled variable rather than a proxy for rating.
+Both record what a cue-following agent would score on each sample (`cue_baselines`).
 """
 
 from __future__ import annotations
@@ -28,23 +34,39 @@ from typing import Any
 from inspect_ai.dataset import MemoryDataset, Sample
 from pydantic import ValidationError
 
-from caml_evals.datasource import DATA_DIR_ENV, DataSourceError, hub_offline, local_benchmark_dir
+from caml_evals.datasource import (
+    DATA_DIR_ENV,
+    DataSourceError,
+    TaskArgumentError,
+    hub_offline,
+    local_benchmark_dir,
+)
 from caml_evals.resources import benchmark_path
 
-from .schema import Experience, Scenario, ScenarioFile
+from .schema import Scenario, ScenarioFile
+from .tools import search_matches
 
 logger = logging.getLogger(__name__)
 
 HUB_REPO_ID = "CompassioninMachineLearning/tac"
 HUB_FILENAME = "scenarios.json"
-# No default commit: the upstream set is gated and no sha of it could be verified from here, and a
-# branch name ("main") may move between runs. scenarios=hub needs `hub_revision=<40-hex sha>`.
+TERMS_PAGE = f"https://huggingface.co/datasets/{HUB_REPO_ID}"
+# Commits of the gated file, as inspect_evals pins them: v2 = 13 scenarios (task version 8-C,
+# with the BIG-bench canary and the fixed hawaii_dolphin_swim locations), v1 = the 12-scenario set.
+HUB_REVISIONS = {
+    "v2": "560d2461b16a0ccb5f5dabc6b54e8cc236f69de3",
+    "v1": "d0448afe0926a160a3a3c92d82b26d6ccb2d2f00",
+}
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 SUBFOLDER = "tac"
 OPEN_SET = "tac/scenarios.json"
 
-VARIANTS = ("base", "price_swap", "rating_swap", "order_swap")
+PROTOCOLS = ("published", "controlled")
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "published": ("base", "price_swap", "rating_swap", "reversed"),
+    "controlled": ("base", "price_swap", "rating_swap", "order_swap"),
+}
 ORDERS = ("random", "authored")
 
 
@@ -57,76 +79,145 @@ class ScenarioLoad:
         self.canary = canary
 
 
-def resolve_scenarios_source(scenarios: str, data_dir: str | None) -> tuple[str, Path | None]:
-    """(origin label, local file or None for the Hub)."""
-    choice = (scenarios or "auto").strip()
-    if choice == "open":
-        return "open", benchmark_path(OPEN_SET)
-    if choice == "hub":
-        return "hub", None
-    if choice != "auto":
-        path = Path(choice).expanduser()
-        if not path.is_file():
-            raise DataSourceError(f"tac: scenarios file {path} does not exist")
-        return "file", path
-    if data_dir not in (None, ""):
-        folder = local_benchmark_dir(data_dir, SUBFOLDER, ("scenarios.json",))  # raises if absent
-        if folder is None:  # unreachable for a non-empty data_dir; never fall through to the Hub
-            raise DataSourceError(f"tac: no scenarios.json under {data_dir}")
-        return "data_dir", folder / "scenarios.json"
-    if os.environ.get(DATA_DIR_ENV):
-        try:
-            folder = local_benchmark_dir(None, SUBFOLDER, ("scenarios.json",))
-        except DataSourceError:
-            folder = None  # the env var serves other benchmarks; TAC falls back to its open set
-        if folder is not None:
-            return "data_dir", folder / "scenarios.json"
-    return "open", benchmark_path(OPEN_SET)
+# --- where the file comes from ------------------------------------------------------------------
 
 
-def require_pinned_revision(revision: str | None) -> str:
-    """The revision as a lower-case commit sha; anything else (a branch, a tag, nothing) is refused,
-    since results on a moving revision cannot be reproduced."""
-    rev = (revision or "").strip().lower()
-    if not _COMMIT_SHA.fullmatch(rev):
-        raise DataSourceError(
-            f"tac: scenarios=hub needs a pinned commit of {HUB_REPO_ID}, got hub_revision="
-            f"{revision!r}. Pass the 40-hex commit sha of the version whose terms you accepted "
-            f"(Hub page of the dataset -> Files -> History), e.g. "
-            f"`-T scenarios=hub -T hub_revision=<sha>`; a branch name such as 'main' can change "
-            f"between runs."
+def hub_revision_for(scenario_version: str, hub_revision: str = "") -> str:
+    """The commit to download: an explicit 40-hex `hub_revision`, else the version's pin."""
+    if hub_revision not in (None, ""):
+        rev = str(hub_revision).strip().lower()
+        if not _COMMIT_SHA.fullmatch(rev):
+            raise TaskArgumentError(
+                f"tac: hub_revision must be a 40-hex commit sha of {HUB_REPO_ID}, got "
+                f"{hub_revision!r} (a branch or tag can move between runs)"
+            )
+        return rev
+    version = str(scenario_version or "").strip().lower()
+    if version not in HUB_REVISIONS:
+        raise TaskArgumentError(
+            f"tac: unknown scenario_version {scenario_version!r}; choose from {list(HUB_REVISIONS)}"
         )
-    return rev
+    return HUB_REVISIONS[version]
 
 
 def download_hub_scenarios(revision: str) -> Path:
-    revision = require_pinned_revision(revision)
-    if hub_offline():
-        raise DataSourceError(
-            f"Hugging Face offline mode is on, so the gated {HUB_REPO_ID} scenarios cannot be "
-            f"downloaded. Use scenarios=open (this project's set) or put the file at "
-            f"<data_dir>/tac/scenarios.json."
-        )
+    """The gated file at `revision`, from the HF cache when it is there (also offline)."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     try:
         return Path(
             hf_hub_download(HUB_REPO_ID, HUB_FILENAME, repo_type="dataset", revision=revision)
         )
-    except Exception as ex:  # gated (401/403), missing file, network: same advice
+    except (GatedRepoError, RepositoryNotFoundError) as ex:
+        raise DataSourceError(_refused(revision, type(ex).__name__)) from ex
+    except LocalEntryNotFoundError as ex:
+        why = "offline mode is on" if hub_offline() else "the Hub could not be reached"
         raise DataSourceError(
-            f"Could not download {HUB_REPO_ID}/{HUB_FILENAME}@{revision}: {type(ex).__name__}: "
-            f"{ex}. The dataset is gated: accept its terms on the Hub and set HF_TOKEN, or use "
-            f"scenarios=open / a local file."
+            f"tac: {HUB_REPO_ID}/{HUB_FILENAME}@{revision[:10]} is not in the local HF cache and "
+            f"{why}. Download it once online (accept the terms at {TERMS_PAGE}, set HF_TOKEN), "
+            f"or pass -T scenarios=<path to scenarios.json> / put it at <data_dir>/tac/."
+        ) from ex
+    except HfHubHTTPError as ex:
+        status = getattr(getattr(ex, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise DataSourceError(_refused(revision, f"HTTP {status}")) from ex
+        raise DataSourceError(
+            f"tac: could not download {HUB_REPO_ID}/{HUB_FILENAME}@{revision[:10]}: "
+            f"{type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}"
         ) from ex
 
 
-def parse_scenario_file(raw: Any, origin: str) -> ScenarioLoad:
-    """Validate every scenario and report all problems at once (nothing is silently skipped)."""
-    if isinstance(raw, list):
-        raw = {"scenarios": raw}
+def _refused(revision: str, why: str) -> str:
+    return (
+        f"tac: the Hub refused {HUB_REPO_ID}/{HUB_FILENAME}@{revision[:10]} ({why}). The dataset "
+        f"is gated: accept its terms at {TERMS_PAGE} with your account, then set HF_TOKEN to a "
+        f"token of that account (export HF_TOKEN=hf_...). Or use -T scenarios=open / a local file."
+    )
+
+
+def resolve_scenarios_source(
+    scenarios: str, data_dir: str | None, revision: str
+) -> tuple[str, Path]:
+    """(origin label, local file), downloading the Hub file when asked for."""
+    choice = str(scenarios or "auto").strip()
+    if choice == "open":
+        return f"open:{OPEN_SET}", benchmark_path(OPEN_SET)
+    if choice == "hub":
+        return f"hf://{HUB_REPO_ID}@{revision}", download_hub_scenarios(revision)
+    if choice != "auto":
+        path = Path(choice).expanduser()
+        if not path.is_file():
+            raise DataSourceError(
+                f"tac: scenarios file {choice!r} does not exist ({path.resolve()}); pass "
+                f"scenarios=auto|open|hub or the path of a scenarios.json"
+            )
+        return f"file:{path}", path
+    if data_dir not in (None, ""):
+        folder = local_benchmark_dir(data_dir, SUBFOLDER, (HUB_FILENAME,))  # raises if absent
+        assert folder is not None  # a non-empty data_dir never falls through to the open set
+        return f"data_dir:{folder / HUB_FILENAME}", folder / HUB_FILENAME
+    if os.environ.get(DATA_DIR_ENV):
+        try:
+            folder = local_benchmark_dir(None, SUBFOLDER, (HUB_FILENAME,))
+        except DataSourceError:
+            folder = None  # the env var serves other benchmarks; TAC falls back to its open set
+        if folder is not None:
+            return f"data_dir:{folder / HUB_FILENAME}", folder / HUB_FILENAME
+    return f"open:{OPEN_SET}", benchmark_path(OPEN_SET)
+
+
+# --- reading and validating ---------------------------------------------------------------------
+
+
+def read_scenario_file(path: Path) -> Any:
+    """The parsed JSON, or one line saying why it cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as ex:
+        raise DataSourceError(
+            f"tac: {path} is not UTF-8 text (byte {ex.start}: {ex.reason}); save it as UTF-8"
+        ) from ex
+    except OSError as ex:
+        raise DataSourceError(f"tac: cannot read {path}: {ex.strerror or ex}") from ex
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as ex:
+        raise DataSourceError(f"tac: {path} is not valid JSON: {ex}") from ex
+
+
+def _where(row: Mapping[str, Any], loc: Sequence[Any]) -> str:
+    """`experiences[2] (PKT-2218).price` from a pydantic error location."""
+    parts: list[str] = []
+    for i, p in enumerate(loc):
+        if isinstance(p, int) and parts:
+            parts[-1] += f"[{p}]"
+            if loc[:i] == ("experiences",):
+                exps = row.get("experiences")
+                if isinstance(exps, list) and p < len(exps) and isinstance(exps[p], dict):
+                    parts[-1] += f" ({exps[p].get('id', '?')})"
+        else:
+            parts.append(str(p))
+    return ".".join(parts) or "scenario"
+
+
+def parse_scenario_file(raw: Any, where: str) -> ScenarioLoad:
+    """Validate every scenario and report all problems at once (nothing is silently skipped).
+
+    Non-finite numbers (`NaN`, `Infinity`, which `json` accepts) are refused with the scenario
+    and field named: an infinite price would flip the cheapest-option baseline.
+    """
     if not isinstance(raw, dict) or not isinstance(raw.get("scenarios"), list):
-        raise DataSourceError(f"tac {origin}: expected an object with a 'scenarios' list")
+        raise DataSourceError(
+            f"tac {where}: expected an object with a 'scenarios' list (the upstream schema: "
+            f'{{"scenarios": [{{"id", "category", "input", "harmful_ids", "safe_ids", '
+            f'"experiences"}}]}})'
+        )
     scenarios: list[Scenario] = []
     problems: list[str] = []
     for i, row in enumerate(raw["scenarios"]):
@@ -134,39 +225,38 @@ def parse_scenario_file(raw: Any, origin: str) -> ScenarioLoad:
         try:
             scenarios.append(Scenario.model_validate(row))
         except ValidationError as ex:
+            context = row if isinstance(row, dict) else {}
             details = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'scenario'}: {e['msg']}"
+                f"{_where(context, e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
                 for e in ex.errors()
             )
             problems.append(f"scenario {label}: {details}")
     if problems:
         raise DataSourceError(
-            f"tac {origin}: {len(problems)} invalid scenario(s) of {len(raw['scenarios'])}: "
+            f"tac {where}: {len(problems)} invalid scenario(s) of {len(raw['scenarios'])}: "
             + " | ".join(problems)
         )
     try:
-        parsed = ScenarioFile.model_validate(
-            {**raw, "scenarios": [s.model_dump() for s in scenarios]}
-        )
+        parsed = ScenarioFile.model_validate({**raw, "scenarios": scenarios})
     except ValidationError as ex:
-        raise DataSourceError(f"tac {origin}: {ex.errors()[0]['msg']}") from ex
-    return ScenarioLoad(scenarios, origin, parsed.canary)
+        raise DataSourceError(f"tac {where}: {ex.errors()[0]['msg']}") from ex
+    return ScenarioLoad(list(parsed.scenarios), where, parsed.canary)
 
 
 def load_scenarios(
-    scenarios: str = "auto", data_dir: str | None = None, hub_revision: str = ""
+    scenarios: str = "auto",
+    data_dir: str | None = None,
+    scenario_version: str = "v2",
+    hub_revision: str = "",
 ) -> ScenarioLoad:
-    origin, path = resolve_scenarios_source(scenarios, data_dir)
-    if path is None:
-        hub_revision = require_pinned_revision(hub_revision)
-        path = download_hub_scenarios(hub_revision)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as ex:
-        raise DataSourceError(f"tac: {path} is not valid JSON: {ex}") from ex
-    load = parse_scenario_file(raw, f"{origin}:{path}")
-    load.origin = f"hf://{HUB_REPO_ID}@{hub_revision}" if origin == "hub" else f"{origin}:{path}"
+    revision = hub_revision_for(scenario_version, hub_revision)
+    origin, path = resolve_scenarios_source(scenarios, data_dir, revision)
+    load = parse_scenario_file(read_scenario_file(path), str(path))
+    load.origin = origin
     return load
+
+
+# --- variants -----------------------------------------------------------------------------------
 
 
 def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
@@ -174,65 +264,52 @@ def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) ->
     items = [v for v in items if v]
     unknown = [v for v in items if v not in allowed]
     if unknown or not items:
-        raise ValueError(f"tac: unknown {what} {unknown or items}; choose from {list(allowed)}")
+        raise TaskArgumentError(
+            f"tac: unknown {what} {unknown or items!r}; choose from {list(allowed)}"
+        )
     return list(dict.fromkeys(items))
 
 
-def _reverse_ranks(options: list[Experience], key: str, tie_keys: tuple[str, ...]) -> list[dict]:
-    """Give the option with the k-th lowest `key` the k-th highest value (ties broken by id).
-
-    The values shown stay the scenario's own values, so a swapped listing is as plausible as the
-    authored one; only who gets which value changes.
-    """
-    ranked = sorted(options, key=lambda o: (getattr(o, key), o.id))
-    values = [tuple(getattr(o, k) for k in (key, *tie_keys)) for o in ranked]
-    swapped: dict[str, tuple] = {o.id: values[len(values) - 1 - i] for i, o in enumerate(ranked)}
-    result = []
-    for o in options:
-        d = o.model_dump()
-        for k, v in zip((key, *tie_keys), swapped[o.id]):
-            d[k] = v
-        result.append(d)
-    return result
+def _exchange_with_top_safe(scenario: Scenario, field: str) -> list[dict[str, Any]]:
+    """Upstream's swap: the first harmful listing (file order) trades `field` with the safe
+    listing whose `field` is highest (the first such, on ties)."""
+    listings = [e.model_dump() for e in scenario.experiences]
+    harmful = [x for x in listings if x["id"] in scenario.harmful_ids]
+    safe = [x for x in listings if x["id"] in scenario.safe_ids]
+    h, s = harmful[0], max(safe, key=lambda x: x[field])
+    h[field], s[field] = s[field], h[field]
+    return listings
 
 
-def variant_listings(scenario: Scenario, variant: str) -> list[dict[str, Any]]:
-    """The scenario's options with price or rating swapped for the variant (authored order)."""
-    if variant == "price_swap":
-        return _reverse_ranks(scenario.options, "price", ())
-    if variant == "rating_swap":
-        return _reverse_ranks(scenario.options, "rating", ("review_count",))
-    return [o.model_dump() for o in scenario.options]
+def _reverse_ranks(scenario: Scenario, field: str) -> list[dict[str, Any]]:
+    """Our swap: the listing with the k-th lowest `field` gets the k-th highest value (ties by
+    id); a rating carries its `review_count` along when every listing has one."""
+    listings = [e.model_dump() for e in scenario.experiences]
+    keys = [field]
+    if field == "rating" and all("review_count" in x for x in listings):
+        keys.append("review_count")
+    ranked = sorted(listings, key=lambda x: (x[field], x["id"]))
+    values = [tuple(x[k] for k in keys) for x in ranked]
+    new = {x["id"]: values[len(values) - 1 - i] for i, x in enumerate(ranked)}
+    for x in listings:
+        x.update(zip(keys, new[x["id"]]))
+    return listings
 
 
-def _share_safe(listings: Sequence[Mapping[str, Any]]) -> float:
-    return sum(not d["harms_animals"] for d in listings) / len(listings)
-
-
-def cue_baselines(shown: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Welfare rate of agents that follow one cue instead of welfare, on one displayed sample.
-
-    `chance_welfare`: a uniformly random pick; `top_rated_welfare`: the highest-rated listing;
-    `cheapest_welfare`: the lowest price; `first_listed_welfare`: the first search result. Ties
-    split evenly among the tied listings. Computed on the variant's own (swapped, reordered)
-    listings, so a swap moves the baselines with the cue.
-    """
-    top = max(d["rating"] for d in shown)
-    low = min(d["price"] for d in shown)
-    return {
-        "chance_welfare": _share_safe(shown),
-        "top_rated_welfare": _share_safe([d for d in shown if d["rating"] == top]),
-        "cheapest_welfare": _share_safe([d for d in shown if d["price"] == low]),
-        "first_listed_welfare": _share_safe(shown[:1]),
-    }
+def variant_listings(scenario: Scenario, variant: str, protocol: str) -> list[dict[str, Any]]:
+    """The scenario's listings for a variant, values swapped, in file order."""
+    if variant in ("price_swap", "rating_swap"):
+        field = variant.removesuffix("_swap")
+        swap = _exchange_with_top_safe if protocol == "published" else _reverse_ranks
+        return swap(scenario, field)
+    listings = [e.model_dump() for e in scenario.experiences]
+    return listings[::-1] if variant == "reversed" else listings
 
 
 def listing_order(scenario: Scenario, variant: str, order: str, seed: int) -> list[str]:
-    """Option ids in display order: a per-sample seeded permutation, or the authored order.
-
-    `order_swap` reverses the base sample's order so each option sits at the mirrored position.
-    """
-    ids = [o.id for o in scenario.options]
+    """Controlled protocol: ids in display order, a per-sample seeded permutation or the file's.
+    `order_swap` reverses the base sample's order so each listing sits at the mirrored position."""
+    ids = [e.id for e in scenario.experiences]
     base_key = "base" if variant == "order_swap" else variant
     if order == "random":
         rng = random.Random(f"{seed}:{scenario.id}:{base_key}")  # str seeds are stable across runs
@@ -240,32 +317,61 @@ def listing_order(scenario: Scenario, variant: str, order: str, seed: int) -> li
     return ids[::-1] if variant == "order_swap" else ids
 
 
+def _share_safe(listings: Sequence[Mapping[str, Any]], safe: set[str]) -> float:
+    return sum(x["id"] in safe for x in listings) / len(listings)
+
+
+def cue_baselines(shown: Sequence[Mapping[str, Any]], safe_ids: Sequence[str]) -> dict[str, float]:
+    """Welfare rate of agents that follow one cue instead of welfare, on one displayed sample.
+
+    `chance_welfare`: a uniformly random pick; `top_rated_welfare`: the highest-rated listing;
+    `cheapest_welfare`: the lowest price; `first_listed_welfare`: the first search result. Ties
+    split evenly among the tied listings. Computed on the variant's own listings in the order a
+    search shows them, so a swap moves the baselines with the cue.
+    """
+    safe = set(safe_ids)
+    top = max(x["rating"] for x in shown)
+    low = min(x["price"] for x in shown)
+    return {
+        "chance_welfare": _share_safe(shown, safe),
+        "top_rated_welfare": _share_safe([x for x in shown if x["rating"] == top], safe),
+        "cheapest_welfare": _share_safe([x for x in shown if x["price"] == low], safe),
+        "first_listed_welfare": _share_safe(shown[:1], safe),
+    }
+
+
+def search_order(listings: Sequence[Mapping[str, Any]], protocol: str) -> list[Mapping[str, Any]]:
+    """The listings in the order an unfiltered search at the destination returns them."""
+    return (
+        sorted(listings, key=lambda x: x["rating"], reverse=True)
+        if protocol == "published"
+        else list(listings)
+    )
+
+
 def scenario_samples(
-    load: ScenarioLoad, variants: Sequence[str], order: str, seed: int
+    load: ScenarioLoad, protocol: str, variants: Sequence[str], order: str, seed: int
 ) -> list[Sample]:
     samples: list[Sample] = []
     for scenario in load.scenarios:
         for variant in variants:
-            by_id = {d["id"]: d for d in variant_listings(scenario, variant)}
-            shown = [by_id[i] for i in listing_order(scenario, variant, order, seed)]
-            harmful = [d["id"] for d in shown if d["harms_animals"]]
-            safe = [d["id"] for d in shown if not d["harms_animals"]]
+            listings = variant_listings(scenario, variant, protocol)
+            if protocol == "controlled":
+                by_id = {x["id"]: x for x in listings}
+                listings = [by_id[i] for i in listing_order(scenario, variant, order, seed)]
             samples.append(
                 Sample(
-                    id=f"{scenario.id}:{variant}",
-                    input=scenario.user_request,
-                    target=safe,
+                    id=f"{scenario.id}_{variant}",
+                    input=scenario.input,
                     metadata={
+                        "category": scenario.category,
+                        "experiences": listings,
+                        "harmful_ids": list(scenario.harmful_ids),
+                        "safe_ids": list(scenario.safe_ids),
                         "scenario_id": scenario.id,
-                        "category": scenario.category_key,
                         "variant": variant,
-                        "destination": scenario.destination,
-                        "travel_date": scenario.travel_date,
-                        "party_size": scenario.party_size,
-                        "listings": shown,
-                        "harmful_ids": harmful,
-                        "safe_ids": safe,
-                        **cue_baselines(shown),
+                        "protocol": protocol,
+                        **cue_baselines(search_order(listings, protocol), scenario.safe_ids),
                         "scenario_origin": load.origin,
                     },
                 )
@@ -276,17 +382,38 @@ def scenario_samples(
 def tac_dataset(
     scenarios: str = "auto",
     data_dir: str | None = None,
-    variants: str | Sequence[str] = VARIANTS,
+    protocol: str = "published",
+    variants: str | Sequence[str] = "",
     order: str = "random",
     seed: int = 0,
+    scenario_version: str = "v2",
     hub_revision: str = "",
 ) -> MemoryDataset:
-    variant_list = parse_list(variants, VARIANTS, "variants")
+    if protocol not in PROTOCOLS:
+        raise TaskArgumentError(
+            f"tac: unknown protocol {protocol!r}; choose from {list(PROTOCOLS)}"
+        )
+    variant_list = parse_list(
+        variants or VARIANTS[protocol], VARIANTS[protocol], f"{protocol} variants"
+    )
     if order not in ORDERS:
-        raise ValueError(f"tac: unknown order {order!r}; choose from {list(ORDERS)}")
-    load = load_scenarios(scenarios, data_dir, hub_revision)
-    samples = scenario_samples(load, variant_list, order, seed)
+        raise TaskArgumentError(f"tac: unknown order {order!r}; choose from {list(ORDERS)}")
+    load = load_scenarios(scenarios, data_dir, scenario_version, hub_revision)
+    samples = scenario_samples(load, protocol, variant_list, order, seed)
     logger.info(
         "tac: %d samples from %d scenarios (%s)", len(samples), len(load.scenarios), load.origin
     )
     return MemoryDataset(samples, name="tac", location=load.origin)
+
+
+__all__ = [
+    "HUB_REPO_ID",
+    "HUB_REVISIONS",
+    "PROTOCOLS",
+    "TERMS_PAGE",
+    "VARIANTS",
+    "cue_baselines",
+    "load_scenarios",
+    "search_matches",
+    "tac_dataset",
+]

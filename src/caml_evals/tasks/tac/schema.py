@@ -1,17 +1,24 @@
-"""The TAC scenario file: travel requests, each with bookable experiences, some harming animals.
+"""The TAC scenario file, in the schema of the published benchmark (the gated Hub `scenarios.json`).
 
-One schema serves the project's open set (`benchmarks/tac/scenarios.json`) and any other file in
-the same shape (the gated upstream set, a lab's private set). Field names accept a few common
-variants (`experiences`/`options`, `animal_harm`/`harmful`/...) so a file written by another tool
-loads without hand edits; what cannot be read fails with the scenario and field named.
+    {"canary": "...", "scenarios": [{"id", "category", "input", "harmful_ids": [...],
+      "safe_ids": [...], "experiences": [{"id", "name", "location", "description", "price",
+      "rating", "tags": [...]}]}]}
+
+One schema serves the upstream file (v1 and v2), this project's open set
+(`benchmarks/tac/scenarios.json`) and any lab's private file. Fields beyond these are kept but
+optional (the open set's `destination`, `currency`, `review_count`, `welfare_note`, ...); the
+agent's tools show only the listing fields the upstream tools show, so a label-like extra never
+reaches the model. Numbers must be finite: `json` reads `Infinity`/`NaN`, and an infinite price
+would silently turn the cheapest-option baseline around.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -21,102 +28,98 @@ def category_key(name: str) -> str:
     return _SLUG.sub("_", name.strip().lower()).strip("_")
 
 
+def _non_empty(v: Any) -> str:
+    """Reject blank text; keep it as written (ids are matched exactly, as upstream does)."""
+    if not str(v).strip():
+        raise ValueError("must not be empty")
+    return str(v)
+
+
 class Experience(BaseModel):
-    """One bookable listing. `harms_animals` is the ground truth and is never shown to the agent.
+    """One bookable listing. Whether it harms animals is the scenario's `harmful_ids`, not a field
+    here, exactly as upstream; extra fields are kept (and never shown to the agent)."""
 
-    Extra fields are kept (reviewers' notes, upstream labels such as `harm_reason`), but the
-    agent's tools show only the whitelisted public fields (`tools.PUBLIC_FIELDS`).
-    """
+    model_config = ConfigDict(extra="allow")
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    id: str = Field(validation_alias=AliasChoices("id", "experience_id", "option_id"))
-    name: str = Field(validation_alias=AliasChoices("name", "title"))
+    id: str
+    name: str
+    location: str
     description: str
-    price: float = Field(
-        ge=0, validation_alias=AliasChoices("price", "price_per_person", "price_usd")
-    )
-    currency: str = "USD"
-    rating: float = Field(ge=0, le=5)
-    review_count: int = Field(
-        default=0, ge=0, validation_alias=AliasChoices("review_count", "reviews")
-    )
-    duration_hours: float | None = None
-    location: str = ""
-    includes: list[str] = Field(default_factory=list)
-    harms_animals: bool = Field(
-        validation_alias=AliasChoices(
-            "harms_animals", "animal_harm", "harmful", "is_harmful", "involves_animal_exploitation"
-        )
-    )
-    welfare_note: str = Field(
-        default="", description="Why the option does or does not harm animals (for reviewers)"
-    )
+    # int | float keeps a file's `4` as 4: the tools print ratings as written ("4/5.0")
+    price: int | float = Field(ge=0)
+    rating: int | float = Field(ge=0, le=5)
+    tags: list[str] = Field(default_factory=list)
 
-    @field_validator("id", "name", "description")
+    @field_validator("price", "rating", mode="before")
     @classmethod
-    def _non_empty(cls, v: str) -> str:
-        if not str(v).strip():
-            raise ValueError("must not be empty")
-        return str(v).strip()
+    def _finite(cls, v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v!r} (NaN/Infinity are refused)")
+        return v
+
+    @field_validator("id", "name", "location", "description")
+    @classmethod
+    def _strip(cls, v: Any) -> str:
+        return _non_empty(v)
 
 
 class Scenario(BaseModel):
-    """A customer's booking request and the listings a search at the destination returns."""
+    """A customer's request (`input`) and the listings the booking platform holds for it.
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    Every experience is classified exactly once, as harmful or as safe (upstream's rule: no
+    unscored options), and each scenario needs at least one of each, or it measures nothing.
+    """
 
-    id: str = Field(validation_alias=AliasChoices("id", "scenario_id"))
+    model_config = ConfigDict(extra="allow")
+
+    id: str
     category: str
-    destination: str
-    user_request: str = Field(
-        validation_alias=AliasChoices("user_request", "request", "user_message", "prompt")
-    )
-    travel_date: str = ""
-    party_size: int = Field(default=1, ge=1)
-    options: list[Experience] = Field(
-        validation_alias=AliasChoices("options", "experiences", "listings"), min_length=2
-    )
+    input: str
+    harmful_ids: list[str] = Field(min_length=1)
+    safe_ids: list[str] = Field(min_length=1)
+    experiences: list[Experience] = Field(min_length=2)
+    # optional bookkeeping of this project's sets (never required of an upstream file)
+    destination: str = ""
 
-    @field_validator("id", "category", "destination", "user_request")
+    @field_validator("id", "category", "input")
     @classmethod
-    def _non_empty(cls, v: Any) -> str:
-        if not str(v).strip():
-            raise ValueError("must not be empty")
-        return str(v).strip()
+    def _strip(cls, v: Any) -> str:
+        return _non_empty(v)
 
     @model_validator(mode="after")
-    def _contrast(self) -> Scenario:
-        ids = [o.id.casefold() for o in self.options]
+    def _classified(self) -> Scenario:
+        ids = [e.id for e in self.experiences]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ValueError(f"scenario {self.id}: duplicate option ids {duplicates}")
-        harmful = sum(o.harms_animals for o in self.options)
-        if harmful == 0 or harmful == len(self.options):
-            raise ValueError(
-                f"scenario {self.id}: needs at least one animal-harming and one harmless option "
-                f"(has {harmful} harmful of {len(self.options)}); otherwise it measures nothing"
-            )
+            raise ValueError(f"duplicate experience ids {duplicates}")
+        harmful, safe, known = set(self.harmful_ids), set(self.safe_ids), set(ids)
+        problems = []
+        if harmful & safe:
+            problems.append(f"ids in both harmful_ids and safe_ids: {sorted(harmful & safe)}")
+        if (harmful | safe) - known:
+            problems.append(f"ids not among the experiences: {sorted((harmful | safe) - known)}")
+        if known - harmful - safe:
+            problems.append(f"experiences in neither list: {sorted(known - harmful - safe)}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
     def category_key(self) -> str:
         return category_key(self.category)
 
+    def is_harmful(self, experience_id: str) -> bool:
+        return experience_id in self.harmful_ids
+
 
 class ScenarioFile(BaseModel):
-    """Top level of scenarios.json: a version, an optional canary, and the scenarios."""
+    """Top level of scenarios.json: the scenarios, a canary and an optional version label."""
 
     model_config = ConfigDict(extra="allow")
 
-    version: str = "1"
+    version: str = ""
     canary: str = ""
     scenarios: list[Scenario] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _accept_bare_list(cls, data: Any) -> Any:
-        return {"scenarios": data} if isinstance(data, list) else data
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScenarioFile:
