@@ -99,14 +99,27 @@ def grade(answer: str, dimension: str) -> float | None:
     return 1.0 if "good" in answer else 0.0
 
 
+def judged_answer(prompt: str) -> str:
+    """The answer inside a judge prompt, whichever rubric template framed it."""
+    marker = "[Answer]:" if "[Answer]:" in prompt else "[Response]:"
+    return prompt.split(marker, 1)[1].split("***", 1)[0]
+
+
+def verdict_line(prompt: str, yes: bool) -> str:
+    """A verdict in the format the prompt asks for (C/I templates or YES/NO templates)."""
+    if "GRADE: C" in prompt:
+        return f"GRADE: {'C' if yes else 'I'}"
+    return f"GRADE: {'YES' if yes else 'NO'}"
+
+
 def grader_reply(prompt: str) -> str:
-    answer = prompt.split("[Answer]:", 1)[1].split("***", 1)[0]
+    answer = judged_answer(prompt)
     dimension = prompt.split("[Criterion]:", 1)[1].split("\n", 1)[0].strip()
     verdict = grade(answer, dimension)
     return (
         "Hmm, hard to say."
         if verdict is None
-        else f"Reasoning.\nGRADE: {'YES' if verdict else 'NO'}"
+        else f"Reasoning.\n{verdict_line(prompt, bool(verdict))}"
     )
 
 
@@ -465,10 +478,10 @@ def ahb_logs(tmp_path_factory, shared_data) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ahb_logs")
 
     def grader(prompt: str) -> str:
-        answer = prompt.split("[Answer]:", 1)[1].split("***", 1)[0]
+        answer = judged_answer(prompt)
         if "unsure" in answer:
             return "I would rather not say."  # unparseable
-        return "GRADE: YES" if "welfare" in answer else "GRADE: NO"
+        return verdict_line(prompt, "welfare" in answer)
 
     def run(name: str, responder) -> Path:
         logs = inspect_eval(

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .frame import ScoreFrameError, expand_log_paths, score_frame
+from caml_evals.errors import UserError
+
+from .frame import CLUSTER_BY, expand_log_paths, score_frame
 from .logcompare import LogCompareError, adjust_rows, compare_frames
 from .multiple import ADJUST_METHODS
 
@@ -60,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["size", "equal"],
         default="size",
         help="size: every observation counts once; equal: every question counts once",
+    )
+    cmp.add_argument(
+        "--cluster-by",
+        choices=list(CLUSTER_BY),
+        default="question",
+        help="the unit of resampling for SEs, CIs and permutations: question (default) or "
+        "source (sample metadata source_id: translations of one source question are one cluster)",
     )
     cmp.add_argument(
         "-o", "--out-dir", default="caml-compare", help="folder for the files (default %(default)s)"
@@ -111,7 +120,14 @@ def run_compare(args: argparse.Namespace) -> int:
     from .report import print_table, render_markdown, to_json, write_text
 
     try:
-        frame = score_frame(expand_log_paths(args.logs), args.scorer)
+        # reasons=False: the table counts missing values but never says why, so the whole
+        # samples holding the reasons are not read
+        frame = score_frame(
+            expand_log_paths(args.logs),
+            args.scorer,
+            cluster_by=getattr(args, "cluster_by", "question"),
+            reasons=False,
+        )
         by = args.by
         arms = _arms(frame, by)
         if by == "model" and len(arms) < 2 and _several_logs_per_task(frame):
@@ -151,7 +167,7 @@ def run_compare(args: argparse.Namespace) -> int:
                 cluster_weight=args.cluster_weight,
             )
         rows = adjust_rows(rows, args.adjust)
-    except (ScoreFrameError, LogCompareError, ValueError) as ex:
+    except (UserError, ValueError) as ex:
         print(f"caml-evals compare: error: {ex}", file=sys.stderr)
         return 2
     out = Path(args.out_dir)
@@ -186,7 +202,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
             method=args.method,
             title=args.title,
         )
-    except (ScoreFrameError, ValueError) as ex:
+    except (UserError, ValueError) as ex:
         print(f"caml-evals leaderboard: error: {ex}", file=sys.stderr)
         return 2
     page = write_site(board, args.out_dir, copy_logs=not args.no_copy_logs)

@@ -15,23 +15,37 @@ no `overall` is invented for a scorer that has none.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
-from inspect_ai.log import EvalLog, EvalSample, list_eval_logs, read_eval_log
+from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
 
 from caml_evals.scoring.grades import MISSING_RATE_KEY, OVERALL_KEY, dimension_keys
 
-__all__ = ["MISSING_RATE_KEY", "OVERALL_KEY", "missing_counts", "score_frame", "score_to_float"]
+from .reader import (
+    LogScores,
+    SampleRecord,
+    ScoreFrameError,
+    UnreadableLogError,
+    grade_reasons,
+    read_log_scores,
+    score_to_float,
+    variant_text,
+)
 
-# Inspect's letter values (inspect_ai.scorer CORRECT/INCORRECT/PARTIAL/NOANSWER) as Inspect's own
-# accuracy metric maps them, so our means equal the means Inspect prints for choice tasks.
-_LETTER_VALUES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
-_WORD_VALUES = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
+__all__ = [
+    "CLUSTER_BY",
+    "MISSING_RATE_KEY",
+    "OVERALL_KEY",
+    "ScoreFrameError",
+    "UnreadableLogError",
+    "missing_counts",
+    "score_frame",
+    "score_to_float",
+]
 
 FRAME_COLUMNS = [
     "log",
@@ -48,41 +62,12 @@ FRAME_COLUMNS = [
 ]
 
 LogRef = str | Path | EvalLog
+ClusterBy = Literal["question", "source"]
+CLUSTER_BY: tuple[str, ...] = ("question", "source")
 
 CLUSTER_FIELDS = ("question_id", "scenario_id")  # metadata naming a sample's question, in order
-
-
-class ScoreFrameError(ValueError):
-    """A log cannot be turned into a score frame (unknown scorer, no samples, unreadable)."""
-
-
-def score_to_float(value: Any) -> tuple[float, str | None]:
-    """A logged score value as a float, or NaN with the reason it is missing.
-
-    Unlike Inspect's `value_to_float`, which warns and returns 0 for anything it cannot read,
-    an unreadable value here is missing: averaging it in as 0 would bias every mean down.
-    """
-    if value is None:
-        return math.nan, "no value (None)"
-    if isinstance(value, bool):
-        return float(value), None
-    if isinstance(value, int | float):
-        number = float(value)
-        return (number, None) if not math.isnan(number) else (math.nan, "NaN (not graded)")
-    if isinstance(value, str):
-        text = value.strip()
-        if text in _LETTER_VALUES:
-            return _LETTER_VALUES[text], None
-        if text.lower() in _WORD_VALUES:
-            return _WORD_VALUES[text.lower()], None
-        try:
-            number = float(text)
-        except ValueError:
-            return math.nan, f"unreadable value {value!r}"
-        return (
-            (number, None) if math.isfinite(number) else (math.nan, f"unreadable value {value!r}")
-        )
-    return math.nan, f"unsupported value type {type(value).__name__}"
+SOURCE_FIELD = "source_id"  # metadata naming the source question a translation comes from
+REASON_NOT_READ = "missing (reason not read)"
 
 
 def expand_log_paths(logs: LogRef | Sequence[LogRef]) -> list[LogRef]:
@@ -105,7 +90,7 @@ def expand_log_paths(logs: LogRef | Sequence[LogRef]) -> list[LogRef]:
         elif path.is_file():
             expanded.append(path)
         else:
-            raise ScoreFrameError(f"log not found: {path}")
+            raise UnreadableLogError(f"log not found: {path}")
     return expanded
 
 
@@ -114,24 +99,29 @@ def _uri_to_path(name: str) -> Path:
 
 
 def load_log(ref: LogRef) -> EvalLog:
-    """Read a whole log (with samples) unless an EvalLog was given."""
+    """Read a whole log (with samples) unless an EvalLog was given (for callers that need the
+    messages; score readers use `read_log_scores`, which reads only the sample summaries)."""
     if isinstance(ref, EvalLog):
         return ref
     try:
         return read_eval_log(str(ref))
     except Exception as ex:
-        raise ScoreFrameError(f"cannot read Inspect log {ref}: {ex}") from ex
+        raise UnreadableLogError(f"cannot read Inspect log {ref}: {ex}") from ex
 
 
-def log_location(log: EvalLog, ref: LogRef) -> str:
+def log_location(log: EvalLog | None, ref: LogRef) -> str:
     if not isinstance(ref, EvalLog):
         return str(Path(ref))
-    location = log.location or ""
-    return str(_uri_to_path(location)) if location else f"<{log.eval.task}:{log.eval.run_id}>"
+    location = ref.location or ""
+    return str(_uri_to_path(location)) if location else f"<{ref.eval.task}:{ref.eval.run_id}>"
 
 
-def primary_scorer(log: EvalLog) -> str | None:
+def primary_scorer(log: EvalLog | LogScores) -> str | None:
     """The scorer a log reports first (the task's first scorer), or the first seen on a sample."""
+    if isinstance(log, LogScores):
+        if log.results_scorer is not None:
+            return log.results_scorer
+        return next((name for s in log.samples for name in s.scores), None)
     if log.results is not None and log.results.scores:
         return log.results.scores[0].scorer
     for sample in log.samples or []:
@@ -140,10 +130,10 @@ def primary_scorer(log: EvalLog) -> str | None:
     return None
 
 
-def _scorers_in(log: EvalLog) -> list[str]:
+def _scorers_in(log: LogScores) -> list[str]:
     names: dict[str, None] = {}
-    for sample in log.samples or []:
-        for name in sample.scores or {}:
+    for sample in log.samples:
+        for name in sample.scores:
             names[name] = None
     return list(names)
 
@@ -159,29 +149,11 @@ def cluster_id(metadata: Mapping[str, Any], sample_id: str) -> str:
 
 def _variant(metadata: Mapping[str, Any]) -> str:
     """Canonical text of a sample's variable set, so pairing can check it, not assume it."""
-    variables = metadata.get("variables")
-    if not variables:
-        return ""
-    try:
-        return json.dumps(variables, sort_keys=True, ensure_ascii=False, default=str)
-    except TypeError:
-        return str(variables)
+    return variant_text(metadata)
 
 
 def _grade_reasons(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Why each dimension is missing, from the rubric scorer's `grades` metadata.
-
-    The score dict only holds NaN; the grades say "unparseable: ..." or "grader error: ...",
-    which is what a reader needs to fix the judge. `overall` gets the first reason seen.
-    """
-    reasons: dict[str, str] = {}
-    for grade in metadata.get("grades") or []:
-        if isinstance(grade, Mapping) and grade.get("value") is None and grade.get("missing"):
-            reason = str(grade["missing"]).split(":", 1)[0].strip() or "missing"
-            reasons.setdefault(str(grade.get("dimension")), reason)
-    if reasons:
-        reasons[OVERALL_KEY] = next(iter(reasons.values()))
-    return reasons
+    return grade_reasons(metadata)
 
 
 class _KeyLayout:
@@ -230,31 +202,33 @@ class _KeyLayout:
         return list(dict.fromkeys(keys))
 
 
-def _key_layouts(log: EvalLog) -> dict[str, _KeyLayout]:
+def _key_layouts(log: LogScores) -> dict[str, _KeyLayout]:
     layouts: dict[str, _KeyLayout] = {}
-    for sample in log.samples or []:
-        for name, score in (sample.scores or {}).items():
-            layouts.setdefault(name, _KeyLayout()).add(str(sample.id), score.value)
+    for sample in log.samples:
+        sample_id = str(sample.id)
+        for name, score in sample.scores.items():
+            layouts.setdefault(name, _KeyLayout()).add(sample_id, score.value)
     return layouts
 
 
 def _sample_rows(
-    sample: EvalSample, scorer: str, layout: _KeyLayout | None = None
+    sample: SampleRecord, scorer: str, layout: _KeyLayout | None = None
 ) -> Iterable[tuple[str, float, str | None]]:
     """(key, value, missing reason) for one sample and epoch."""
-    score = (sample.scores or {}).get(scorer)
+    score = sample.scores.get(scorer)
     if score is None:
-        reason = f"sample error: {sample.error.message}" if sample.error else "no score"
-        for key in (layout or _KeyLayout()).keys_for(str(sample.id), sample.metadata or {}):
+        reason = f"sample error: {sample.error}" if sample.error else "no score"
+        metadata = {} if sample.dimensions is None else {"dimensions": sample.dimensions}
+        for key in (layout or _KeyLayout()).keys_for(str(sample.id), metadata):
             yield key, math.nan, reason
         return
     value = score.value
     if isinstance(value, Mapping):
-        reasons = _grade_reasons(score.metadata or {})
+        reasons = score.reasons
         for key, item in value.items():
             number, reason = score_to_float(item)
             if reason is not None:
-                reason = reasons.get(str(key), reason)
+                reason = REASON_NOT_READ if reasons is None else reasons.get(str(key), reason)
             yield str(key), number, reason
     elif isinstance(value, list):
         yield OVERALL_KEY, math.nan, "list-valued score is not supported"
@@ -263,21 +237,51 @@ def _sample_rows(
         yield OVERALL_KEY, number, reason
 
 
-def score_frame(logs: LogRef | Sequence[LogRef], scorer: str | None = None) -> pd.DataFrame:
+def _clusters(log: LogScores, location: str, cluster_by: str) -> list[str]:
+    """Each sample's cluster id: its question (default) or its source question."""
+    if cluster_by == "question":
+        return [cluster_id(s.ids, str(s.id)) for s in log.samples]
+    if cluster_by != "source":
+        raise ScoreFrameError(f"cluster_by must be one of {list(CLUSTER_BY)}, not {cluster_by!r}")
+    lacking = [s for s in log.samples if SOURCE_FIELD not in s.ids]
+    if lacking:
+        raise ScoreFrameError(
+            f"cluster_by='source' needs sample metadata {SOURCE_FIELD!r}, but {len(lacking)} of "
+            f"{len(log.samples)} samples of log {location} lack it (e.g. sample "
+            f"{lacking[0].id!r}, epoch {lacking[0].epoch}); cluster by question instead"
+        )
+    return [s.ids[SOURCE_FIELD] for s in log.samples]
+
+
+def score_frame(
+    logs: LogRef | Sequence[LogRef],
+    scorer: str | None = None,
+    *,
+    cluster_by: ClusterBy = "question",
+    reasons: bool = True,
+) -> pd.DataFrame:
     """One row per (log, sample, epoch, key) of the chosen scorer's values.
 
     Columns: log, task, model, sample_id, question_id, epoch, key, value (float, NaN if
     missing), plus scorer, variant (canonical JSON of metadata `variables`, "" if none) and
     missing (why value is NaN, else None). A scalar score (a choice task's "C"/"I" or a float)
-    becomes key `overall`. `question_id` is the sample's metadata `question_id`, else its
-    `scenario_id` (TAC), else its id: the cluster key every statistic uses.
+    becomes key `overall`. `question_id` is the cluster key every statistic uses: the sample's
+    metadata `question_id`, else its `scenario_id` (TAC), else its id; with
+    `cluster_by="source"` its metadata `source_id` (translations of one source question are
+    one cluster; a log with a sample that lacks it is an error naming the log).
 
-    `scorer=None` takes each log's primary scorer; naming a scorer a log lacks is an error.
+    Logs are read from their sample summaries (`caml_evals.stats.reader`), cached per file;
+    an EvalLog in memory is read from its samples. `reasons=False` leaves the reason of a
+    missing grade unread when only the whole sample has it ("missing (reason not read)"):
+    counts and values are the same. `scorer=None` takes each log's primary scorer; naming a
+    scorer a log lacks is an error.
     """
-    rows: list[tuple[Any, ...]] = []
+    columns: list[list[Any]] = [[] for _ in FRAME_COLUMNS]
+    (c_log, c_task, c_model, c_sample, c_question, c_epoch, c_key, c_value, c_scorer,
+     c_variant, c_missing) = columns  # fmt: skip
     for ref in expand_log_paths(logs):
-        log = load_log(ref)
-        location = log_location(log, ref)
+        log = read_log_scores(ref, reasons=reasons)
+        location = log_location(None, ref)
         if not log.samples:
             raise ScoreFrameError(f"log {location} has no samples (status {log.status})")
         chosen = scorer or primary_scorer(log)
@@ -289,30 +293,25 @@ def score_frame(logs: LogRef | Sequence[LogRef], scorer: str | None = None) -> p
             raise ScoreFrameError(
                 f"scorer {scorer!r} not in log {location}; it has {available or 'no scores'}"
             )
-        task, model = log.eval.task, log.eval.model
+        task, model = log.task, log.model
         layout = _key_layouts(log).get(chosen)
-        for sample in log.samples:
-            metadata = sample.metadata or {}
-            sample_id = str(sample.id)
-            question_id = cluster_id(metadata, sample_id)
-            variant = _variant(metadata)
+        clusters = _clusters(log, location, cluster_by)
+        for sample, question_id in zip(log.samples, clusters):
+            sample_id, epoch, variant = str(sample.id), sample.epoch, sample.variant
             for key, value, missing in _sample_rows(sample, chosen, layout):
-                rows.append(
-                    (
-                        location,
-                        task,
-                        model,
-                        sample_id,
-                        question_id,
-                        int(sample.epoch),
-                        key,
-                        value,
-                        chosen,
-                        variant,
-                        missing,
-                    )
-                )
-    frame = pd.DataFrame.from_records(rows, columns=FRAME_COLUMNS)
+                c_sample.append(sample_id)
+                c_question.append(question_id)
+                c_epoch.append(epoch)
+                c_key.append(key)
+                c_value.append(value)
+                c_variant.append(variant)
+                c_missing.append(missing)
+        n = len(c_sample) - len(c_log)
+        c_log.extend([location] * n)
+        c_task.extend([task] * n)
+        c_model.extend([model] * n)
+        c_scorer.extend([chosen] * n)
+    frame = pd.DataFrame.from_records(list(zip(*columns)), columns=FRAME_COLUMNS)
     frame["value"] = frame["value"].astype(float)
     frame["epoch"] = frame["epoch"].astype(int)
     return frame

@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from caml_evals.errors import UserError
 from caml_evals.scoring.grades import GRADER_KEY_PREFIX
 
 from .compare import compare_paired_matrix, compare_unpaired_matrix
 from .estimates import summarize_matrix
-from .frame import MISSING_RATE_KEY, OVERALL_KEY, LogRef, expand_log_paths, score_frame
+from .frame import (
+    MISSING_RATE_KEY,
+    OVERALL_KEY,
+    ClusterBy,
+    LogRef,
+    expand_log_paths,
+    score_frame,
+)
 from .models import Comparison, ComparisonRow, Summary
 from .multiple import AdjustMethod, adjust_pvalues
 from .power import mdd_from_se
@@ -40,7 +48,7 @@ FEW_CLUSTERS = 20  # below this many questions a bootstrap CI is too narrow (it 
 MDD_POWER = 0.8  # power of the minimum detectable difference on every row
 
 
-class LogCompareError(ValueError):
+class LogCompareError(UserError, ValueError):
     """Two arms that cannot be compared as asked (nothing shared, ambiguous logs)."""
 
 
@@ -66,15 +74,21 @@ def default_keys(keys_a: Sequence[str], keys_b: Sequence[str]) -> list[str]:
     Bookkeeping keys (`is_bookkeeping`: missing_rate, unparsed, completed, overall@<grader>,
     *_stderr) are left out; they stay available when named in `keys`.
     """
-    shared = [k for k in dict.fromkeys(keys_a) if k in set(keys_b) and not is_bookkeeping(k)]
+    in_b = set(keys_b)
+    shared = [k for k in dict.fromkeys(keys_a) if k in in_b and not is_bookkeeping(k)]
     return ([OVERALL_KEY] if OVERALL_KEY in shared else []) + [
         k for k in shared if k != OVERALL_KEY
     ]
 
 
 def _label(frame: pd.DataFrame) -> str:
-    models = list(dict.fromkeys(frame["model"]))
+    models = [str(m) for m in frame["model"].unique()]  # first-seen order
     return models[0] if len(models) == 1 else " + ".join(models)
+
+
+def _keys(frame: pd.DataFrame) -> list[str]:
+    """The frame's score keys in first-seen order (one scan, not one per key)."""
+    return [str(k) for k in frame["key"].unique()]
 
 
 def _check_one_log_per_task(frame: pd.DataFrame, arm: str) -> None:
@@ -171,7 +185,8 @@ def compare_frames(
     _check_one_log_per_task(frame_a, "A")
     _check_one_log_per_task(frame_b, "B")
     label_a, label_b = label_a or _label(frame_a), label_b or _label(frame_b)
-    tasks = [t for t in dict.fromkeys(frame_a["task"]) if t in set(frame_b["task"])]
+    tasks_b = set(frame_b["task"].unique())
+    tasks = [t for t in frame_a["task"].unique() if t in tasks_b]
     if not tasks:
         raise LogCompareError(
             f"no task in common: A has {sorted(set(frame_a['task']))}, B has {sorted(set(frame_b['task']))}"
@@ -185,16 +200,20 @@ def compare_frames(
         "cluster_weight": cluster_weight,
     }
     if keys:
-        known = set(frame_a["key"]) & set(frame_b["key"])
+        known = set(_keys(frame_a)) & set(_keys(frame_b))
         unknown = [k for k in keys if k not in known]
         if unknown:
             raise LogCompareError(f"keys not in both arms: {unknown}; shared keys: {sorted(known)}")
     rows: list[ComparisonRow] = []
+    by_task_a = dict(tuple(frame_a.groupby("task", sort=False)))
+    by_task_b = dict(tuple(frame_b.groupby("task", sort=False)))
     for task in tasks:
-        ta, tb = frame_a[frame_a["task"] == task], frame_b[frame_b["task"] == task]
-        task_keys = list(keys) if keys else default_keys(list(ta["key"]), list(tb["key"]))
-        task_keys = [k for k in task_keys if k in set(ta["key"]) and k in set(tb["key"])]
-        skipped = sorted(k for k in set(ta["key"]) ^ set(tb["key"]) if not is_bookkeeping(k))
+        ta, tb = by_task_a[task], by_task_b[task]
+        keys_a, keys_b = _keys(ta), _keys(tb)
+        in_a, in_b = set(keys_a), set(keys_b)
+        task_keys = list(keys) if keys else default_keys(keys_a, keys_b)
+        task_keys = [k for k in task_keys if k in in_a and k in in_b]
+        skipped = sorted(k for k in in_a ^ in_b if not is_bookkeeping(k))
         if skipped:
             log.warning("task %s: keys only one arm has, not compared: %s", task, skipped)
         if not task_keys:
@@ -231,7 +250,8 @@ def compare_key(
     `task` picks the task when the frames share several; each frame must hold one log for it.
     A key one arm lacks is a `LogCompareError`, never an empty result.
     """
-    shared = [t for t in dict.fromkeys(frame_a["task"]) if t in set(frame_b["task"])]
+    tasks_b = set(frame_b["task"].unique())
+    shared = [str(t) for t in frame_a["task"].unique() if t in tasks_b]
     if task is None:
         if len(shared) != 1:
             raise LogCompareError(
@@ -242,9 +262,10 @@ def compare_key(
         raise LogCompareError(f"task {task!r} is not in both frames (shared: {shared})")
     ta, tb = frame_a[frame_a["task"] == task], frame_b[frame_b["task"] == task]
     for arm, frame in (("A", ta), ("B", tb)):
-        if key not in set(frame["key"]):
+        arm_keys = _keys(frame)
+        if key not in arm_keys:
             raise LogCompareError(
-                f"task {task}: key {key!r} not in arm {arm} (it has {sorted(set(frame['key']))})"
+                f"task {task}: key {key!r} not in arm {arm} (it has {sorted(arm_keys)})"
             )
     (row,) = compare_frames(
         ta,
@@ -302,7 +323,7 @@ def _compare_task(
 
     unmatched_a = unmatched_b = 0
     if paired:
-        same_epochs = set(ta["epoch"]) == set(tb["epoch"])
+        same_epochs = set(ta["epoch"].unique()) == set(tb["epoch"].unique())
         index = obs_index if same_epochs else sample_index
         pairing = "sample+epoch" if same_epochs else "sample (epochs averaged)"
         va, qa = (wide_a, q_a) if same_epochs else _wide(ta, index, keys)
@@ -324,6 +345,8 @@ def _compare_task(
         miss_a, miss_b = miss_all_a, miss_all_b
     rows = []
     mdd_alpha = 1 - options["ci"]  # the level matching the CI shown next to it
+    model_a, model_b = _label(ta), _label(tb)  # once per task, not once per key
+    logs_a, logs_b = sorted(ta["log"].unique()), sorted(tb["log"].unique())
     for j, key in enumerate(keys):
         res = results[j]
         notes = []
@@ -345,12 +368,12 @@ def _compare_task(
                 },
                 task=task,
                 key=key,
-                model_a=_label(ta),
-                model_b=_label(tb),
+                model_a=model_a,
+                model_b=model_b,
                 label_a=label_a,
                 label_b=label_b,
-                logs_a=sorted(ta["log"].unique()),
-                logs_b=sorted(tb["log"].unique()),
+                logs_a=logs_a,
+                logs_b=logs_b,
                 summary_a=sums_a[j],
                 summary_b=sums_b[j],
                 p_adjusted=res.p_value,
@@ -392,15 +415,20 @@ def compare_logs(
     paired: bool | None = None,
     alternative: Alternative = "two-sided",
     cluster_weight: ClusterWeight = "size",
+    cluster_by: ClusterBy = "question",
 ) -> list[ComparisonRow]:
     """B versus A for every task both have and every shared score key (or `keys`).
 
     log_a / log_b: a log path, a directory of logs, an EvalLog, or a list of them (one log per
     task). `paired=None` decides from the sample overlap. p-values are adjusted with `adjust`
-    (holm, fdr_bh, bonferroni, none) over all rows returned.
+    (holm, fdr_bh, bonferroni, none) over all rows returned. `cluster_by="source"` clusters
+    SEs, CIs and the permutation test on sample metadata `source_id` (translations of one
+    source question are one cluster) instead of the question; a log without it is an error.
     """
-    frame_a = score_frame(expand_log_paths(log_a), scorer)
-    frame_b = score_frame(expand_log_paths(log_b), scorer)
+    # reasons=False: the rows count missing values but never say why, so the whole samples
+    # that hold the reasons are not read
+    frame_a = score_frame(expand_log_paths(log_a), scorer, cluster_by=cluster_by, reasons=False)
+    frame_b = score_frame(expand_log_paths(log_b), scorer, cluster_by=cluster_by, reasons=False)
     rows = compare_frames(
         frame_a,
         frame_b,

@@ -30,6 +30,10 @@ CIMethod = Literal["percentile", "bca"]
 ClusterWeight = Literal["size", "equal"]
 
 MAX_CELLS = 4_000_000  # resamples x clusters per chunk: ~32 MB of float64 weights
+# Bootstrap weights are drawn in smaller chunks (2 MB of int64 draws) so counting and matrix
+# products stay in the CPU cache: 2-3x faster on 1,000+ clusters. The int64 draws are the same
+# stream whatever the chunk size; only the rounding of the matrix products (1e-16) differs.
+BOOTSTRAP_CELLS = 262_144
 
 
 DEFAULT_SEED = 0  # every public function defaults to it: same inputs, same numbers
@@ -49,8 +53,8 @@ def _rng(seed: int | None, stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), stream])
 
 
-def _chunks(n_resamples: int, n_clusters: int) -> Iterator[int]:
-    size = max(1, min(n_resamples, MAX_CELLS // max(n_clusters, 1)))
+def _chunks(n_resamples: int, n_clusters: int, cells: int | None = None) -> Iterator[int]:
+    size = max(1, min(n_resamples, (cells or MAX_CELLS) // max(n_clusters, 1)))
     done = 0
     while done < n_resamples:
         step = min(size, n_resamples - done)
@@ -149,16 +153,17 @@ def bootstrap_ratio(
     sums: np.ndarray, counts: np.ndarray, n_resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """(n_resamples x K) ratio means over resamples of whole clusters (with replacement)."""
-    n_clusters = sums.shape[0]
-    out = np.empty((n_resamples, sums.shape[1]))
+    n_clusters, n_keys = sums.shape
+    out = np.empty((n_resamples, n_keys))
+    both = np.hstack([sums, counts])  # one product for sums and counts
     row = 0
-    for step in _chunks(n_resamples, n_clusters):
+    for step in _chunks(n_resamples, n_clusters, BOOTSTRAP_CELLS):
         draws = rng.integers(0, n_clusters, size=(step, n_clusters), dtype=np.int64)
         draws += (np.arange(step) * n_clusters)[:, None]
         times = np.bincount(draws.ravel(), minlength=step * n_clusters)
-        times = times.reshape(step, n_clusters).astype(float)
+        product = times.reshape(step, n_clusters).astype(float) @ both
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[row : row + step] = (times @ sums) / (times @ counts)
+            out[row : row + step] = product[:, :n_keys] / product[:, n_keys:]
         row += step
     return out
 
@@ -296,11 +301,18 @@ def signflip_null(
     out = np.empty((n_resamples, diff_sums.shape[1]))
     row = 0
     n_bytes = (n_clusters + 7) // 8
+    column_sums = diff_sums.sum(axis=0)
+    block = max(1, BOOTSTRAP_CELLS // max(n_clusters, 1))
     for step in _chunks(n_resamples, n_clusters):
         # 8 random signs per random byte: an eighth of the draws of one integer per sign.
+        # The draws keep MAX_CELLS chunks (uint8 draws are buffered per call, so the chunk size
+        # is part of the stream); the signs are unpacked in cache-sized blocks of rows.
         packed = rng.integers(0, 256, size=(step, n_bytes), dtype=np.uint8)
-        bits = np.unpackbits(packed, axis=1, count=n_clusters).astype(float)
-        out[row : row + step] = (2 * (bits @ diff_sums) - diff_sums.sum(axis=0)) / total
+        for start in range(0, step, block):
+            rows = packed[start : start + block]
+            bits = np.unpackbits(rows, axis=1, count=n_clusters).astype(float)
+            end = row + start + rows.shape[0]
+            out[row + start : end] = (2 * (bits @ diff_sums) - column_sums) / total
         row += step
     return out, False
 
@@ -342,12 +354,17 @@ def permutation_null(
         for i, chosen in enumerate(itertools.combinations(range(n_clusters), n_b)):
             member[i, list(chosen)] = 1.0
         return stat(member), True
-    base = np.zeros(n_clusters)
-    base[:n_b] = 1.0
+    # uint8 memberships: the same shuffles as float ones (checked in the tests), an eighth of
+    # the memory; turned into floats in cache-sized blocks of rows
+    base = np.zeros(n_clusters, dtype=np.uint8)
+    base[:n_b] = 1
     out = np.empty((n_resamples, sums.shape[1]))
+    block = max(1, BOOTSTRAP_CELLS // max(n_clusters, 1))
     row = 0
     for step in _chunks(n_resamples, n_clusters):
         member = rng.permuted(np.broadcast_to(base, (step, n_clusters)), axis=1)
-        out[row : row + step] = stat(member)
+        for start in range(0, step, block):
+            rows = member[start : start + block].astype(float)
+            out[row + start : row + start + rows.shape[0]] = stat(rows)
         row += step
     return out, False

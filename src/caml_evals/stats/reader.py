@@ -1,0 +1,469 @@
+"""The one score reader: what a score frame needs from an Inspect log, and nothing more.
+
+WHY: reading a log whole (`read_eval_log`) parses every sample's messages, events and judge
+prompts, though statistics use only ids, epochs, a few metadata fields, score values and error
+messages. Inspect keeps a summary of every sample beside it (`read_eval_log_sample_summaries`):
+scores with their values, metadata, the error message. Reading those is several times faster and
+lighter, and it is what every reader of scores (compare, leaderboard, summary, suite, training
+results: all through `score_frame`) goes through.
+
+What a summary lacks, and how it is made up for. Inspect thins summary metadata: a top-level
+string is shortened to 1k characters with its whitespace collapsed, and any other value whose
+JSON exceeds 1k is replaced by a "Key removed from summary" note. So:
+- a sample whose frame metadata (`FRAME_METADATA`) was removed, or is a string that may have
+  been changed (it holds whitespace or is near the limit), is read whole;
+- a rubric score keeps its grades (why each dimension is missing) in score metadata, which is
+  nearly always over 1k; the reasons are read from the whole sample only for samples with a
+  missing value, and only when asked (`reasons=True`; `compare` reports counts, not reasons).
+Those whole-sample reads go through `read_eval_log_samples_by_id` (one zip directory parse,
+messages and events excluded) and are counted in `LogScores.full_reads`.
+
+Cache: a log file's `LogScores` is kept per (real path, size, mtime) in this process, and on
+disk under `$CAML_EVALS_CACHE/score-frames/` as JSON (written to a temporary file and renamed,
+so a reader never sees half a file; an unreadable or stale entry is ignored and rewritten).
+`CAML_EVALS_FRAME_CACHE=off` turns the disk cache off. An `EvalLog` given in memory is read from
+its samples (nothing to cache: it is already parsed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspect_ai.log import (
+    EvalLog,
+    read_eval_log,
+    read_eval_log_sample_summaries,
+    read_eval_log_samples_by_id,
+)
+
+from caml_evals.errors import LogReadError, UserError
+from caml_evals.scoring.grades import OVERALL_KEY
+
+log = logging.getLogger(__name__)
+
+# Sample metadata the score frame uses: the cluster ids, the variable set, the tagged dimensions.
+FRAME_METADATA = ("question_id", "scenario_id", "source_id", "variables", "dimensions")
+CACHE_ENV = "CAML_EVALS_FRAME_CACHE"  # "off" / "0" / "no": no disk cache
+CACHE_VERSION = 1  # bump when what a record holds changes: old entries are then ignored
+MEMORY_ENTRIES = 32  # logs kept in this process
+_THINNED_LIMIT = 1000  # a summary string this long may have been cut
+_REMOVED = "Key removed from summary"
+# Fields a whole-sample read can skip (big, and not used by the frame).
+_SKIP_FIELDS = {"messages", "events", "output", "attachments", "store", "events_data", "timelines"}
+
+
+class ScoreFrameError(UserError, ValueError):
+    """A log cannot be turned into a score frame (unknown scorer, no samples, bad option)."""
+
+
+class UnreadableLogError(ScoreFrameError, LogReadError):
+    """A log file is missing, truncated or corrupt (the message names the file)."""
+
+
+@dataclass(slots=True)
+class ScoreRecord:
+    """One scorer's score of one sample: its value and, for dict values with missing items,
+    why each key is missing (`reasons`, from the rubric scorer's grades; None = not read)."""
+
+    value: Any
+    reasons: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class SampleRecord:
+    """What the frame needs of one sample x epoch."""
+
+    id: Any  # as logged (int or str): whole-sample reads need it
+    epoch: int
+    ids: dict[str, str]  # question_id / scenario_id / source_id present in metadata, as text
+    variant: str  # canonical JSON of metadata `variables`, "" if none
+    dimensions: list[str] | None  # metadata `dimensions` (None: not a rubric sample)
+    scores: dict[str, ScoreRecord]
+    error: str | None  # the error message of a sample that failed
+
+
+@dataclass
+class LogScores:
+    """A log's header facts and its samples' score records, in Inspect's sample order."""
+
+    location: str
+    task: str
+    model: str
+    status: str
+    results_scorer: str | None  # the scorer the log reports first
+    samples: list[SampleRecord]
+    full_reads: int = 0  # samples read whole because their summary lacked a field
+    pending: list[int] = field(default_factory=list)  # samples whose missing reasons are unread
+
+
+# ------------------------------------------------------------------ records from either source
+
+
+def variant_text(metadata: Mapping[str, Any]) -> str:
+    """Canonical text of a sample's variable set, so pairing can check it, not assume it."""
+    variables = metadata.get("variables")
+    if not variables:
+        return ""
+    try:
+        return json.dumps(variables, sort_keys=True, ensure_ascii=False, default=str)
+    except TypeError:
+        return str(variables)
+
+
+def grade_reasons(metadata: Mapping[str, Any] | None) -> dict[str, str]:
+    """Why each dimension is missing, from the rubric scorer's `grades` metadata.
+
+    The score dict only holds NaN; the grades say "unparseable: ..." or "grader error: ...",
+    which is what a reader needs to fix the judge. `overall` gets the first reason seen.
+    """
+    reasons: dict[str, str] = {}
+    grades = (metadata or {}).get("grades") or []
+    for grade in grades if not isinstance(grades, str) else []:
+        if isinstance(grade, Mapping) and grade.get("value") is None and grade.get("missing"):
+            reason = str(grade["missing"]).split(":", 1)[0].strip() or "missing"
+            reasons.setdefault(str(grade.get("dimension")), reason)
+    if reasons:
+        reasons[OVERALL_KEY] = next(iter(reasons.values()))
+    return reasons
+
+
+_LETTER_VALUES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
+_WORD_VALUES = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
+
+
+def score_to_float(value: Any) -> tuple[float, str | None]:
+    """A logged score value as a float, or NaN with the reason it is missing.
+
+    Unlike Inspect's `value_to_float`, which warns and returns 0 for anything it cannot read,
+    an unreadable value here is missing: averaging it in as 0 would bias every mean down.
+    Letters map as Inspect's accuracy maps them (C=1, I=0, P=0.5, N=0), so our means equal
+    the means Inspect prints for choice tasks.
+    """
+    if value is None:
+        return math.nan, "no value (None)"
+    if isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, int | float):
+        number = float(value)
+        return (number, None) if not math.isnan(number) else (math.nan, "NaN (not graded)")
+    if isinstance(value, str):
+        text = value.strip()
+        if text in _LETTER_VALUES:
+            return _LETTER_VALUES[text], None
+        if text.lower() in _WORD_VALUES:
+            return _WORD_VALUES[text.lower()], None
+        try:
+            number = float(text)
+        except ValueError:
+            return math.nan, f"unreadable value {value!r}"
+        return (
+            (number, None) if math.isfinite(number) else (math.nan, f"unreadable value {value!r}")
+        )
+    return math.nan, f"unsupported value type {type(value).__name__}"
+
+
+def _has_missing_item(value: Any) -> bool:
+    """A dict score with an item that is not a finite number (its reason may be in grades)."""
+    return isinstance(value, Mapping) and any(score_to_float(v)[1] for v in value.values())
+
+
+def _removed(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(_REMOVED)
+
+
+def _record(sample: Any, metadata: Mapping[str, Any], error: str | None) -> SampleRecord:
+    """A record of a whole sample or a summary; a summary whose grades were removed leaves
+    the reasons of its missing values unread (None)."""
+    scores = {}
+    for name, score in (sample.scores or {}).items():
+        why = None
+        if _has_missing_item(score.value) and not _removed((score.metadata or {}).get("grades")):
+            why = grade_reasons(score.metadata)
+        scores[str(name)] = ScoreRecord(score.value, why)
+    dims = metadata.get("dimensions")
+    return SampleRecord(
+        id=sample.id,
+        epoch=int(sample.epoch),
+        ids={k: str(metadata[k]) for k in FRAME_METADATA[:3] if metadata.get(k) not in (None, "")},
+        variant=variant_text(metadata),
+        dimensions=None if dims is None or isinstance(dims, str) else [str(d) for d in dims],
+        scores=scores,
+        error=error,
+    )
+
+
+def _summary_is_short(value: Any) -> bool:
+    """False when a thinned summary value may differ from the sample's own."""
+    if isinstance(value, str):
+        return not (
+            value.startswith(_REMOVED)
+            or len(value) >= _THINNED_LIMIT
+            or any(c.isspace() for c in value)
+        )
+    return True
+
+
+def _sort_key(record: SampleRecord) -> tuple[int, str]:
+    # Inspect's own order for a log read whole (epoch, then id with numbers zero-padded)
+    return record.epoch, record.id if isinstance(record.id, str) else str(record.id).zfill(20)
+
+
+def from_eval_log(log_obj: EvalLog, location: str) -> LogScores:
+    """Records of an EvalLog already in memory (its samples are whole: nothing is re-read)."""
+    samples = [
+        _record(s, s.metadata or {}, s.error.message if s.error else None)
+        for s in log_obj.samples or []
+    ]
+    return _scores_of(log_obj, location, samples)
+
+
+def _scores_of(header: EvalLog, location: str, samples: list[SampleRecord]) -> LogScores:
+    results = header.results
+    return LogScores(
+        location=location,
+        task=header.eval.task,
+        model=header.eval.model,
+        status=str(header.status),
+        results_scorer=results.scores[0].scorer if results is not None and results.scores else None,
+        samples=samples,
+    )
+
+
+def _read_file(path: Path, reasons: bool) -> LogScores:
+    name = str(path)
+    try:
+        header = read_eval_log(name, header_only=True)
+        summaries = read_eval_log_sample_summaries(name)
+    except Exception as ex:  # zip/JSON/validation errors all mean the same to the user
+        raise UnreadableLogError(f"cannot read Inspect log {path}: {_short(ex)}") from ex
+    records: list[SampleRecord] = []
+    whole: list[int] = []  # summaries that lack frame metadata
+    for summary in summaries:
+        metadata = summary.metadata or {}
+        if not all(_summary_is_short(metadata[k]) for k in FRAME_METADATA if k in metadata):
+            whole.append(len(records))
+        records.append(_record(summary, metadata, summary.error))
+    del summaries
+    order = sorted(range(len(records)), key=lambda i: _sort_key(records[i]))
+    records = [records[i] for i in order]
+    position = {old: new for new, old in enumerate(order)}
+    scores = _scores_of(header, name, records)
+    scores.pending = [i for i, r in enumerate(records) if _needs_reasons(r)]
+    _reread(
+        path, scores, sorted({position[i] for i in whole} | set(scores.pending if reasons else ()))
+    )
+    return scores
+
+
+def _needs_reasons(record: SampleRecord) -> bool:
+    return any(s.reasons is None and _has_missing_item(s.value) for s in record.scores.values())
+
+
+def _reread(path: Path, scores: LogScores, indices: list[int]) -> None:
+    """Replace records by ones made from the whole samples (metadata and grades complete)."""
+    if not indices:
+        return
+    wanted = [(scores.samples[i].id, scores.samples[i].epoch) for i in indices]
+    try:
+        samples = read_eval_log_samples_by_id(str(path), wanted, exclude_fields=_SKIP_FIELDS)
+    except Exception as ex:
+        raise UnreadableLogError(f"cannot read samples of Inspect log {path}: {_short(ex)}") from ex
+    for i, sample in zip(indices, samples):
+        scores.samples[i] = _record(
+            sample, sample.metadata or {}, sample.error.message if sample.error else None
+        )
+    scores.full_reads += len(indices)
+    scores.pending = [i for i in scores.pending if _needs_reasons(scores.samples[i])]
+
+
+def resolve_reasons(path: Path, scores: LogScores) -> None:
+    """Read the missing reasons (the grades) of the samples that still lack them."""
+    if scores.pending:
+        _reread(path, scores, list(scores.pending))
+
+
+def _short(ex: BaseException) -> str:
+    text = str(ex).strip().splitlines()
+    return f"{type(ex).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+# ------------------------------------------------------------------ caches
+
+
+_memory: OrderedDict[tuple[str, int, int], LogScores] = OrderedDict()
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except OSError as ex:
+        raise UnreadableLogError(f"log not found: {path} ({ex.strerror})") from ex
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns
+
+
+def _disk_cache_dir() -> Path | None:
+    if os.environ.get(CACHE_ENV, "").strip().lower() in ("off", "0", "no", "false"):
+        return None
+    from caml_evals.models.embedded import cache_root
+
+    return cache_root() / "score-frames"
+
+
+def _disk_path(directory: Path, key: tuple[str, int, int]) -> Path:
+    return directory / (hashlib.sha256(key[0].encode()).hexdigest()[:32] + ".json")
+
+
+def _inspect_version() -> str:
+    from importlib.metadata import version
+
+    return version("inspect_ai")
+
+
+def _to_json(scores: LogScores, key: tuple[str, int, int]) -> str:
+    samples = [
+        [
+            s.id,
+            s.epoch,
+            s.ids,
+            s.variant,
+            s.dimensions,
+            {n: [r.value, r.reasons] for n, r in s.scores.items()},
+            s.error,
+        ]
+        for s in scores.samples
+    ]
+    head = {
+        "version": CACHE_VERSION,
+        "inspect": _inspect_version(),
+        "key": list(key),
+        "task": scores.task,
+        "model": scores.model,
+        "status": scores.status,
+        "results_scorer": scores.results_scorer,
+        "full_reads": scores.full_reads,
+        "pending": scores.pending,
+    }
+    return json.dumps({**head, "samples": samples}, default=str, ensure_ascii=False)
+
+
+def _from_json(text: str, key: tuple[str, int, int], location: str) -> LogScores | None:
+    data = json.loads(text)
+    if (
+        data.get("version") != CACHE_VERSION
+        or data.get("key") != list(key)
+        or data.get("inspect") != _inspect_version()
+    ):
+        return None
+    samples = [
+        SampleRecord(
+            id=sid,
+            epoch=int(epoch),
+            ids=dict(ids),
+            variant=str(variant),
+            dimensions=dims,
+            scores={n: ScoreRecord(v, r) for n, (v, r) in scores.items()},
+            error=error,
+        )
+        for sid, epoch, ids, variant, dims, scores, error in data["samples"]
+    ]
+    out = LogScores(
+        location=location,
+        task=data["task"],
+        model=data["model"],
+        status=data["status"],
+        results_scorer=data["results_scorer"],
+        samples=samples,
+        full_reads=int(data["full_reads"]),
+        pending=[int(i) for i in data["pending"]],
+    )
+    return out
+
+
+def _load_disk(key: tuple[str, int, int], location: str) -> LogScores | None:
+    directory = _disk_cache_dir()
+    if directory is None:
+        return None
+    path = _disk_path(directory, key)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        return _from_json(text, key, location)
+    except Exception as ex:  # noqa: BLE001  (a corrupt entry is a cache miss, never an error)
+        log.debug("ignoring unreadable score cache %s: %s", path, ex)
+        return None
+
+
+def _save_disk(key: tuple[str, int, int], scores: LogScores) -> None:
+    directory = _disk_cache_dir()
+    if directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        text = _to_json(scores, key)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, _disk_path(directory, key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except (OSError, TypeError, ValueError) as ex:  # an unwritable cache costs speed only
+        log.debug("score cache not written for %s: %s", key[0], ex)
+
+
+def clear_cache() -> None:
+    """Forget the logs read in this process (the disk cache is keyed by size and mtime)."""
+    _memory.clear()
+
+
+def read_log_scores(ref: str | Path | EvalLog, *, reasons: bool = True) -> LogScores:
+    """A log's score records: from its sample summaries (cached), or an EvalLog's samples.
+
+    `reasons=False` skips reading whole samples just to learn why a value is missing (those
+    stay in `LogScores.pending`); everything else is identical. The records are shared with
+    the cache: do not change them.
+    """
+    if isinstance(ref, EvalLog):
+        return from_eval_log(ref, ref.location or "")
+    path = Path(ref)
+    key = _file_key(path)
+    cached = _memory.get(key) or _load_disk(key, str(path))
+    if cached is None:
+        cached = _read_file(path, reasons)
+        _save_disk(key, cached)
+    elif reasons and cached.pending:
+        resolve_reasons(path, cached)
+        _save_disk(key, cached)
+    _memory[key] = cached
+    _memory.move_to_end(key)
+    while len(_memory) > MEMORY_ENTRIES:
+        _memory.popitem(last=False)
+    return cached
+
+
+__all__ = [
+    "FRAME_METADATA",
+    "LogScores",
+    "SampleRecord",
+    "ScoreFrameError",
+    "ScoreRecord",
+    "UnreadableLogError",
+    "clear_cache",
+    "grade_reasons",
+    "read_log_scores",
+    "score_to_float",
+    "variant_text",
+]
