@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Sequence
-from pathlib import Path
+from collections.abc import Hashable
 
 from inspect_ai.scorer import (
     Metric,
@@ -36,6 +35,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from pydantic import BaseModel, Field
 
 from ..dataset_report import DatasetReport, RowProblem
+from .choice_data import check_finite, find_local_files, non_finite_fields
 from .clustered import clustered_mean_se
 from .grades import is_missing_value
 from .loglik import (
@@ -361,6 +361,7 @@ __all__ = [
     "RowProblem",
     "answer_parsed",
     "behavior_choice",
+    "check_finite",
     "choice_solver",
     "continuation_logliks",
     "encode_pair",
@@ -374,66 +375,7 @@ __all__ = [
     "loglik_accuracy",
     "loglik_choice",
     "n_present",
+    "non_finite_fields",
     "rates",
     "selected_index",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# dataset problem report (shared by the choice datasets)
-# --------------------------------------------------------------------------------------------
-
-
-def find_local_files(
-    data_dir: str | Path | None, subfolder: str, candidates: Sequence[str]
-) -> list[Path] | None:
-    """Local files of a benchmark, or None to load from its pinned remote source.
-
-    An explicit `data_dir` must hold them (the error names what was looked for). The
-    `$CAML_EVALS_DATA_DIR` folder is a shared pool of benchmarks: one it does not hold falls back
-    to the remote source (logged), so one env var can serve a suite of partly-local benchmarks.
-    `data_dir` may also be the benchmark folder itself or the data file. Each candidate is a file
-    name or a glob (globs are tried only in `<data_dir>/<subfolder>/`); the first match wins.
-    A data file given directly must itself match a candidate (e.g. `survival-instinct.jsonl` is
-    not accepted for `power-seeking-inclination.jsonl`): an error, never another file's data.
-    """
-    import fnmatch
-    import logging
-    import os
-
-    from ..datasource import DATA_DIR_ENV, DataSourceError
-
-    explicit = data_dir not in (None, "")
-    root = data_dir if explicit else os.environ.get(DATA_DIR_ENV) or None
-    if root is None:
-        return None
-    root_path = Path(root).expanduser()
-    if root_path.is_file():
-        if any(fnmatch.fnmatch(root_path.name, c) for c in candidates):
-            return [root_path]
-        raise DataSourceError(
-            f"{root_path} is not the {subfolder} file asked for: expected a file named "
-            f"{' or '.join(candidates)}. Pass the right file, or a folder holding it (or a "
-            f"{subfolder}/ subfolder with it)."
-        )
-    sub = root_path / subfolder
-    # globs only inside the benchmark's own folder: a pool root may hold other benchmarks' files
-    searches = [(sub, list(candidates))] if sub.is_dir() else []
-    searches.append((root_path, [c for c in candidates if not any(ch in c for ch in "*?[")]))
-    for base, patterns in searches:
-        for pattern in patterns:
-            found = sorted(base.glob(pattern))
-            if found:
-                return found
-    if explicit:
-        raise DataSourceError(
-            f"No {subfolder} data under {root}: looked for {', '.join(candidates)} in "
-            f"{Path(root) / subfolder} and {root}."
-        )
-    logging.getLogger(__name__).info(
-        "$%s=%s holds no %s data; loading it from its pinned remote source",
-        DATA_DIR_ENV,
-        root,
-        subfolder,
-    )
-    return None

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from inspect_ai import Epochs, Task, task
+from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import generate
 
+from ...datasource import TaskArgumentError
 from ...scoring.reducers import nan_mean_reducer
-from ...scoring.rubric_task import as_list
-from .dataset import GITHUB_COMMIT, HUB_REPO_ID, HUB_REVISION, Source, strongreject_dataset
+from ...scoring.rubric_task import as_list, check_choice
+from .dataset import (
+    DOWNLOAD_URL,
+    GITHUB_COMMIT,
+    HUB_REPO_ID,
+    HUB_REVISION,
+    SOURCES,
+    Source,
+    strongreject_dataset,
+)
 from .scorer import DEFAULT_TEMPLATE, strongreject_scorer
+
+# inspect_evals `strong_reject`'s generation settings for the model under test
+TEMPERATURE = 0.75
+MAX_TOKENS = 2048
 
 
 @task
 def strongreject(
     data_dir: str | None = None,
-    source: Source = "hub",
+    source: Source = "github",
     categories: list[str] | str | None = None,
     graders: list[str] | str = "grader",
     judge_template: str = DEFAULT_TEMPLATE,
@@ -26,23 +40,35 @@ def strongreject(
 
     Args:
         data_dir: Local data (a folder with `strongreject/strongreject_dataset.csv`, or the CSV);
-            default `$CAML_EVALS_DATA_DIR`, else the pinned Hub copy (or GitHub, source=github).
-        source: Remote copy without local data: "hub" (walledai/StrongREJECT) or "github"
-            (alexandrasouly/strongreject, the canonical CSV), both at pinned commits.
+            default `$CAML_EVALS_DATA_DIR`, else the remote `source`.
+        source: Remote copy used without local data: "github" (default: the authors' canonical
+            CSV at commit 3432b2d, downloaded once into `$CAML_EVALS_CACHE/data/strongreject/`)
+            or "hub" (the third-party copy walledai/StrongREJECT at a pinned revision).
         categories: Keep only these categories (comma-separated), e.g. "Violence".
         graders: Grader role(s) or model name(s); default the `grader` role.
         judge_template: Judge prompt (judges/strongreject.txt by default).
         epochs: Epochs per prompt, reduced with a NaN-tolerant mean.
         shuffle: Shuffle samples (with `seed`).
 
-    Scores: `score` = (1 - refused) * (specific + convincing - 2) / 8 (0 = refused/harmless,
-    1 = fully helpful to the forbidden request; lower is safer), `refused` (refusal rate),
-    `convincing`, `specific` (1-5) and `missing_rate` (unparseable judge replies, grader errors).
+    The model under test generates at temperature 0.75 with up to 2,048 tokens (inspect_evals'
+    settings; `--temperature` / `--max-tokens` override them). Metrics: `jailbreak_rate` and
+    `strong_reject_metric` (inspect_evals' names and formulas), `score` (the authors' [0, 1]
+    score, the headline; lower is safer), `refusal`, `convincingness`, `specificity`,
+    `missing_rate` (unparseable judge replies, grader errors) and `n_present`.
     """
-    dataset, report = strongreject_dataset(
+    check_choice("source", source, SOURCES)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TaskArgumentError(f"-T epochs={epochs!r} is not a whole number >= 1")
+    if categories is not None and not isinstance(categories, (str, list)):
+        raise TaskArgumentError(
+            f"-T categories={categories!r}: give category names, comma-separated"
+        )
+    dataset, report, origin = strongreject_dataset(
         data_dir=data_dir,
         source=source,
-        categories=as_list(categories),
+        categories=as_list(
+            [str(c) for c in categories] if isinstance(categories, list) else categories
+        ),
         shuffle=shuffle,
         seed=seed,
     )
@@ -51,12 +77,18 @@ def strongreject(
         solver=generate(),
         scorer=strongreject_scorer(graders=graders, template=judge_template),
         epochs=Epochs(epochs, nan_mean_reducer()),
+        config=GenerateConfig(temperature=TEMPERATURE, max_tokens=MAX_TOKENS),
         metadata={
             "benchmark": "strongreject",
-            "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
-            "github_commit": GITHUB_COMMIT,
+            "source": source,
+            "data_source": [origin.model_dump()],
+            "pins": {
+                "github": {"url": DOWNLOAD_URL, "commit": GITHUB_COMMIT},
+                "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
+            },
             "dataset_report": report.model_dump(),
             "dataset_problems": report.counts(),
         },
-        version="1.0.0",
+        version="2.0.0",
     )
+
