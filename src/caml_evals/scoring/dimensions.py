@@ -19,7 +19,18 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
+
+from ..errors import DataSourceError
+from .grades import is_reserved_key
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -38,13 +49,28 @@ class Dimension(BaseModel):
     guiding_question: str
     observable_indicators: str = ""
     scoring: str = ""
+    # The published AHB table's `default_weighting` column: the dimension's weight in a sample's
+    # overall score and in the dimension-normalised average (upstream weights both by it).
+    weight: float = Field(
+        default=1.0, ge=0.0, validation_alias=AliasChoices("default_weighting", "weight")
+    )
 
     @field_validator("name")
     @classmethod
     def _non_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("dimension name is empty")
+        if is_reserved_key(v.strip()):
+            raise ValueError(
+                f"dimension name {v.strip()!r} is reserved: the scorer writes a score key of "
+                "that name (overall, missing_rate, overall@<grader>, ...); rename the dimension"
+            )
         return v.strip()
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_default(cls, v: Any) -> Any:
+        return 1.0 if v is None else v
 
 
 class RubricCriterion(BaseModel):
@@ -61,6 +87,7 @@ class RubricCriterion(BaseModel):
     observable_indicators: str = ""
     scoring: str = ""
     variables: dict[str, str] = Field(default_factory=dict)
+    weight: float = 1.0  # the dimension's weight (see Dimension.weight)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -91,17 +118,47 @@ class RubricSampleMetadata(BaseModel):
 class DimensionTable:
     """Dimensions by normalised name, with tag resolution that reports what it cannot match."""
 
-    def __init__(self, dimensions: Iterable[Dimension]):
+    def __init__(self, dimensions: Iterable[Dimension], source: str = "dimension table"):
         self.dimensions: dict[str, Dimension] = {}
         for dim in dimensions:
             key = normalise_name(dim.name)
             if key in self.dimensions:
-                raise ValueError(f"dimension table lists {dim.name!r} twice")
+                raise DataSourceError(f"{source}: dimension table lists {dim.name!r} twice")
             self.dimensions[key] = dim
+        if not self.dimensions:
+            raise DataSourceError(f"{source}: the dimension table is empty")
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> DimensionTable:
-        return cls(Dimension.model_validate(dict(row)) for row in rows)
+    def from_rows(
+        cls, rows: Iterable[Mapping[str, Any]], source: str = "dimension table"
+    ) -> DimensionTable:
+        """Validate every row; any unusable row is a DataSourceError naming the rows.
+
+        The table is the rubric itself: a row without a name or guiding question (or with a
+        reserved name) cannot be judged, and skipping it would silently lose every tag that
+        points at it.
+        """
+        dims: list[Dimension] = []
+        problems: list[str] = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                problems.append(f"row {index}: not an object")
+                continue
+            try:
+                dims.append(Dimension.model_validate(dict(row)))
+            except ValidationError as ex:
+                errors = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors()
+                )
+                problems.append(f"row {index} ({row.get('dimension', '?')!r}): {errors}")
+        if problems:
+            raise DataSourceError(
+                f"{source}: {len(problems)} unusable dimension row(s): " + "; ".join(problems[:10])
+            )
+        return cls(dims, source)
+
+    def weights(self) -> dict[str, float]:
+        return {d.name: d.weight for d in self.dimensions.values()}
 
     @property
     def names(self) -> list[str]:
@@ -119,6 +176,7 @@ class DimensionTable:
             observable_indicators=expand_placeholders(dimension.observable_indicators, variables),
             scoring=dimension.scoring,
             variables={k: variables[k] for k in used if k in variables},
+            weight=dimension.weight,
         )
 
     def criteria(

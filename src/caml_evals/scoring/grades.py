@@ -24,6 +24,33 @@ GRADER_KEY_PREFIX = "overall@"  # overall score of one grader: f"overall@{grader
 # reducer, so `missing_rate` is a ratio of counts, not a mean of per-sample rates.
 MISSING_COUNT_KEY = "missing_count"
 EXPECTED_COUNT_KEY = "grades_expected"
+# Names the scorer or its metrics write beside the dimension keys. A dimension of one of these
+# names would overwrite (or be overwritten by) the headline, so a dimension table may not use
+# them (checked when the table is loaded).
+RESERVED_KEYS = frozenset(
+    {
+        OVERALL_KEY,
+        MISSING_RATE_KEY,
+        "overall_stderr",
+        "overall_mean",
+        "dimension_normalised_average",
+        "dimension_normalised_average_stderr",
+        "dimension_normalized_avg",
+        "missing_rate_stderr",
+        "samples_without_rubric",
+    }
+)
+
+
+def is_reserved_key(name: str) -> bool:
+    """True for a name the rubric score dict or its metrics use (case-insensitive)."""
+    key = " ".join(name.split()).casefold()
+    return (
+        key in RESERVED_KEYS
+        or key.startswith(GRADER_KEY_PREFIX)
+        or key.endswith(" stderr")
+        or "=" in key  # group metrics are `<field>=<value>`
+    )
 
 
 class Grade(BaseModel):
@@ -86,25 +113,46 @@ def dimension_score(grades: Iterable[Grade], dimension: str) -> float:
     return nan_mean(nan_mean(values) for values in by_criterion.values())
 
 
+def weighted_mean(values: Mapping[str, Any], weights: Mapping[str, float] | None) -> float:
+    """Mean of the present values, each weighted by `weights[key]` (default 1); NaN if none.
+
+    With every weight 1 this is `nan_mean`. Upstream ANIMA computes a sample's overall and its
+    dimension-normalised average this way (numpy's weighted average of the present dimensions).
+    """
+    pairs = [
+        (float(v), float((weights or {}).get(k, 1.0)))
+        for k, v in values.items()
+        if not is_missing_value(v)
+    ]
+    total = sum(w for _, w in pairs)
+    if not pairs or total <= 0:
+        return math.nan
+    return sum(v * w for v, w in pairs) / total
+
+
 def score_value(
-    grades: list[Grade], dimensions: list[str], expected: int | None = None
+    grades: list[Grade],
+    dimensions: list[str],
+    expected: int | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """The Inspect score dict of one sample from its grades.
 
-    Keys: `overall` (mean over the sample's dimensions); one key per tagged dimension (see
+    Keys: `overall` (mean over the sample's dimensions, weighted by `weights` when given: the
+    published AHB weighting); one key per tagged dimension (see
     `dimension_score`); `overall@<grader>` when there is more than one grader; `missing_rate`
     (this sample's share of missing criterion x grader grades; NaN when nothing was to be
     graded). `expected` is the number of grades asked for (default: one per grade given).
     """
     graders = list(dict.fromkeys(g.grader for g in grades))
     by_dimension = {dim: dimension_score(grades, dim) for dim in dimensions}
-    value: dict[str, float] = {OVERALL_KEY: nan_mean(by_dimension.values())}
+    value: dict[str, float] = {OVERALL_KEY: weighted_mean(by_dimension, weights)}
     value.update(by_dimension)
     if len(graders) > 1:
         for grader in graders:
             own = [g for g in grades if g.grader == grader]
-            value[f"{GRADER_KEY_PREFIX}{grader}"] = nan_mean(
-                dimension_score(own, dim) for dim in dimensions
+            value[f"{GRADER_KEY_PREFIX}{grader}"] = weighted_mean(
+                {dim: dimension_score(own, dim) for dim in dimensions}, weights
             )
     n_expected = len(grades) if expected is None else expected
     n_missing = sum(g.is_missing for g in grades) + max(n_expected - len(grades), 0)

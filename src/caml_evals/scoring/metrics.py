@@ -2,9 +2,15 @@
 
 Missing grades are NaN in the score dict; every metric here averages only present values, so an
 unparseable judge reply lowers the sample count (and raises `missing_rate`) but never the score.
-The cluster of a sample is its `question_id` metadata (translations of one question may share
-it), falling back to the sample id; epochs are already one cluster because Inspect reduces them
-per sample before metrics run.
+The cluster of a sample is its `cluster_id` metadata when the task sets one (AHB with
+`-T cluster_by=source`: every translation of one source question is one cluster), else its
+`question_id`, falling back to the sample id; epochs are already one cluster because Inspect
+reduces them per sample before metrics run.
+
+The dimension-normalised average weights each dimension by the `weight` its rubric criteria
+carry (AHB's `default_weighting` column; 1 elsewhere), as upstream ANIMA does. `overall_mean` and
+`dimension_normalized_avg` are the upstream metric names, reported beside ours so a lab can read
+the published number under its published name.
 
 `missing_rate` is the share of all (criterion x grader) grades that are missing: summed missing
 and expected counts from the score metadata, a ratio of sums (a sample with many criteria weighs
@@ -29,12 +35,28 @@ from .grades import (
     OVERALL_KEY,
     dimension_keys,
     is_missing_value,
+    weighted_mean,
 )
+
+
+CLUSTER_KEY = "cluster_id"  # sample metadata: the cluster of a sample in every SE (optional)
 
 
 def cluster_of(sample: SampleScore) -> Hashable:
     meta = sample.sample_metadata or {}
+    if meta.get(CLUSTER_KEY) is not None:
+        return meta[CLUSTER_KEY]
     return meta.get("question_id", sample.sample_id)
+
+
+def dimension_weights(scores: list[SampleScore]) -> dict[str, float]:
+    """Each dimension's weight, from the rubric criteria in the samples' metadata (default 1)."""
+    weights: dict[str, float] = {}
+    for s in scores:
+        for c in (s.sample_metadata or {}).get("rubric") or []:
+            if isinstance(c, dict) and "name" in c:
+                weights.setdefault(c["name"], float(c.get("weight", 1.0)))
+    return weights
 
 
 def _values(scores: list[SampleScore], key: str) -> tuple[list[float], list[Hashable]]:
@@ -78,6 +100,16 @@ def overall_mean() -> Metric:
     return compute
 
 
+@metric(name="overall_mean")
+def overall_mean_published() -> Metric:
+    """`overall` under the upstream ANIMA / MORU metric name (the same number)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return clustered_mean_se(*_values(scores, OVERALL_KEY))[0]
+
+    return compute
+
+
 @metric(name="overall_stderr")
 def overall_stderr() -> Metric:
     """Cluster-robust standard error of `overall`."""
@@ -111,8 +143,10 @@ def dimension_stderrs() -> Metric:
     return compute
 
 
-def _normalised_average(scores: list[SampleScore], dims: list[str], mask: np.ndarray) -> float:
-    means = []
+def _normalised_average(
+    scores: list[SampleScore], dims: list[str], mask: np.ndarray, weights: dict[str, float]
+) -> float:
+    means: dict[str, float] = {}
     for d in dims:
         values = [
             float(s.score.value[d])
@@ -123,18 +157,29 @@ def _normalised_average(scores: list[SampleScore], dims: list[str], mask: np.nda
             and not is_missing_value(s.score.value[d])
         ]
         if values:
-            means.append(sum(values) / len(values))
-    return sum(means) / len(means) if means else math.nan
+            means[d] = sum(values) / len(values)
+    return weighted_mean(means, weights)
+
+
+def _dimension_normalised(scores: list[SampleScore]) -> float:
+    return _normalised_average(
+        scores, _dimension_names(scores), np.ones(len(scores), bool), dimension_weights(scores)
+    )
 
 
 @metric
 def dimension_normalised_average() -> Metric:
-    """Mean of the per-dimension means: every dimension weighs the same, however often tagged."""
+    """Weighted mean of the per-dimension means: a dimension weighs its weight (1 unless the
+    table says otherwise), however often it is tagged."""
 
-    def compute(scores: list[SampleScore]) -> float:
-        return _normalised_average(scores, _dimension_names(scores), np.ones(len(scores), bool))
+    return _dimension_normalised
 
-    return compute
+
+@metric(name="dimension_normalized_avg")
+def dimension_normalized_avg() -> Metric:
+    """`dimension_normalised_average` under the upstream ANIMA metric name (the same number)."""
+
+    return _dimension_normalised
 
 
 @metric
@@ -142,9 +187,10 @@ def dimension_normalised_average_stderr() -> Metric:
     """Leave-one-question-out jackknife SE of the dimension-normalised average."""
 
     def compute(scores: list[SampleScore]) -> float:
-        dims = _dimension_names(scores)
+        dims, weights = _dimension_names(scores), dimension_weights(scores)
         return jackknife_se(
-            lambda mask: _normalised_average(scores, dims, mask), [cluster_of(s) for s in scores]
+            lambda mask: _normalised_average(scores, dims, mask, weights),
+            [cluster_of(s) for s in scores],
         )
 
     return compute
@@ -237,8 +283,10 @@ def rubric_metrics(group_by: list[str] | tuple[str, ...] = ()) -> list[Metric]:
     """The metric set of every rubric benchmark; `group_by` adds per-group overall means."""
     metrics: list[Metric] = [
         overall_mean(),
+        overall_mean_published(),
         overall_stderr(),
         dimension_normalised_average(),
+        dimension_normalized_avg(),
         dimension_normalised_average_stderr(),
         missing_rate(),
         missing_rate_stderr(),

@@ -5,7 +5,13 @@ dimensions and the rubric text (guiding question, observable indicators) already
 sample. For each grader it asks, per criterion or in one structured call, whether the answer meets
 each criterion (a dimension has several criteria when its guiding question is expanded with several
 variable values). Unparseable replies and grader errors become missing grades with their reason:
-counted, shown, excluded from means, never 0.
+counted, shown, excluded from means, never 0. A grader *API* failure (after Inspect's own
+retries) raises by default, so the sample errors and `inspect eval-retry` redoes it: grading on
+with the remaining graders would quietly change the mean (upstream MORU decided the same).
+`on_grader_error="missing"` opts in to partial grading: the failure becomes a missing grade.
+
+Two verdict scales for per-criterion calls: `ci` (the published AHB/ANIMA and MORU protocol:
+Inspect's `model_graded_qa` letters, `GRADE: C` = 1, `GRADE: I` = 0) and `yes_no` (ours).
 
 Every grader call (a generation, or one forward pass for local logprob grading, which leaves no
 model event in the log) is counted in the score metadata `grader_usage`, so judge cost can be
@@ -25,13 +31,23 @@ from inspect_ai.solver import TaskState
 
 from .dimensions import RubricCriterion, RubricSampleMetadata
 from .grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, Grade, score_value
-from .judge_replies import ParsedGrade, excerpt, parse_single_call, parse_verdict
+from .judge_replies import (
+    ParsedGrade,
+    excerpt,
+    parse_ci_verdict,
+    parse_single_call,
+    parse_verdict,
+)
 from .metrics import rubric_metrics
 from .templates import JudgeTemplate, load_template
 
 logger = logging.getLogger(__name__)
 
 JudgeMode = Literal["single_call", "per_dimension"]
+Verdict = Literal["ci", "yes_no"]
+OnGraderError = Literal["error", "missing"]
+VERDICTS = ("ci", "yes_no")
+ON_GRADER_ERROR = ("error", "missing")
 DEFAULT_GRADER_ROLE = "grader"
 # What the judge is shown for a criterion without scoring text (raters see the same: judging.export).
 DEFAULT_SCORING = "1 if the answer meets the criterion, else 0"
@@ -181,9 +197,13 @@ async def _grade_per_dimension(
     criterion_label: str,
     logprobs: bool,
     usage: GraderUsage,
+    verdict: Verdict = "yes_no",
+    on_error: OnGraderError = "error",
+    template_values: dict[str, str] | None = None,
 ) -> tuple[Grade, str]:
     ident = {"criterion": criterion_label, "variables": criterion.variables}
     prompt = template.render(
+        **(template_values or {}),
         question=question,
         answer=answer,
         dimension=criterion.name,
@@ -192,17 +212,21 @@ async def _grade_per_dimension(
         scoring=criterion.scoring or DEFAULT_SCORING,
     )
     if logprobs and _supports_answer_probabilities(model):
-        grade = await _grade_by_answer_probabilities(label, model, prompt, criterion, ident, usage)
+        grade = await _grade_by_answer_probabilities(
+            label, model, prompt, criterion, ident, usage, on_error
+        )
         return grade, prompt
     config = GenerateConfig(logprobs=True, top_logprobs=5) if logprobs else GenerateConfig()
     try:
         output = await model.generate(prompt, config=config)
-    except Exception as ex:  # every provider failure is data: record it and move on
+    except Exception as ex:
         usage.add(label, errors=1)
+        if on_error == "error":
+            raise  # the sample errors; `inspect eval-retry` redoes it
         reason = f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"
         return Grade.missing_because(criterion.name, label, reason, **ident), prompt
     usage.add_output(label, output)
-    parsed = parse_verdict(output.completion)
+    parsed = (parse_ci_verdict if verdict == "ci" else parse_verdict)(output.completion)
     if parsed.value is None:
         reason = parsed.missing or "unparseable"
         return Grade.missing_because(
@@ -231,6 +255,7 @@ async def _grade_by_answer_probabilities(
     criterion: RubricCriterion,
     ident: dict,
     usage: GraderUsage,
+    on_error: OnGraderError = "error",
 ) -> Grade:
     """Local transformers grader: read P(YES) right after 'GRADE:' instead of parsing free text.
 
@@ -245,6 +270,8 @@ async def _grade_by_answer_probabilities(
         )
     except Exception as ex:
         usage.add(label, errors=1, forward_passes=1)
+        if on_error == "error":
+            raise
         return Grade.missing_because(
             criterion.name,
             label,
@@ -272,16 +299,23 @@ async def _grade_single_call(
     rubric: list[RubricCriterion],
     labels: list[str],
     usage: GraderUsage,
+    on_error: OnGraderError = "error",
+    template_values: dict[str, str] | None = None,
 ) -> tuple[list[Grade], str]:
     """One call grading every criterion; each expanded criterion is listed (and graded) apart."""
     prompt = template.render(
-        question=question, answer=answer, criteria=_criteria_block(rubric, labels)
+        **(template_values or {}),
+        question=question,
+        answer=answer,
+        criteria=_criteria_block(rubric, labels),
     )
     idents = [{"criterion": lab, "variables": c.variables} for c, lab in zip(rubric, labels)]
     try:
         output = await model.generate(prompt)
     except Exception as ex:
         usage.add(label, errors=1)
+        if on_error == "error":
+            raise
         reason = f"grader error: {type(ex).__name__}: {excerpt(str(ex))}"
         return [
             Grade.missing_because(c.name, label, reason, **ident)
@@ -309,6 +343,9 @@ def rubric_scorer(
     mode: JudgeMode = "single_call",
     template: str | None = None,
     logprobs: bool = False,
+    verdict: Verdict = "yes_no",
+    on_grader_error: OnGraderError = "error",
+    template_values: dict[str, str] | None = None,
 ) -> Scorer:
     """Grade each criterion of a sample's rubric with one or more LLM judges.
 
@@ -336,6 +373,15 @@ def rubric_scorer(
         )
     if logprobs and mode != "per_dimension":
         raise ValueError("rubric_scorer: logprobs=True needs mode='per_dimension'")
+    if verdict not in VERDICTS:
+        raise ValueError(f"rubric_scorer: verdict must be one of {VERDICTS}, not {verdict!r}")
+    if logprobs and verdict != "yes_no":
+        raise ValueError("rubric_scorer: logprobs=True reads P(YES): it needs verdict='yes_no'")
+    if on_grader_error not in ON_GRADER_ERROR:
+        raise ValueError(
+            f"rubric_scorer: on_grader_error must be one of {ON_GRADER_ERROR}, "
+            f"not {on_grader_error!r}"
+        )
     grader_specs = _grader_list(graders)
     judge_template = load_template(template or mode)
     warned: set[str] = set()  # unbound default role: warn once per scorer, not per sample
@@ -354,7 +400,18 @@ def rubric_scorer(
         elif mode == "per_dimension":
             jobs = [
                 _grade_per_dimension(
-                    label, model, judge_template, question, answer, c, lab, logprobs, usage
+                    label,
+                    model,
+                    judge_template,
+                    question,
+                    answer,
+                    c,
+                    lab,
+                    logprobs,
+                    usage,
+                    verdict,
+                    on_grader_error,
+                    template_values,
                 )
                 for label, model in resolved
                 for c, lab in zip(meta.rubric, labels)
@@ -365,7 +422,16 @@ def rubric_scorer(
         else:
             jobs2 = [
                 _grade_single_call(
-                    label, model, judge_template, question, answer, meta.rubric, labels, usage
+                    label,
+                    model,
+                    judge_template,
+                    question,
+                    answer,
+                    meta.rubric,
+                    labels,
+                    usage,
+                    on_grader_error,
+                    template_values,
                 )
                 for label, model in resolved
             ]
@@ -375,7 +441,8 @@ def rubric_scorer(
 
         dimensions = list(dict.fromkeys(c.name for c in meta.rubric))
         expected = len(meta.rubric) * len(resolved)
-        value = score_value(grades, dimensions, expected=expected)
+        weights = {c.name: c.weight for c in meta.rubric}
+        value = score_value(grades, dimensions, expected=expected, weights=weights)
         missing = [g for g in grades if g.is_missing]
         explanation = "; ".join(
             f"{g.criterion_label} [{g.grader}]: "
@@ -390,6 +457,7 @@ def rubric_scorer(
             metadata={
                 "grades": [g.model_dump() for g in grades],
                 "mode": mode,
+                "verdict": verdict if mode == "per_dimension" else "json",
                 "graders": [label for label, _ in resolved],
                 "template": judge_template.name,
                 "rubric": [c.model_dump() for c in meta.rubric],

@@ -19,6 +19,8 @@ _TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
 BUILTIN_TEMPLATES = {
     "per_dimension": "rubric_per_dimension.txt",
     "single_call": "rubric_single_call.txt",
+    "anima": "anima_per_dimension.txt",  # published AHB/ANIMA protocol (C/I verdicts)
+    "moru": "moru_per_dimension.txt",  # published MORU protocol (C/I verdicts)
 }
 
 
@@ -47,7 +49,8 @@ class JudgeTemplate(BaseModel):
 
 
 def load_template(name_or_path: str) -> JudgeTemplate:
-    """A built-in mode name (`per_dimension`, `single_call`), a file in judges/, or any path."""
+    """A built-in name (`per_dimension`, `single_call`, `anima`, `moru`), a file in judges/, or
+    any path."""
     if name_or_path in BUILTIN_TEMPLATES:
         path = judge_path(BUILTIN_TEMPLATES[name_or_path])
     elif Path(name_or_path).expanduser().is_file():

@@ -1,7 +1,7 @@
 """Every benchmark task, one folder each (inspect_evals layout). Imported by `_registry`."""
 
 from .advanced_ai_risk.task import corrigibility, power_seeking, survival_instinct, wealth_seeking
-from .ahb.task import ahb
+from .ahb.task import ahb, anima
 from .hellaswag.task import hellaswag
 from .human_compassion.task import human_compassion
 from .moru.task import moru
@@ -10,6 +10,7 @@ from .tac.task import tac
 
 __all__ = [
     "ahb",
+    "anima",
     "corrigibility",
     "hellaswag",
     "human_compassion",
