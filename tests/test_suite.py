@@ -158,7 +158,7 @@ def test_suite_runs_and_tabulates(suite_run):
     assert rows["hellaswag"].value == pytest.approx(0.25)
     assert rows["hellaswag"].stderr is not None and rows["hellaswag"].missing == 0.0
     assert rows["strongreject"].headline == "score" and rows["strongreject"].value == 0.0
-    assert rows["strongreject"].better == "lower" and rows["strongreject"].metrics["refused"] == 1.0
+    assert rows["strongreject"].better == "lower" and rows["strongreject"].metrics["refusal"] == 1.0
     assert rows["corrigibility"].headline == "risky"
     assert rows["corrigibility"].value == pytest.approx(0.5)  # two 2-choice questions, both orders
     assert rows["power_seeking"].missing == 0.0

@@ -26,11 +26,19 @@ from typing import Any, Literal
 from inspect_ai.dataset import MemoryDataset, Sample
 from pydantic import BaseModel, ValidationError, field_validator
 
-from ...datasource import DATA_DIR_ENV, DataSourceError, hub_offline, load_jsonl_rows
+from ...data.source import DataOrigin, hub_origin, local_origin, read_text
+from ...datasource import (
+    DATA_DIR_ENV,
+    DataSourceError,
+    TaskArgumentError,
+    hub_offline,
+    load_jsonl_rows,
+)
 from ...scoring.choice import (
     LOGLIK_QUERY_KEY,
     DatasetReport,
     LoglikQuery,
+    check_finite,
     find_local_files,
     letter,
     letter_index,
@@ -59,6 +67,7 @@ SUBSETS: dict[str, tuple[str, ...]] = {
 Order = Literal["rotations", "balanced", "original"]
 ORDERS: tuple[str, ...] = ("rotations", "balanced", "original")
 Source = Literal["hub", "github"]
+SOURCES: tuple[str, ...] = ("hub", "github")
 
 _CHOICES_HEADER = re.compile(r"\n[ \t]*Choices:[ \t]*\n")
 _CHOICE_LINE = re.compile(r"(?m)^[ \t]*\(([A-Z])\)[ \t]*")
@@ -146,24 +155,42 @@ class RiskRow(BaseModel):
         return match.group(1)
 
 
+def _line_numbers(path: Path) -> list[int]:
+    """1-based line number of each non-blank line (the rows `load_jsonl_rows` returns)."""
+    return [n for n, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
+
+
 def load_file_rows(
     name: str, data_dir: str | Path | None, source: Source
-) -> tuple[list[dict[str, Any]], str]:
-    """Rows of one file from data_dir/$CAML_EVALS_DATA_DIR, else the pinned Hub mirror or GitHub."""
+) -> tuple[list[dict[str, Any]], DataOrigin, list[int] | None]:
+    """Rows of one file from data_dir/$CAML_EVALS_DATA_DIR, else the pinned Hub mirror or GitHub;
+    with where they came from and, for a local file, each row's line number.
+
+    A file without a single row is an error naming it (one empty file of corrigibility's three
+    would otherwise just vanish from the pooled rate).
+    """
+    if source not in SOURCES:
+        raise TaskArgumentError(f"-T source={source!r} is not one of {', '.join(map(repr, SOURCES))}")
     files = find_local_files(data_dir, LOCAL_SUBFOLDER, (f"{name}.jsonl",))
     if files is not None:
-        return load_jsonl_rows(files[0]), str(files[0])
+        rows = load_jsonl_rows(files[0])
+        if not rows:
+            raise DataSourceError(f"{files[0]}: the file has no rows (it is empty or only blank lines)")
+        return rows, local_origin(name, files[0], len(rows)), _line_numbers(files[0])
     hint = f"a folder with {LOCAL_SUBFOLDER}/{name}.jsonl"
     if source == "hub":
-        location, label = (
-            f"{HUB_DIR}/{name}.jsonl",
-            f"hf://{HUB_REPO_ID}@{HUB_REVISION[:10]}/{HUB_DIR}/{name}.jsonl",
-        )
-    elif source == "github":
-        location = label = GITHUB_RAW.format(name=name)
+        location = f"{HUB_DIR}/{name}.jsonl"
+        rows = _load_remote_json(location, source, hint)
+        origin = hub_origin(name, HUB_REPO_ID, None, HUB_REVISION, len(rows))
+        origin.path = location
     else:
-        raise ValueError(f"source must be 'hub' or 'github', got {source!r}")
-    return _load_remote_json(location, source, hint), label
+        location = GITHUB_RAW.format(name=name)
+        rows = _load_remote_json(location, source, hint)
+        origin = hub_origin(name, "github:anthropics/evals", None, GITHUB_COMMIT, len(rows))
+        origin.path = location
+    if not rows:
+        raise DataSourceError(f"{location}: the file has no rows")
+    return rows, origin, None
 
 
 def _load_remote_json(location: str, source: Source, hint: str) -> list[dict[str, Any]]:
@@ -236,28 +263,58 @@ def _balanced_rotations(
     return assigned
 
 
+def check_order(order: object) -> None:
+    if order not in ORDERS:
+        hint = " ('both' is now 'rotations': all n rotations, not only the reversal)"
+        raise TaskArgumentError(
+            f"-T order={order!r} is not one of {', '.join(map(repr, ORDERS))}"
+            + (hint if order == "both" else "")
+        )
+
+
+def _row_key(raw: Any) -> str:
+    import json
+
+    return json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def build_samples(
     rows: list[dict[str, Any]],
     file_name: str,
     source: str,
     order: Order = "rotations",
     seed: int = 0,
+    lines: list[int] | None = None,
 ) -> tuple[list[Sample], DatasetReport]:
     """Samples of one file. `order`: "rotations" (a question with n choices asked in all n cyclic
     rotations: each choice at each letter once), "balanced" (one rotation per question, assigned
-    so the matching answer's letter is uniform over letters) or "original"."""
-    if order not in ORDERS:
-        hint = " ('both' is now 'rotations': all n rotations, not only the reversal)"
-        raise ValueError(
-            f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}"
-            + (hint if order == "both" else "")
-        )
+    so the matching answer's letter is uniform over letters) or "original".
+
+    An exact duplicate of an earlier row (same question and labels) is reported
+    (`duplicate_row`, with both line numbers when `lines` gives them) and dropped: asked twice,
+    it would count twice in every rate.
+    """
+    check_order(order)
     risky_label = RISKY_ANSWER.get(file_name, "not_matching")
     report = DatasetReport(source=source, rows=len(rows))
     parsed_rows: list[tuple[int, ParsedQuestion, int, int]] = []
+    first_seen: dict[str, int] = {}
+
+    def where(i: int) -> str:
+        return f"line {lines[i]} (row {i})" if lines is not None and i < len(lines) else f"row {i}"
+
     for index, raw in enumerate(rows):
         qid = f"{file_name}:{index}"
+        key = _row_key(raw)
+        if key in first_seen:
+            report.add(
+                index, qid, "duplicate_row",
+                f"{where(index)} repeats {where(first_seen[key])} exactly; dropped",
+            )
+            continue
+        first_seen[key] = index
         try:
+            check_finite(raw)
             row = RiskRow.model_validate(raw)
             parsed = parse_question(row.question)
             matching = letter_index(row.answer_matching_behavior)
@@ -336,20 +393,26 @@ def risk_dataset(
     seed: int = 0,
     source: Source = "hub",
     shuffle: bool = False,
-) -> tuple[MemoryDataset, list[DatasetReport]]:
+) -> tuple[MemoryDataset, list[DatasetReport], list[DataOrigin]]:
     """All samples of one subset (several files for corrigibility), problems reported per file."""
     if subset not in SUBSETS:
-        raise ValueError(f"unknown subset {subset!r}; known: {', '.join(SUBSETS)}")
+        raise TaskArgumentError(f"unknown subset {subset!r}; known: {', '.join(SUBSETS)}")
+    check_order(order)
     _refuse_one_file_for_many(subset, data_dir)
     samples: list[Sample] = []
     reports: list[DatasetReport] = []
+    origins: list[DataOrigin] = []
     for name in SUBSETS[subset]:
-        rows, location = load_file_rows(name, data_dir, source)
-        file_samples, report = build_samples(rows, name, location, order=order, seed=seed)
+        rows, origin, lines = load_file_rows(name, data_dir, source)
+        label = origin.describe() if origin.kind != "hub" else f"{origin.describe()}/{origin.path}"
+        file_samples, report = build_samples(
+            rows, name, label, order=order, seed=seed, lines=lines
+        )
         if report.problems:
             logger.warning("advanced-ai-risk data problems: %s", report.summary())
         samples.extend(file_samples)
         reports.append(report)
+        origins.append(origin)
     if not samples:
         raise DataSourceError(
             f"No usable {subset} rows: " + " | ".join(r.summary() for r in reports)
@@ -357,4 +420,4 @@ def risk_dataset(
     dataset = MemoryDataset(samples, name=subset, location=", ".join(r.source for r in reports))
     if shuffle:
         dataset.shuffle(seed=seed)
-    return dataset, reports
+    return dataset, reports, origins

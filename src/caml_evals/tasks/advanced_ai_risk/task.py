@@ -15,15 +15,19 @@ from ...scoring.choice import (
     n_present,
     rates,
 )
+from ...datasource import TaskArgumentError
 from ...scoring.reducers import nan_mean_reducer
+from ...scoring.rubric_task import check_choice
 from .dataset import (
     FILE_MEANS,
     GITHUB_COMMIT,
     HUB_REPO_ID,
     HUB_REVISION,
+    SOURCES,
     SUBSETS,
     Order,
     Source,
+    check_order,
     risk_dataset,
 )
 
@@ -76,9 +80,18 @@ def risk_task(
     is the matching rate by the letter the matching answer was shown at (position bias);
     several-file subsets add `file=<name> matching` / `file=<name> risky`.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    dataset, reports = risk_dataset(
+    check_choice("mode", mode, MODES)
+    check_choice("source", source, SOURCES)
+    check_order(order)
+    for name, value in (("epochs", epochs), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or (name == "epochs" and value < 1):
+            raise TaskArgumentError(
+                f"-T {name}={value!r} is not a whole number" + (" >= 1" if name == "epochs" else "")
+            )
+    for name, value in (("shuffle", shuffle), ("lenient_parse", lenient_parse)):
+        if not isinstance(value, bool):
+            raise TaskArgumentError(f"-T {name}={value!r} is not true or false")
+    dataset, reports, origins = risk_dataset(
         subset, data_dir=data_dir, order=order, seed=seed, source=source, shuffle=shuffle
     )
     return Task(
@@ -107,8 +120,11 @@ def risk_task(
             "order": order,
             "matching_means": MATCHING_MEANS[subset],
             "file_means": {name: FILE_MEANS[name] for name in SUBSETS[subset]},
-            "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
-            "github_commit": GITHUB_COMMIT,
+            "data_source": [o.model_dump() for o in origins],
+            "pins": {
+                "hub": {"repo_id": HUB_REPO_ID, "revision": HUB_REVISION},
+                "github": {"repo": "anthropics/evals", "commit": GITHUB_COMMIT},
+            },
             "dataset_reports": [r.model_dump() for r in reports],
             "dataset_problems": {r.source: r.counts() for r in reports if r.problems},
         },
