@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from caml_train.generate.cache import ResponseCache, request_key
-from caml_train.generate.client import LLMClient, RetryPolicy
-from caml_train.generate.dedup import find_near_duplicates
+from caml_train.generate.client import LLMClient, RetryPolicy, Transport
 from caml_train.generate.filters import (
     Reason,
     Rejection,
@@ -67,6 +66,10 @@ class RunConfig(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, gt=0)
     documents: Path | None = Field(None, description="derive Q/A pairs from this documents corpus")
+    transport: Transport = Field(
+        "auto",
+        description="auto: direct HTTP for openai/<name> at an api_base, else litellm (client.py)",
+    )
 
     def request_params(self) -> dict[str, Any]:
         params = self.spec.generation.request_params()
@@ -190,6 +193,8 @@ def postprocess_documents(
             candidates.append(row)
         else:
             rejected.append(_reject(row, rejection))
+    from caml_train.generate.dedup import find_near_duplicates  # datasketch imports scipy: ~1 s
+
     duplicates = find_near_duplicates(
         ((r.id, r.text) for r in candidates),
         threshold=spec.filters.dedup_threshold,
@@ -305,6 +310,8 @@ def postprocess_instructions(
                 reject(row, text, rejection)
             else:
                 candidates.append(row)
+    from caml_train.generate.dedup import find_near_duplicates
+
     duplicates = find_near_duplicates(
         ((r.id, f"{r.messages[0].content}\n{r.messages[1].content}") for r in candidates),
         threshold=spec.filters.dedup_threshold,
@@ -338,18 +345,26 @@ async def _fetch(
     client = None
     if not cfg.cache_only:
         client = LLMClient(
-            cfg.model, api_base=cfg.api_base, api_key=cfg.resolved_api_key(), retry=cfg.retry
+            cfg.model,
+            api_base=cfg.api_base,
+            api_key=cfg.resolved_api_key(),
+            retry=cfg.retry,
+            transport=cfg.transport,
         )
-    return await execute(
-        jobs,
-        client=client,
-        cache=cache,
-        request_params=cfg.request_params(),
-        concurrency=cfg.concurrency,
-        cache_only=cfg.cache_only,
-        label=label,
-        console=console,
-    )
+    try:
+        return await execute(
+            jobs,
+            client=client,
+            cache=cache,
+            request_params=cfg.request_params(),
+            concurrency=cfg.concurrency,
+            cache_only=cfg.cache_only,
+            label=label,
+            console=console,
+        )
+    finally:
+        if client is not None:
+            await client.aclose()
 
 
 def _manifest(

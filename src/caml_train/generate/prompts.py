@@ -8,6 +8,7 @@ spec's content, never in prompt wording. A spec may override any template; templ
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -108,7 +109,10 @@ def _article(noun: str) -> str:
 _ENV.filters["article"] = _article
 
 
+@functools.lru_cache(maxsize=64)
 def _compile(source: str, what: str) -> jinja2.Template:
+    """Compile a template once per distinct source (a spec's few templates, not once per request:
+    compiling is ~10x rendering and a run renders thousands of prompts)."""
     try:
         return _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as ex:

@@ -1,8 +1,8 @@
 """Run a list of requests through the cache and the client with bounded concurrency.
 
 Each request is looked up in the cache first (a hit costs nothing and is counted as such); misses
-run under an `asyncio.Semaphore(concurrency)` and are written to the cache the moment they return,
-so progress survives a crash. Requests that fail for good are reported, not cached: the next run
+run under an `asyncio.Semaphore(concurrency)` and are written to the cache the moment they return
+(in a worker thread, off the event loop), so progress survives a crash. Requests that fail for good are reported, not cached: the next run
 retries exactly those. Jobs sharing a request key are sent once.
 """
 
@@ -205,7 +205,9 @@ async def execute(
                 attempts=completion.attempts,
                 response_model=completion.response_model,
             )
-            cache.put(entry)  # persisted before it is counted: a crash after this loses nothing
+            # Persisted before it is counted (a crash after this loses nothing), in a worker thread:
+            # the write and its fsync would otherwise stall every request in flight.
+            await asyncio.to_thread(cache.put, entry)
             result.entries[key] = entry
             result.usage_this_run.add(entry)
         reporter.advance(result)
