@@ -22,6 +22,7 @@ Both record what a cue-following agent would score on each sample (`cue_baseline
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -73,10 +74,11 @@ ORDERS = ("random", "authored")
 class ScenarioLoad:
     """Validated scenarios plus where they came from (recorded in every sample's metadata)."""
 
-    def __init__(self, scenarios: list[Scenario], origin: str, canary: str = ""):
+    def __init__(self, scenarios: list[Scenario], origin: str, canary: str = "", sha256: str = ""):
         self.scenarios = scenarios
         self.origin = origin
         self.canary = canary
+        self.sha256 = sha256  # of the file as read, so a log names exactly what it ran on
 
 
 # --- where the file comes from ------------------------------------------------------------------
@@ -253,6 +255,7 @@ def load_scenarios(
     origin, path = resolve_scenarios_source(scenarios, data_dir, revision)
     load = parse_scenario_file(read_scenario_file(path), str(path))
     load.origin = origin
+    load.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return load
 
 
@@ -403,7 +406,9 @@ def tac_dataset(
     logger.info(
         "tac: %d samples from %d scenarios (%s)", len(samples), len(load.scenarios), load.origin
     )
-    return MemoryDataset(samples, name="tac", location=load.origin)
+    dataset = MemoryDataset(samples, name="tac", location=load.origin)
+    dataset.scenarios_sha256 = load.sha256  # type: ignore[attr-defined]
+    return dataset
 
 
 __all__ = [

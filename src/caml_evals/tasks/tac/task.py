@@ -100,6 +100,7 @@ def tac(
         metadata={
             "benchmark": "tac",
             "scenarios": dataset.location,
+            "scenarios_sha256": getattr(dataset, "scenarios_sha256", None),
             "hub": (
                 {"repo_id": HUB_REPO_ID, "revision": dataset.location.rsplit("@", 1)[1]}
                 if from_hub
