@@ -70,7 +70,7 @@ def test_loglik_query_validation():
 
 
 def test_choice_solver_rejects_unknown_mode():
-    with pytest.raises(ValueError, match="unknown mode"):
+    with pytest.raises(ValueError, match="-T mode=.* is not one of"):
         choice_solver("telepathy")
 
 

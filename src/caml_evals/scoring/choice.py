@@ -35,6 +35,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from pydantic import BaseModel, Field
 
 from ..dataset_report import DatasetReport, RowProblem
+from ..errors import TaskArgumentError
 from .choice_data import check_finite, find_local_files, non_finite_fields
 from .clustered import clustered_mean_se
 from .grades import is_missing_value
@@ -135,7 +136,7 @@ def choice_solver(
         return [asked, lenient_answer_fallback()] if lenient else asked
     if mode == "loglik":
         return loglik_choice()
-    raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    raise TaskArgumentError(f"-T mode={mode!r} is not one of {', '.join(map(repr, MODES))}")
 
 
 # --------------------------------------------------------------------------------------------
