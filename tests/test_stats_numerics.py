@@ -369,3 +369,36 @@ def test_automatic_exact_rule_falls_back_to_monte_carlo_above_the_caps(monkeypat
         compare(a, b, n_resamples=1_000, exact=True)
     with pytest.raises(ValueError, match="too large"):
         compare(a[:3], b[3:], **un, exact=True)
+
+
+def test_resampling_blocks_change_no_draw(monkeypatch):
+    """Cache-sized blocks (BOOTSTRAP_CELLS) reshape the work, not the random draws: the
+    bootstrap, sign-flip and permutation nulls equal the one-block results to rounding."""
+    from caml_evals.stats import resampling
+
+    rng = np.random.default_rng(3)
+    sums, counts = rng.normal(size=(700, 3)), rng.integers(1, 6, size=(700, 3)).astype(float)
+
+    def nulls():
+        return (
+            resampling.bootstrap_ratio(sums, counts, 2_000, np.random.default_rng([0, 1])),
+            resampling.signflip_null(
+                sums, counts, n_resamples=2_000, rng=np.random.default_rng([0, 2]), exact=False
+            )[0],
+            resampling.permutation_null(
+                sums, counts, 300, n_resamples=2_000, rng=np.random.default_rng([0, 5]), exact=False
+            )[0],
+        )
+
+    small = nulls()
+    monkeypatch.setattr(resampling, "BOOTSTRAP_CELLS", resampling.MAX_CELLS)
+    large = nulls()
+    for a, b in zip(small, large):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    # permutations of uint8 memberships are the float ones (the draws do not depend on dtype)
+    base = np.r_[np.ones(30), np.zeros(70)]
+    as_float = np.random.default_rng(9).permuted(np.broadcast_to(base, (50, 100)), axis=1)
+    as_byte = np.random.default_rng(9).permuted(
+        np.broadcast_to(base.astype(np.uint8), (50, 100)), axis=1
+    )
+    assert np.array_equal(as_float, as_byte.astype(float))
