@@ -337,6 +337,8 @@ def test_broken_files_fail_with_one_line(tmp_path):
         load_scenarios(str(broken))
     with pytest.raises(DataSourceError, match="does not exist"):
         load_scenarios(str(tmp_path / "absent.json"))
+    broken.write_bytes(b"\xef\xbb\xbf" + Path(FIXTURE_FILE).read_bytes())  # a BOM is no content
+    assert len(load_scenarios(str(broken)).scenarios) == 3
 
 
 @pytest.mark.parametrize(

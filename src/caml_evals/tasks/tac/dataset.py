@@ -180,7 +180,7 @@ def resolve_scenarios_source(
 def read_scenario_file(path: Path) -> Any:
     """The parsed JSON, or one line saying why it cannot be read."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as ex:
         raise DataSourceError(
             f"tac: {path} is not UTF-8 text (byte {ex.start}: {ex.reason}); save it as UTF-8"
