@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 from inspect_ai.scorer import SampleScore, Score
@@ -167,3 +169,42 @@ def test_find_local_files_pool_rules(tmp_path, monkeypatch):
     with pytest.raises(DataSourceError, match="expected a file named data.csv") as err:
         find_local_files(mine, "bench", ("data.csv",))
     assert str(mine) in str(err.value)
+
+
+CONTROL_CARDS = ["strongreject", "hellaswag", "power_seeking", "wealth_seeking",
+                 "survival_instinct", "corrigibility"]
+
+
+@pytest.mark.parametrize("name", CONTROL_CARDS)
+def test_control_cards_are_filled_and_name_real_tests(name):
+    """Each control card has its pinned source, a protocol, and divergences whose tests exist."""
+    from caml_evals.cards import card
+
+    c = card(name)
+    assert c.protocol is not None and "TO BE FILLED" not in c.protocol.description
+    assert c.data.hub or c.data.urls
+    for pin in [*(h.revision for h in c.data.hub), *(u.commit for u in c.data.urls)]:
+        assert re.fullmatch(r"[0-9a-f]{40}", pin), pin
+    for url in c.data.urls:
+        assert url.commit in url.url
+    assert c.divergences and c.extras
+    root = Path(__file__).resolve().parents[1]
+    for d in c.divergences:
+        if d.test is None:
+            continue
+        path, _, test_name = d.test.partition("::")
+        assert (root / path).is_file(), d.test
+        assert f"def {test_name}(" in (root / path).read_text(encoding="utf-8"), d.test
+
+
+def test_cards_pin_what_the_code_loads():
+    from caml_evals.cards import card
+    from caml_evals.tasks.advanced_ai_risk import dataset as risk
+    from caml_evals.tasks.hellaswag import dataset as hs
+    from caml_evals.tasks.strongreject import dataset as sr
+
+    assert card("strongreject").data.urls[0].url == sr.GITHUB_CSV
+    assert card("strongreject").data.hub[0].revision == sr.HUB_REVISION
+    assert card("hellaswag").data.hub[0].revision == hs.HUB_REVISION
+    assert card("power_seeking").data.hub[0].revision == risk.HUB_REVISION
+    assert card("corrigibility").data.urls[0].commit == risk.GITHUB_COMMIT

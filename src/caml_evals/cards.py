@@ -37,11 +37,22 @@ class HubSource(BaseModel):
     note: str = ""
 
 
+class UrlSource(BaseModel):
+    """A file fetched over HTTP(S) from a URL that names a commit (e.g. a raw GitHub file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    commit: str  # the commit sha the URL pins
+    note: str = ""
+
+
 class DataCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subfolder: str  # its folder in a data_dir pool (the layout of ../shared/data)
     hub: list[HubSource] = Field(default_factory=list)
+    urls: list[UrlSource] = Field(default_factory=list)  # pinned non-Hub sources
     packaged: str | None = None  # a set shipped in this repository (benchmarks/...), if any
     note: str = ""
 
@@ -156,6 +167,7 @@ __all__ = [
     "HubSource",
     "Protocol",
     "TaskCard",
+    "UrlSource",
     "card",
     "find_card",
     "load_cards",
