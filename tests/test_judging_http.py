@@ -214,9 +214,7 @@ def test_oversized_bodies_get_413_and_store_nothing(app):
     client, store, token = app
     huge = "x" * (MAX_BODY_BYTES + 1)
     item = store.units_for("ana")[0][0].item_id
-    r = client.post(
-        f"/r/{token}/api/rate", json={"item_id": item, "value": "yes", "comment": huge}
-    )
+    r = client.post(f"/r/{token}/api/rate", json={"item_id": item, "value": "yes", "comment": huge})
     assert r.status_code == 413
     r = client.post(
         f"/r/{token}/u/0",

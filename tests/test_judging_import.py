@@ -364,10 +364,14 @@ def test_oversized_field_and_comment_are_line_errors(tmp_path, capsys):
 
 
 def test_non_utf8_and_bom_files(tmp_path, capsys):
-    code, err, stored, path = _import(tmp_path, (HEADER + "i001,ana,yes,café\n").encode("latin-1"), capsys)
+    code, err, stored, path = _import(
+        tmp_path, (HEADER + "i001,ana,yes,café\n").encode("latin-1"), capsys
+    )
     assert code == 2 and stored == []
     assert f"{path}: cannot read: line 2 is not UTF-8 (byte 0xe9)" in err
-    code, err, stored, _ = _import(tmp_path, b"\xef\xbb\xbf" + HEADER.encode() + b"i001,ana,yes,ok\n", capsys)
+    code, err, stored, _ = _import(
+        tmp_path, b"\xef\xbb\xbf" + HEADER.encode() + b"i001,ana,yes,ok\n", capsys
+    )
     assert code == 0 and [r.item_id for r in stored] == ["i001"]
 
 

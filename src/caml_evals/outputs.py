@@ -30,7 +30,9 @@ def ensure_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise OutputError(f"{path}: cannot create the output folder: a file is in the way") from None
+        raise OutputError(
+            f"{path}: cannot create the output folder: a file is in the way"
+        ) from None
     except OSError as ex:
         raise OutputError(f"{path}: cannot create the output folder: {_reason(ex)}") from None
     return path
@@ -68,11 +70,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` atomically; returns the path."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
@@ -97,4 +98,13 @@ def writable_dir(path: str | Path) -> Path:
     return path
 
 
-__all__ = ["atomic_path", "ensure_dir", "writable_dir", "write_text"]
+def writable_file(path: str | Path) -> Path:
+    """Check up front that file `path` could be written (not a folder; its folder writable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: cannot write the output file: it is a folder")
+    writable_dir(path.parent)
+    return path
+
+
+__all__ = ["atomic_path", "ensure_dir", "writable_dir", "writable_file", "write_text"]

@@ -57,9 +57,7 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_tokens(a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {
                 k: redact_tokens(v) if isinstance(v, str) else v for k, v in record.args.items()

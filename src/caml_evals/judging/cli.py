@@ -160,8 +160,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     checked against the database (clashes need --replace, also with --check-only) and written
     in one transaction, or nothing is written at all."""
     from ..errors import UserError
+    from ..outputs import writable_file
     from .ratings_io import parse_rating_files
 
+    if args.json:  # checked first: the summary must not fail after the ratings were imported
+        writable_file(args.json)
     store = _loaded_store(args)
     parsed_all = parse_rating_files(args.files, store.item_ids())
     results = [

@@ -282,7 +282,7 @@ def read_logs(paths: Sequence[str | Path]) -> list[tuple[str, EvalLog]]:
             raise LogReadError(f"{p}: no such log file")
         try:
             out.append((str(p), read_eval_log(str(p))))
-        except Exception as ex:  # Inspect raises many kinds for a truncated or foreign file
+        except Exception as ex:  # noqa: BLE001 - Inspect raises many kinds for a bad file
             detail = (str(ex).strip().splitlines() or [""])[0][:200]
             raise LogReadError(
                 f"{p}: cannot read the log ({type(ex).__name__}: {detail}); is it a complete "

@@ -152,9 +152,12 @@ def _rows_csv(text: str, known_items: set[str] | None = None) -> Iterable[tuple[
             )
             if swallowed is not None:
                 name, off = swallowed
-                yield lineno, (
-                    f"the {name} field opens a quote that swallows line {lineno + off} "
-                    "(it reads like another rating row): close the quote or remove the stray one"
+                yield (
+                    lineno,
+                    (
+                        f"the {name} field opens a quote that swallows line {lineno + off} "
+                        "(it reads like another rating row): close the quote or remove the stray one"
+                    ),
                 )
                 continue
             yield lineno, row
@@ -176,13 +179,10 @@ def _read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as ex:
         line = data[: ex.start].count(b"\n") + 1
-        raise RatingsFileError(
-            str(path),
-            [
-                f"cannot read: line {line} is not UTF-8 (byte 0x{data[ex.start]:02x}); "
-                "save the file as UTF-8"
-            ],
-        ) from None
+        why = (
+            f"cannot read: line {line} is not UTF-8 (byte 0x{data[ex.start]:02x}); save it as UTF-8"
+        )
+        raise RatingsFileError(str(path), [why]) from None
 
 
 def parse_ratings(path: str | Path, known_items: set[str] | None = None) -> ParsedRatings:

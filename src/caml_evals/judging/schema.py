@@ -278,8 +278,7 @@ def _load(path: Path, model: type[_M], what: str, made_by: str) -> _M:
         loc = ".".join(str(x) for x in first["loc"]) or "top level"
         more = f" (and {ex.error_count() - 1} more problem(s))" if ex.error_count() > 1 else ""
         raise DataSourceError(
-            f"{path}: not a valid {what}: {loc}: "
-            f"{first['msg'].removeprefix('Value error, ')}{more}"
+            f"{path}: not a valid {what}: {loc}: {first['msg'].removeprefix('Value error, ')}{more}"
         ) from None
 
 

@@ -13,16 +13,28 @@ Pass `memoize=False`: Inspect memoizes models by name and JSON-able args, and a 
 iterator of replies serialises to null, so a second `scripted/judge` with another responder
 would silently get the first one back.
 
-From the command line, `-M reply="GRADE: YES"` repeats one reply for every call.
+From the command line, one reply repeated for every call:
+
+    inspect eval ... --model scripted/x -M reply_file=reply.txt      # the file's text, exactly
+    inspect eval ... --model scripted/x -M reply='"GRADE: YES"'      # YAML-quoted text
+
+Inspect reads every `-M key=value` as YAML and splits strings at commas, so the unquoted
+`-M reply="GRADE: YES"` (the shell removes the double quotes) arrives as the mapping
+`{"GRADE": True}`, and `-M reply="a, b"` as a list. Both are accepted: a `reply` that is not a
+string is turned back into the text that was typed, read from the command line when it is
+there (exact), else rebuilt from the parsed value (`_reply_text`).
 """
 
 from __future__ import annotations
 
 import inspect as pyinspect
 import itertools
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Union
 
+import yaml
 from inspect_ai.model import (
     ChatMessage,
     GenerateConfig,
@@ -32,8 +44,90 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from ..errors import ConfigError
+
 Reply = Union[str, ModelOutput, BaseException]
 Responder = Callable[..., Reply]
+
+_MODEL_ARG_FLAGS = ("-M", "--model-args")
+
+
+def _typed_model_args(argv: Sequence[str], key: str) -> list[str]:
+    """The raw `key=...` texts given with -M/--model-args on a command line."""
+    raws = []
+    for i, arg in enumerate(argv):
+        if arg in _MODEL_ARG_FLAGS and i + 1 < len(argv):
+            given = argv[i + 1]
+        elif arg.startswith("-M") and arg != "-M" and not arg.startswith("--"):
+            given = arg[2:]
+        elif arg.startswith("--model-args="):
+            given = arg.removeprefix("--model-args=")
+        else:
+            continue
+        name, sep, raw = given.partition("=")
+        if sep and name.replace("-", "_") == key:
+            raws.append(raw)
+    return raws
+
+
+def _render(value: Any) -> str:
+    """Best-effort YAML-parsed value back to text (`{"GRADE": True}` -> `GRADE: YES`)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "YES" if value else "NO"  # YAML 1.1 reads yes/no/true/false/on/off as bools
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(_render(v) for v in value)  # Inspect split the text at its commas
+    if isinstance(value, dict):
+        return ", ".join(f"{_render(k)}: {_render(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _reparse(raw: str) -> Any:
+    """What Inspect's -M parser makes of `raw` (YAML, then strings split at commas)."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return None
+    if isinstance(value, str):
+        parts = value.split(",")
+        value = parts if len(parts) > 1 else parts[0]
+    return value
+
+
+def _reply_text(value: Any, argv: Sequence[str] | None = None) -> str:
+    """The reply text a user meant by `-M reply=...`, whatever YAML made of it.
+
+    The exact text comes from the command line when one of its `reply=` arguments parses to
+    `value` (what `inspect eval` saw); otherwise the value is rendered back (`_render`).
+    """
+    if isinstance(value, str):
+        return value
+    for raw in _typed_model_args(sys.argv if argv is None else argv, "reply"):
+        if _reparse(raw) == value:
+            parsed = yaml.safe_load(raw)
+            return parsed if isinstance(parsed, str) else raw
+    return _render(value)
+
+
+def _read_reply_file(path: str | Path) -> str:
+    """The text of `reply_file` (one trailing newline dropped), or a ConfigError naming it."""
+    path = Path(str(path))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"scripted model: reply_file {path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"scripted model: reply_file {path}: is a folder, not a file") from None
+    except OSError as ex:
+        raise ConfigError(f"scripted model: reply_file {path}: {ex.strerror or ex}") from None
+    except UnicodeDecodeError as ex:
+        raise ConfigError(
+            f"scripted model: reply_file {path}: not UTF-8 text (byte at offset {ex.start})"
+        ) from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 class ScriptedModelAPI(ModelAPI):
@@ -45,15 +139,25 @@ class ScriptedModelAPI(ModelAPI):
         config: GenerateConfig = GenerateConfig(),
         replies: Iterable[Reply] | None = None,
         responder: Responder | None = None,
-        reply: str | None = None,
+        reply: Any = None,
+        reply_file: str | None = None,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config)
-        if sum(x is not None for x in (replies, responder, reply)) > 1:
-            raise ValueError("scripted model: give only one of replies=, responder= or reply=")
+        if sum(x is not None for x in (replies, responder, reply, reply_file)) > 1:
+            raise ConfigError(
+                "scripted model: give only one of replies=, responder=, reply= or reply_file="
+            )
+        if model_args:
+            raise ConfigError(
+                f"scripted model: unknown argument(s) {sorted(model_args)} "
+                "(known: replies, responder, reply, reply_file)"
+            )
         self._responder = responder
+        if reply_file is not None:
+            reply = _read_reply_file(reply_file)
         if reply is not None:
-            replies = itertools.repeat(reply)
+            replies = itertools.repeat(_reply_text(reply))
         self._replies = iter(replies) if replies is not None else None
         self.calls: list[list[ChatMessage]] = []
 

@@ -50,7 +50,7 @@ class CacheEntry(BaseModel):
     text: str
     finish_reason: str | None = None
     usage: Usage = Usage()
-    cost_usd: float = 0.0
+    cost_usd: float = Field(0.0, allow_inf_nan=False)  # a NaN cost would poison every total
     cost_known: bool = False
     attempts: int = 1
     response_model: str | None = None
