@@ -29,7 +29,7 @@ def ensure_dir(path: str | Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise OutputError(
             f"{path}: cannot create the output folder: a file is in the way"
         ) from None
