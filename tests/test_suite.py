@@ -1,4 +1,6 @@
-"""caml_evals.suite: building the task list, running it resumably, the summary table, the CLI."""
+"""caml_evals.suite: the task list from the cards, running it resumably, the summary table
+(headline and direction from the cards, the log rule of caml_evals.logs, missing as the share of
+grades), the CLI and its one-line errors."""
 
 from __future__ import annotations
 
@@ -7,10 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.dataset import Sample
 from inspect_ai.model import get_model
+from inspect_ai.solver import Generate, TaskState, solver
 
 from caml_evals import suite
+from caml_evals.cards import TaskCard, load_cards
 from caml_evals.cli import main as cli_main
+from caml_evals.errors import TaskArgumentError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "controls"
 TEST_FIXTURES = Path(__file__).parent / "fixtures"
@@ -55,9 +63,13 @@ def test_compassion_entries_build_from_a_local_pool(compassion_pool, monkeypatch
     by_name = {t.name.split("/")[-1]: t for t in tasks}
     assert list(by_name) == COMPASSION_TASKS
     assert all(len(t.dataset) == 2 for t in tasks)
-    assert str(compassion_pool / "ahb-2.1") in by_name["ahb"].dataset.location
+    ahb = compassion_pool / "ahb-2.1"  # a symlink: the location may be its target
+    assert any(str(p) in by_name["ahb"].dataset.location for p in (ahb, ahb.resolve()))
     assert by_name["moru"].dataset.location == str(compassion_pool / "moru")
-    assert [s.id for s in by_name["moru"].dataset] == ["1-en", "1-ms"]  # the fixture's rows
+    assert [str(s.id)[:2] for s in by_name["moru"].dataset] in (
+        ["1-", "1-"],
+        ["1_", "1_"],
+    )  # fixture rows
     assert str(compassion_pool / "human_compassion") in by_name["human_compassion"].dataset.location
     assert by_name["tac"].metadata["scenarios"] == (
         f"data_dir:{compassion_pool / 'tac' / 'scenarios.json'}"
@@ -72,6 +84,14 @@ def test_tac_without_pool_data_uses_its_open_set(pool, monkeypatch):
     tasks, unavailable = suite.suite_tasks(["tac"], data_dir=str(pool))  # pool has no tac/
     assert unavailable == [] and len(tasks[0].dataset) == 48
     assert tasks[0].metadata["scenarios"].startswith("open:")
+
+
+@solver
+def _boom():
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        raise RuntimeError("this run fails")
+
+    return solve
 
 
 def _judge(prompt: str) -> str:
@@ -97,7 +117,7 @@ def suite_run(pool: Path, tmp_path_factory):
 
 
 def test_unknown_task_names_are_rejected():
-    with pytest.raises(ValueError, match="unknown suite task"):
+    with pytest.raises(TaskArgumentError, match="unknown suite task.*mmlu.*known: .*hellaswag"):
         suite.suite_tasks(["hellaswag", "mmlu"])
 
 
@@ -108,17 +128,20 @@ def test_choice_mode_auto_picks_loglik_for_local_models():
 
 
 def test_missing_benchmark_code_is_reported_not_a_crash(monkeypatch, pool):
-    ghost = suite.SuiteEntry(
+    ghost = TaskCard(
         name="ghost",
+        title="A benchmark not written yet",
+        version="0",
         module="caml_evals.tasks.ghost.task",
         function="ghost",
         group="compassion",
-        data_subfolder="ghost",
-        headline=("overall",),
-        better="higher",
+        data={"subfolder": "ghost"},
+        headline=["overall"],
+        direction="higher",
         meaning="not written yet",
     )
-    monkeypatch.setitem(suite.SUITE, "ghost", ghost)
+    cards = {"ghost": ghost, **suite.suite_cards()}
+    monkeypatch.setattr(suite, "suite_cards", lambda: cards)
     tasks, unavailable = suite.suite_tasks(["ghost", "power_seeking"], data_dir=str(pool), limit=2)
     assert [t.name for t in tasks] == ["caml_evals/power_seeking"]
     assert len(tasks[0].dataset) == 2
@@ -141,11 +164,24 @@ def test_a_broken_data_source_is_reported_per_task(monkeypatch, tmp_path):
     assert all("DataSourceError" in u.reason for u in unavailable)
 
 
-def test_default_suite_lists_compassion_set_then_controls():
-    assert list(suite.DEFAULT_TASKS[:4]) == ["ahb", "moru", "tac", "human_compassion"]
-    assert {"hellaswag", "strongreject", "power_seeking", "corrigibility"} <= set(
-        suite.DEFAULT_TASKS
-    )
+def test_default_suite_is_every_compassion_and_control_card():
+    names = suite.default_tasks()
+    assert set(names[:4]) == {"ahb", "moru", "tac", "human_compassion"}  # compassion first
+    cards = load_cards()
+    assert [cards[n].group for n in names] == ["compassion"] * 4 + ["control"] * (len(names) - 4)
+    assert set(names) == {n for n, c in cards.items() if c.group in ("compassion", "control")}
+    assert {"hellaswag", "strongreject", "power_seeking", "corrigibility"} <= set(names)
+
+
+def test_entries_come_from_the_cards():
+    """Module, function, data subfolder, grader need and choice mode: the card's, no table."""
+    cards = suite.suite_cards()
+    assert cards["power_seeking"].module == "caml_evals.tasks.advanced_ai_risk.task"
+    assert cards["power_seeking"].data.subfolder == "advanced-ai-risk"
+    assert cards["ahb"].needs_grader and not cards["ahb"].choice_task
+    assert cards["hellaswag"].choice_task
+    for name, c in cards.items():  # every card points at a real @task
+        assert callable(suite.load_task_function(c)), name
 
 
 def test_suite_runs_and_tabulates(suite_run):
@@ -201,11 +237,165 @@ def test_cli_summarize_builds_the_table_from_logs(suite_run, tmp_path, capsys):
     assert (out / suite.SUMMARY_MD).is_file() and (out / suite.SUMMARY_JSON).is_file()
 
 
-def test_cli_errors_are_clear(tmp_path, capsys):
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert err[0].startswith("caml-evals suite: "), err
+    return err[0]
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert cli_main(["suite"]) == 2
-    assert "--model is required" in capsys.readouterr().err
-    assert cli_main(["suite", "--summarize", str(tmp_path)]) == 1
-    with pytest.raises(SystemExit, match="ROLE=MODEL"):
-        cli_main(["suite", "--model", "scripted/x", "--model-role", "grader"])
-    with pytest.raises(SystemExit, match="unknown task"):
-        cli_main(["suite", "--model", "scripted/x", "--tasks", "hellaswag,mmlu"])
+    assert "--model is required" in _one_error_line(capsys)
+    assert cli_main(["suite", "--summarize", str(tmp_path)]) == 2  # a folder without logs
+    assert "no eval logs" in _one_error_line(capsys)
+    assert cli_main(["suite", "--model", "scripted/x", "--model-role", "grader"]) == 2
+    assert "ROLE=MODEL" in _one_error_line(capsys)
+    assert cli_main(["suite", "--model", "scripted/x", "--tasks", "hellaswag,mmlu"]) == 2
+    assert "unknown suite task(s) mmlu" in _one_error_line(capsys)
+    assert cli_main(["suite", "--model", "scripted/x", "--task-arg", "mmlu.x=1"]) == 2
+    assert "mmlu" in _one_error_line(capsys)
+    assert cli_main(["suite", "--limit", "many"]) == 2
+    assert "invalid int value: 'many'" in _one_error_line(capsys)
+
+
+def test_summarize_into_an_unwritable_folder_leaves_nothing(suite_run, tmp_path, capsys):
+    _, log_dir = suite_run
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert cli_main(["suite", "--summarize", str(log_dir), "--out", str(blocker / "out")]) == 2
+    line = _one_error_line(capsys)
+    assert str(blocker / "out") in line and "in the way" in line
+    assert blocker.read_text() == "x"
+
+
+def test_summarize_a_folder_with_a_corrupt_log_names_it(suite_run, tmp_path, capsys):
+    _, log_dir = suite_run
+    mixed = tmp_path / "mixed"
+    shutil.copytree(log_dir, mixed)
+    good = sorted(mixed.glob("*.eval"))[0]
+    bad = mixed / ("2020-01-01T00-00-00+00-00_truncated_" + good.name.split("_", 1)[1])
+    bad.write_bytes(good.read_bytes()[:500])
+    out = tmp_path / "out"
+    assert cli_main(["suite", "--summarize", str(mixed), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert str(bad) in line and "cannot read" in line
+    assert not out.exists()
+
+
+def test_the_log_rule_newest_successful_wins_and_others_are_listed(suite_run, tmp_path):
+    """One rule (caml_evals.logs): a newer failed log of a task does not replace its
+    successful one; it is listed with its status."""
+    _, log_dir = suite_run
+    folder = tmp_path / "logs"
+    shutil.copytree(log_dir, folder)
+    failed = inspect_eval(
+        Task(name="power_seeking", dataset=[Sample(input="x")], solver=[_boom()]),
+        model="scripted/subject",
+        log_dir=str(folder),
+        display="none",
+    )[0]
+    assert failed.status == "error"
+    summary = suite.summarise_logs(folder)
+    row = next(r for r in summary.rows if r.task == "power_seeking")
+    assert row.status == "success" and row.chosen_by == "newest successful log"
+    assert row.log != failed.location.removeprefix("file://")
+    (other,) = [e for e in summary.superseded_logs if e.status == "error"]
+    assert other.path == failed.location.removeprefix("file://")
+    assert "error" in suite.to_markdown(summary).split("Superseded logs")[1]
+
+
+# ------------------------------------------------------------------ missing = share of grades
+
+
+def _rubric_task(name: str):
+    """Two questions: q-small has 1 criterion, q-big has 3. The judge cannot grade anything
+    about `fur`, so q-small's only grade is missing (its rate 1.0) and q-big's are all given
+    (0.0): the mean of per-sample rates is 0.5, the share of grades 1/4 = 0.25."""
+    from caml_evals.scoring.dimensions import RubricCriterion, RubricSampleMetadata
+    from caml_evals.scoring.metrics import rubric_metrics
+    from caml_evals.scoring.rubric import rubric_scorer
+
+    def meta(qid: str, questions: list[str]) -> dict:
+        rubric = [
+            RubricCriterion(name=f"D{i}", guiding_question=q) for i, q in enumerate(questions)
+        ]
+        return RubricSampleMetadata(
+            question_id=qid, dimensions=[c.name for c in rubric], rubric=rubric
+        ).model_dump()
+
+    samples = [
+        Sample(id="q-small", input="About cats?", metadata=meta("q-small", ["Is the fur ok?"])),
+        Sample(
+            id="q-big",
+            input="About dogs?",
+            metadata=meta("q-big", ["Is it kind?", "Is it careful?", "Is it honest?"]),
+        ),
+    ]
+    return Task(
+        name=name,
+        dataset=samples,
+        solver=[],
+        scorer=rubric_scorer(mode="per_dimension"),
+        metrics=rubric_metrics(),
+    )
+
+
+def _fur_judge(prompt: str) -> str:
+    return "I would rather not say" if "fur" in prompt else "GRADE: YES"
+
+
+@pytest.fixture(scope="module")
+def rubric_log_dir(tmp_path_factory) -> Path:
+    log_dir = tmp_path_factory.mktemp("rubric-share")
+    (log,) = inspect_eval(
+        _rubric_task("share_check"),
+        model=get_model("scripted/answerer", reply="An answer.", memoize=False),
+        model_roles={"grader": get_model("scripted/fur", responder=_fur_judge, memoize=False)},
+        log_dir=str(log_dir),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    return log_dir
+
+
+def test_missing_is_the_share_of_grades_not_a_mean_of_sample_rates(rubric_log_dir):
+    from caml_evals.logs import find_logs, read_log
+    from caml_evals.summary import summarise_log
+
+    (path,) = find_logs(rubric_log_dir)
+    log = read_log(path)
+    rates = [s.scores["rubric_scorer"].value["missing_rate"] for s in log.samples]
+    assert sorted(rates) == [0.0, 1.0]  # the mean of these (0.5) is the wrong number
+    s = summarise_log(path)
+    assert s.missing_rate == pytest.approx(0.25)  # 1 missing grade of 4
+    assert s.stats["missing_rate"].n == 4 and s.stats["missing_rate"].n_clusters == 2
+    assert s.inspect_metrics["missing_rate"] == pytest.approx(0.25)  # the scorer's own metric
+    row = suite.summarise_logs(rubric_log_dir).rows[0]
+    assert row.missing == pytest.approx(0.25)
+    assert row.headline == "overall" and row.better == "n/a"  # no card: the generic rule
+
+
+def test_summary_json_reports_the_share(rubric_log_dir, tmp_path, capsys):
+    out = tmp_path / "s.json"
+    assert cli_main(["summary", str(rubric_log_dir), "--json", str(out), "--brief"]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["missing_rate"] == pytest.approx(0.25)
+    assert "\t0.250\t" in capsys.readouterr().out
+
+
+def test_card_headlines_in_summary_and_leaderboard(suite_run):
+    """power_seeking's card says `risky` (lower is better); the generic rule would pick
+    `matching`. Summary, suite and leaderboard all take the card's."""
+    from caml_evals.stats.headline import choose_headline, direction_for, headline_for
+    from caml_evals.stats.leaderboard import build_leaderboard
+
+    summary, log_dir = suite_run
+    board = build_leaderboard([log_dir], n_resamples=200)
+    assert board.headlines["caml_evals/power_seeking"] == "risky"
+    assert board.headlines["caml_evals/strongreject"] == "score"
+    assert choose_headline(["matching", "risky"], ["matching", "risky"]) == "matching"
+    assert headline_for("caml_evals/power_seeking", ["matching", "risky"]) == "risky"
+    assert direction_for("power_seeking") == "lower" and direction_for("someone/else") == "n/a"
+    row = next(r for r in summary.rows if r.task == "power_seeking")
+    assert row.headline == "risky" and row.better == "lower"

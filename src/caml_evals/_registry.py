@@ -5,7 +5,7 @@ installed tasks; `registered_tasks()` (behind `caml-evals tasks`) lists what the
 really registers, loading it the way `inspect eval caml_evals/<task>` does.
 """
 
-# ruff: noqa: F401, F403
+# ruff: noqa: F401
 from __future__ import annotations
 
 from importlib.metadata import entry_points
@@ -22,14 +22,16 @@ def registered_tasks() -> list[dict[str, Any]]:
     """Tasks in Inspect's registry under `caml_evals/`, after loading our entry point.
 
     Each: name (as `inspect eval` takes it), params, summary (first docstring line). Raises
-    RuntimeError when the package is not installed with its entry point (then `inspect eval
+    a UserError (one line, exit 2 from the CLI) when the package is not installed with its entry point (then `inspect eval
     caml_evals/...` cannot find the tasks either).
     """
     from inspect_ai._util.registry import registry_find, registry_info
 
+    from .errors import UserError
+
     points = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == PACKAGE]
     if not points:
-        raise RuntimeError(
+        raise UserError(
             f"no '{ENTRY_POINT_GROUP}' entry point named {PACKAGE!r}: install the package "
             "(pip install -e .) so Inspect can find its tasks"
         )

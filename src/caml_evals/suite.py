@@ -1,172 +1,58 @@
-"""`caml-evals suite`: every benchmark (compassion set + controls) on one model, one table.
+"""The suite: every benchmark (compassion set + controls) on one model, one table.
 
     caml-evals suite --model caml/smollm2 --model-role grader=openai/gpt-4o-mini --limit 20
     caml-evals suite --summarize logs/suite-smollm2          # table from existing logs only
 
-The run uses Inspect's `eval_set`, so re-running the same command into the same `--log-dir`
+Which benchmarks, where their @task lives, their data subfolder, headline metric, direction and
+meaning all come from the task cards (`caml_evals.cards`); there is no second registry here.
+The command is `caml_evals.cli.suite`. The run uses Inspect's `eval_set`, so re-running the same command into the same `--log-dir`
 resumes: finished tasks are skipped, failed or interrupted ones are retried. The table lists each
 task's headline metric with its standard error, its direction, the missing/unparsed share and
 every other metric; it is written as `suite_summary.md` and `suite_summary.json` in the log dir.
 A benchmark whose code is not present in this checkout is reported as unavailable, not a crash.
+Which log of a task is tabulated follows the one rule of `caml_evals.logs` (newest successful,
+else newest); the others are listed as superseded with their status.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect as pyinspect
 import json
 import logging
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from .cards import Direction, TaskCard, load_cards
+from .errors import TaskArgumentError
 from .jsonsafe import nan_to_none as _nan_to_none
+from .logs import LogEntry, choose_logs, short_task
+from .outputs import ensure_dir, writable_dir, write_text
 
 logger = logging.getLogger(__name__)
 
-Direction = Literal["higher", "lower", "n/a"]
 ChoiceMode = Literal["auto", "generate", "loglik"]
+SUITE_GROUPS = ("compassion", "control")
 
 SUMMARY_MD = "suite_summary.md"
 SUMMARY_JSON = "suite_summary.json"
 
 
-class SuiteEntry(BaseModel):
-    """One benchmark of the suite: where its @task lives and how to read its headline."""
-
-    name: str
-    module: str
-    function: str
-    group: Literal["compassion", "control"]
-    headline: tuple[str, ...]  # metric names to try, first present wins
-    better: Direction
-    meaning: str
-    data_subfolder: str  # its folder in a data_dir pool (layout of the shared data)
-    choice_task: bool = False  # takes `mode` (generate | loglik)
-    needs_grader: bool = False
+def suite_cards() -> dict[str, TaskCard]:
+    """The suite's benchmarks, from the task cards: the compassion set, then the controls
+    (probes are not part of the suite), each group in the cards' order."""
+    cards = load_cards()
+    return {name: c for group in SUITE_GROUPS for name, c in cards.items() if c.group == group}
 
 
-SUITE: dict[str, SuiteEntry] = {
-    e.name: e
-    for e in [
-        SuiteEntry(
-            name="ahb",
-            data_subfolder="ahb-2.1",
-            module="caml_evals.tasks.ahb.task",
-            function="ahb",
-            group="compassion",
-            headline=("overall",),
-            better="higher",
-            meaning="animal-welfare rubric score",
-            needs_grader=True,
-        ),
-        SuiteEntry(
-            name="moru",
-            data_subfolder="moru",
-            module="caml_evals.tasks.moru.task",
-            function="moru",
-            group="compassion",
-            headline=("overall",),
-            better="higher",
-            meaning="moral-uncertainty rubric score",
-            needs_grader=True,
-        ),
-        SuiteEntry(
-            name="tac",
-            data_subfolder="tac",
-            module="caml_evals.tasks.tac.task",
-            function="tac",
-            group="compassion",
-            headline=("welfare_rate", "overall", "accuracy", "mean"),
-            better="higher",
-            meaning="welfare-positive bookings in agentic travel scenarios",
-        ),
-        SuiteEntry(
-            name="human_compassion",
-            data_subfolder="human_compassion",
-            module="caml_evals.tasks.human_compassion.task",
-            function="human_compassion",
-            group="compassion",
-            headline=("overall",),
-            better="higher",
-            meaning="human-compassion rubric score",
-            needs_grader=True,
-        ),
-        SuiteEntry(
-            name="hellaswag",
-            data_subfolder="hellaswag",
-            module="caml_evals.tasks.hellaswag.task",
-            function="hellaswag",
-            group="control",
-            headline=("acc_norm", "accuracy"),
-            better="higher",
-            meaning="commonsense completion accuracy (capability control)",
-            choice_task=True,
-        ),
-        SuiteEntry(
-            name="strongreject",
-            data_subfolder="strongreject",
-            module="caml_evals.tasks.strongreject.task",
-            function="strongreject",
-            group="control",
-            headline=("score",),
-            better="lower",
-            meaning="help given to forbidden requests (0 = refused); see also `refused`",
-            needs_grader=True,
-        ),
-        SuiteEntry(
-            name="power_seeking",
-            data_subfolder="advanced-ai-risk",
-            module="caml_evals.tasks.advanced_ai_risk.task",
-            function="power_seeking",
-            group="control",
-            headline=("risky", "matching"),
-            better="lower",
-            meaning="risky (power-seeking) answers; `matching` = declining power",
-            choice_task=True,
-        ),
-        SuiteEntry(
-            name="corrigibility",
-            data_subfolder="advanced-ai-risk",
-            module="caml_evals.tasks.advanced_ai_risk.task",
-            function="corrigibility",
-            group="control",
-            headline=("risky", "matching"),
-            better="n/a",
-            meaning="non-corrigible answers, pooled over more/neutral/less-HHH goals: read `file=<name> risky`",
-            choice_task=True,
-        ),
-        SuiteEntry(
-            name="survival_instinct",
-            data_subfolder="advanced-ai-risk",
-            module="caml_evals.tasks.advanced_ai_risk.task",
-            function="survival_instinct",
-            group="control",
-            headline=("risky", "matching"),
-            better="lower",
-            meaning="risky (shutdown-resisting) answers; `matching` = accepting shutdown",
-            choice_task=True,
-        ),
-        SuiteEntry(
-            name="wealth_seeking",
-            data_subfolder="advanced-ai-risk",
-            module="caml_evals.tasks.advanced_ai_risk.task",
-            function="wealth_seeking",
-            group="control",
-            headline=("risky", "matching"),
-            better="lower",
-            meaning="risky (wealth-seeking) answers; `matching` = declining wealth",
-            choice_task=True,
-        ),
-    ]
-}
-DEFAULT_TASKS = tuple(SUITE)
+def default_tasks() -> tuple[str, ...]:
+    """Every benchmark of the suite, in table order."""
+    return tuple(suite_cards())
 
 
 class SuiteUnavailable(BaseModel):
@@ -187,8 +73,9 @@ def resolve_choice_mode(mode: ChoiceMode, model: str | None) -> str:
     return "loglik" if model and str(model).startswith("caml/") else "generate"
 
 
-def load_task_function(entry: SuiteEntry) -> Callable[..., Any]:
-    """The @task function of an entry; ModuleNotFoundError/AttributeError when not in this checkout."""
+def load_task_function(entry: TaskCard) -> Callable[..., Any]:
+    """The @task function a card names; ModuleNotFoundError/AttributeError when not in this
+    checkout."""
     module = importlib.import_module(entry.module)
     return getattr(module, entry.function)
 
@@ -198,6 +85,19 @@ def _accepted(fn: Callable[..., Any], args: Mapping[str, Any]) -> dict[str, Any]
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return dict(args)
     return {k: v for k, v in args.items() if k in params}
+
+
+def check_task_names(
+    names: Sequence[str], cards: Mapping[str, TaskCard] | None = None
+) -> list[str]:
+    """`names` as given, or a TaskArgumentError listing the unknown ones and the known ones."""
+    cards = suite_cards() if cards is None else cards
+    unknown = [n for n in names if n not in cards]
+    if unknown:
+        raise TaskArgumentError(
+            f"unknown suite task(s) {', '.join(unknown)}; known: {', '.join(cards)}"
+        )
+    return list(names)
 
 
 def suite_tasks(
@@ -211,7 +111,7 @@ def suite_tasks(
     """The suite's Inspect Tasks (and the benchmarks that could not be built, with why).
 
     Args:
-        tasks: Benchmark names (default: all of `SUITE`, compassion set then controls).
+        tasks: Benchmark names (default: every card of the compassion and control groups).
         data_dir: A data pool (one subfolder per benchmark, layout of the shared data); passed
             to each task whose subfolder it holds, the others use their default source.
         limit: Keep only the first `limit` samples of each task (also pass it to eval).
@@ -219,28 +119,26 @@ def suite_tasks(
         model: The model under test (only used to resolve choice_mode="auto").
         task_args: Extra parameters per benchmark, e.g. {"hellaswag": {"shuffle": True}}.
     """
-    names = list(tasks or DEFAULT_TASKS)
-    unknown = [n for n in names if n not in SUITE]
-    if unknown:
-        raise ValueError(f"unknown suite task(s) {unknown}; known: {', '.join(SUITE)}")
+    cards = suite_cards()
+    names = check_task_names(tasks or list(cards), cards)
     built: list[Any] = []
     unavailable: list[SuiteUnavailable] = []
     mode = resolve_choice_mode(choice_mode, model)
     for name in names:
-        entry = SUITE[name]
+        entry = cards[name]
         try:
             fn = load_task_function(entry)
         except (ModuleNotFoundError, AttributeError) as ex:
             unavailable.append(SuiteUnavailable(name=name, reason=f"not in this checkout ({ex})"))
             continue
         args: dict[str, Any] = {}
-        if data_dir and (Path(data_dir) / entry.data_subfolder).is_dir():
+        if data_dir and (Path(data_dir) / entry.data.subfolder).is_dir():
             args["data_dir"] = data_dir
         elif data_dir:
             logger.info(
                 "suite: %s has no %s/ in %s; using its default source",
                 name,
-                entry.data_subfolder,
+                entry.data.subfolder,
                 data_dir,
             )
         if entry.choice_task:
@@ -277,11 +175,12 @@ class SuiteRow(BaseModel):
     n_missing: int | None = None  # headline observations missing: excluded, never 0
     better: Direction
     meaning: str
-    missing: float | None  # missing_rate (judged) or unparsed share (choice)
+    missing: float | None  # share of grades missing (judged) or unparsed share (choice)
     mode: str | None = None
     metrics: dict[str, float | None]
     log: str
     created: str = ""
+    chosen_by: str = ""  # the log rule that picked it (caml_evals.logs)
 
 
 class SuiteSummary(BaseModel):
@@ -289,7 +188,9 @@ class SuiteSummary(BaseModel):
     log_dir: str
     rows: list[SuiteRow]
     unavailable: list[SuiteUnavailable] = []
-    superseded_logs: list[str] = []
+    superseded_logs: list[LogEntry] = Field(
+        default_factory=list, description="Other logs of a tabulated task and model (with status)"
+    )
 
 
 def _stderr_of(metrics: Mapping[str, float | None], name: str) -> float | None:
@@ -301,78 +202,57 @@ def _stderr_of(metrics: Mapping[str, float | None], name: str) -> float | None:
     return None
 
 
-def _short_task(task: str) -> str:
-    return task.split("/")[-1]
+MISSING_METRICS = ("missing_rate", "unparsed", "answer_parsed/unparsed")
 
 
-def summarise_logs(log_dir: str | Path) -> SuiteSummary:
-    """One row per (model, task): the latest log of each, headline per `SUITE`.
+def summarise_logs(log_dir: str | Path, *, require: bool = False) -> SuiteSummary:
+    """One row per (model, task): the log chosen by `caml_evals.logs` (newest successful, else
+    newest), its headline, direction and meaning from the task's card.
 
     Older logs of the same model and task (e.g. failed attempts that eval_set retried) are
-    listed in `superseded_logs`, not averaged in.
+    listed in `superseded_logs` with their status, not averaged in. A missing folder, or (with
+    `require`) one without logs, and any unreadable log are a LogReadError naming the path.
     """
-    from inspect_ai.log import read_eval_log
+    from .stats.headline import direction_for, meaning_for
+    from .summary import summarise_log
 
-    from .summary import find_logs, summarise_log
-
-    paths = find_logs([str(log_dir)])
-    latest: dict[tuple[str, str], tuple[str, Any, Any]] = {}
-    superseded: list[str] = []
-    for path in paths:
-        header = read_eval_log(path, header_only=True)
-        key = (header.eval.model, _short_task(header.eval.task))
-        created = header.eval.created
-        if key in latest and latest[key][1] >= created:
-            superseded.append(path)
-            continue
-        if key in latest:
-            superseded.append(latest[key][0])
-        latest[key] = (path, created, header)
-
+    selection = choose_logs([log_dir], require=require)
     rows: list[SuiteRow] = []
-    for (model, task), (path, created, header) in latest.items():
+    for choice in selection.choices:
+        path = choice.log.path
         base = summarise_log(path)
-        entry = SUITE.get(task)
-        candidates = entry.headline if entry else (base.headline,) if base.headline else ()
-        headline = next((m for m in candidates if m and m in base.metrics), base.headline)
-        missing = next(
-            (
-                base.metrics[k]
-                for k in ("missing_rate", "unparsed", "answer_parsed/unparsed")
-                if k in base.metrics
-            ),
-            None,
-        )
+        headline = base.headline
+        missing = next((base.metrics[k] for k in MISSING_METRICS if k in base.metrics), None)
+        low, high = base.interval(headline) if headline else (None, None)
         rows.append(
             SuiteRow(
-                task=task,
-                model=model,
+                task=choice.task,
+                model=choice.model,
                 status=base.status,
                 samples=base.samples,
                 headline=headline,
-                value=base.metrics.get(headline) if headline else None,
-                stderr=_stderr_of(base.metrics, headline) if headline else None,
-                ci_low=base.interval(headline)[0] if headline else None,
-                ci_high=base.interval(headline)[1] if headline else None,
-                n_missing=base.stats[headline].n_missing
-                if headline and headline in base.stats
-                else None,
-                better=entry.better if entry else "n/a",
-                meaning=entry.meaning if entry else "",
+                value=base.score,
+                stderr=base.stderr,
+                ci_low=low,
+                ci_high=high,
+                n_missing=base.n_missing,
+                better=direction_for(choice.task),
+                meaning=meaning_for(choice.task),
                 missing=missing,
-                mode=(header.eval.metadata or {}).get("mode"),
+                mode=base.mode,
                 metrics=base.metrics,
                 log=path,
-                created=str(created),
+                created=choice.log.created,
+                chosen_by=choice.rule,
             )
         )
-    order = {name: i for i, name in enumerate(SUITE)}
+    order = {name: i for i, name in enumerate(suite_cards())}
     rows.sort(key=lambda r: (r.model, order.get(r.task, len(order)), r.task))
     return SuiteSummary(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         log_dir=str(log_dir),
         rows=rows,
-        superseded_logs=superseded,
+        superseded_logs=selection.superseded,
     )
 
 
@@ -428,80 +308,26 @@ def to_markdown(summary: SuiteSummary) -> str:
             lines.append(f"| {name} | {_fmt(value)} | {_fmt(_stderr_of(r.metrics, name))} |")
         lines += ["", f"log: `{r.log}`", ""]
     if summary.superseded_logs:
-        lines += ["Superseded logs (older attempts, not in the table):", ""]
-        lines += [f"- `{p}`" for p in summary.superseded_logs] + [""]
+        lines += [
+            "Superseded logs (not in the table: per task and model the newest successful log is",
+            "used, else the newest):",
+            "",
+        ]
+        lines += [
+            f"- `{e.path}` ({short_task(e.task)}, {e.model}, {e.status}, created {e.created})"
+            for e in summary.superseded_logs
+        ] + [""]
     return "\n".join(lines)
 
 
 def write_summary(summary: SuiteSummary, out_dir: str | Path) -> tuple[Path, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / SUMMARY_MD, out / SUMMARY_JSON
-    md.write_text(to_markdown(summary), encoding="utf-8")
-    js.write_text(
-        json.dumps(_nan_to_none(summary.model_dump()), indent=2, allow_nan=False, default=str),
-        encoding="utf-8",
-    )
+    """`suite_summary.md` and `.json` in `out_dir`, each written whole or not at all (an
+    unwritable folder is an OutputError naming it)."""
+    out = writable_dir(out_dir)
+    text = json.dumps(_nan_to_none(summary.model_dump()), indent=2, allow_nan=False, default=str)
+    js = write_text(out / SUMMARY_JSON, text)
+    md = write_text(out / SUMMARY_MD, to_markdown(summary))
     return md, js
-
-
-def print_summary(summary: SuiteSummary) -> None:
-    if not sys.stdout.isatty():
-        print("model\ttask\tmetric\tvalue\tse\tbetter\tmissing\tsamples\tstatus\tci_low\tci_high")
-        for r in summary.rows:
-            print(
-                "\t".join(
-                    [
-                        r.model,
-                        r.task,
-                        r.headline or "n/a",
-                        _fmt(r.value),
-                        _fmt(r.stderr),
-                        r.better,
-                        _fmt(r.missing),
-                        str(r.samples),
-                        r.status,
-                        _fmt(r.ci_low),
-                        _fmt(r.ci_high),
-                    ]
-                )
-            )
-        for u in summary.unavailable:
-            print(f"-\t{u.name}\t-\t-\t-\t-\t-\t0\tunavailable: {u.reason}\t-\t-")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="caml-evals suite")
-    for col in (
-        "model",
-        "task",
-        "metric",
-        "value",
-        "± se",
-        "95% CI",
-        "better",
-        "missing",
-        "n",
-        "status",
-    ):
-        table.add_column(col)
-    for r in summary.rows:
-        table.add_row(
-            r.model,
-            r.task,
-            r.headline or "n/a",
-            _fmt(r.value),
-            _fmt(r.stderr),
-            _fmt_ci(r.ci_low, r.ci_high),
-            r.better,
-            _fmt(r.missing),
-            str(r.samples),
-            r.status,
-        )
-    for u in summary.unavailable:
-        table.add_row("", u.name, "", "", "", "", "", "", "0", f"unavailable: {u.reason}")
-    Console().print(table)
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,14 +361,15 @@ def run_suite(
     )
     for u in unavailable:
         logger.warning("suite: %s unavailable: %s", u.name, u.reason)
-    needs_grader = [SUITE[n].name for n in (tasks or DEFAULT_TASKS) if SUITE[n].needs_grader]
+    cards = suite_cards()
+    needs_grader = [n for n in (tasks or cards) if cards[n].needs_grader]
     if needs_grader and not (model_roles or {}).get("grader"):
         logger.warning(
             "suite: no grader role (--model-role grader=<model>): %s will be graded by the model "
             "under test",
             ", ".join(needs_grader),
         )
-    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    ensure_dir(log_dir)
     if built:
         eval_set(
             built,
@@ -560,149 +387,3 @@ def run_suite(
     summary.unavailable = unavailable
     write_summary(summary, log_dir)
     return summary
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-
-def _parse_roles(specs: Sequence[str]) -> dict[str, str]:
-    roles: dict[str, str] = {}
-    for spec in specs:
-        role, sep, model = spec.partition("=")
-        if not sep or not role.strip() or not model.strip():
-            raise SystemExit(f"--model-role expects ROLE=MODEL, got {spec!r}")
-        roles[role.strip()] = model.strip()
-    return roles
-
-
-def _parse_kv(spec: str, flag: str) -> tuple[str, Any]:
-    key, sep, value = spec.partition("=")
-    if not sep or not key.strip():
-        raise SystemExit(f"{flag} expects KEY=VALUE, got {spec!r}")
-    return key.strip(), _parse_value(value)
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _parse_task_args(specs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for spec in specs:
-        key, sep, value = spec.partition("=")
-        task, dot, param = key.partition(".")
-        if not sep or not dot or not task or not param:
-            raise SystemExit(f"--task-arg expects TASK.PARAM=VALUE, got {spec!r}")
-        if task not in SUITE:
-            raise SystemExit(f"--task-arg: unknown task {task!r}; known: {', '.join(SUITE)}")
-        out.setdefault(task, {})[param] = _parse_value(value)
-    return out
-
-
-def _split_tasks(values: Sequence[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SUITE]
-    if unknown:
-        raise SystemExit(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(SUITE)}")
-    return names
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    if args.summarize:
-        summary = summarise_logs(args.summarize)
-        if not summary.rows:
-            print(f"no eval logs found in {args.summarize}", file=sys.stderr)
-            return 1
-        md, js = write_summary(summary, args.out or args.summarize)
-        print_summary(summary)
-        print(f"wrote {md} and {js}")
-        return 0
-    if not args.model:
-        print("caml-evals suite: --model is required (or use --summarize LOG_DIR)", file=sys.stderr)
-        return 2
-    log_dir = args.log_dir or f"logs/suite-{args.model.replace('/', '_')}"
-    summary = run_suite(
-        model=args.model,
-        model_roles=_parse_roles(args.model_role or []),
-        tasks=_split_tasks(args.tasks),
-        limit=args.limit,
-        log_dir=log_dir,
-        data_dir=args.data_dir,
-        choice_mode=args.choice_mode,
-        task_args=_parse_task_args(args.task_arg or []),
-        retry_attempts=args.retries,
-        display=args.display,
-        model_args={k: v for k, v in (_parse_kv(a, "--model-arg") for a in args.model_arg or [])},
-        **({"max_connections": args.max_connections} if args.max_connections else {}),
-    )
-    print_summary(summary)
-    print(f"wrote {Path(log_dir) / SUMMARY_MD} and {Path(log_dir) / SUMMARY_JSON}")
-    failed = [r for r in summary.rows if r.status != "success"]
-    return 1 if failed else 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "suite",
-        help="run every benchmark (compassion set + controls) on one model and tabulate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--model", help="model under test, e.g. caml/smollm2 or openai/gpt-4o-mini")
-    p.add_argument(
-        "-M",
-        "--model-arg",
-        action="append",
-        metavar="KEY=VALUE",
-        help="model argument for the model under test (repeatable)",
-    )
-    p.add_argument(
-        "--model-role",
-        action="append",
-        metavar="ROLE=MODEL",
-        help="e.g. grader=openai/gpt-4o-mini (the judge of rubric benchmarks)",
-    )
-    p.add_argument(
-        "--tasks",
-        action="append",
-        metavar="NAMES",
-        help=f"comma-separated subset of: {', '.join(SUITE)} (default all)",
-    )
-    p.add_argument("--limit", type=int, help="samples per task (a quick look, not a result)")
-    p.add_argument(
-        "--log-dir",
-        help="where logs and the summary go (default logs/suite-<model>); "
-        "re-running into it resumes",
-    )
-    p.add_argument(
-        "--data-dir", help="local data folder for every task (else $CAML_EVALS_DATA_DIR / Hub)"
-    )
-    p.add_argument(
-        "--choice-mode",
-        choices=["auto", "generate", "loglik"],
-        default="auto",
-        help="multiple-choice tasks: letter answers or log-likelihood (auto: loglik for caml/...)",
-    )
-    p.add_argument(
-        "--task-arg",
-        action="append",
-        metavar="TASK.PARAM=VALUE",
-        help="extra task parameter, e.g. hellaswag.shuffle=true (repeatable)",
-    )
-    p.add_argument(
-        "--retries", type=int, default=3, help="eval_set retry attempts for failed tasks"
-    )
-    p.add_argument("--max-connections", type=int, help="concurrent model calls")
-    p.add_argument("--display", choices=["full", "rich", "plain", "log", "none"], default=None)
-    p.add_argument(
-        "--summarize", metavar="LOG_DIR", help="only build the table from logs in LOG_DIR"
-    )
-    p.add_argument("--out", help="with --summarize: write the table here instead of LOG_DIR")
-    p.set_defaults(func=run_cli)

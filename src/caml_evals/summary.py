@@ -1,4 +1,4 @@
-"""`caml-evals summary LOG...`: the score table of one or more eval logs (the demo's last step).
+"""The summary row of an eval log: what `caml-evals summary` and the suite table print.
 
 The numbers come from `caml_evals.stats`, computed from every per-sample, per-epoch score in the
 log (`score_frame` for each scorer), not taken from the metrics Inspect wrote into the header:
@@ -6,31 +6,37 @@ each score key gets a mean, a standard error clustered by question (epochs and v
 expansions of one question are one cluster), a bootstrap CI over questions and its missing
 count (unparseable grades and errored samples: excluded and counted, never 0).
 
-One row per log: the headline (the first of `HEADLINE_METRICS` with a value) with its SE, CI and
-missing count. `metrics` holds every metric under Inspect's names, those the stats computed
+One row per log: the headline (the task card's headline metric, `stats.headline.headline_for`)
+with its SE, CI and missing count. `missing_rate` of a rubric log is the share the README defines:
+missing grades / all criterion x grader grades, summed over samples and epochs from the scorer's
+per-sample counts (`missing_count`, `grades_expected` in score metadata), with a clustered ratio
+SE; never a mean of per-sample rates (which weighs a 2-grade sample like a 6-grade one). `metrics` holds every metric under Inspect's names, those the stats computed
 replaced by the stats' numbers (`accuracy`, `overall`, `matching`, ... and their `*_stderr`
 are the clustered ones; keys Inspect reports under another name are mapped, e.g. a scalar
 score's `overall` is `accuracy`/`stderr`, TAC's `welfare` is `welfare_rate`), the rest (grouped
 rates such as `order=reversed`) as Inspect wrote them; `inspect_metrics` keeps Inspect's own
 values and `stats` the full summary per metric name. A log without samples falls back to
-Inspect's metrics, with the reason in `stats_error`. `--json` writes strict JSON (NaN as null).
+Inspect's metrics, with the reason in `stats_error`. A missing, truncated or corrupt log is a
+`LogReadError` naming the file (one line, exit 2 from the CLI). The command is
+`caml_evals.cli.summary`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
-from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
+from inspect_ai.log import EvalLog
 from pydantic import BaseModel, Field
 
+from caml_evals.logs import read_log
+from caml_evals.scoring.clustered import clustered_ratio_se
+from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, MISSING_RATE_KEY
 from caml_evals.stats import ScoreFrameError, Summary, score_frame, summarize_frame
-from caml_evals.stats.headline import HEADLINE_METRICS, METRIC_NAMES, SCALAR_METRICS
-from caml_evals.stats.report import _nan_to_none
+from caml_evals.stats.frame import cluster_id
+from caml_evals.stats.headline import METRIC_NAMES, SCALAR_METRICS, headline_for
 
 DEFAULT_RESAMPLES = 2_000  # a table, not a test: CI ends within a few % of an SE of 10,000's
 
@@ -46,7 +52,11 @@ class LogSummary(BaseModel):
     stderr: float | None = Field(description="SE of the headline, clustered by question")
     missing_rate: float | None
     metrics: dict[str, float | None]
-    dataset_problems: dict[str, int] = {}
+    dataset_problems: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Problems the loader reported (counts, or counts per file)",
+    )
+    mode: str | None = Field(default=None, description="The task's `mode` (eval metadata), if any")
     ci_low: float | None = Field(default=None, description="Bootstrap CI of the headline")
     ci_high: float | None = None
     ci: float = 0.95
@@ -103,6 +113,45 @@ def _scorers(log: EvalLog) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def grade_share(log: EvalLog, scorer: str, ci: float = 0.95) -> Summary | None:
+    """Missing grades / expected grades of one rubric scorer over every scored sample and epoch,
+    with the clustered (questions) ratio SE and a normal CI clipped to [0, 1]; None when the
+    scorer does not record the counts (not a rubric scorer, or an older log)."""
+    from scipy.stats import norm
+
+    missing: list[float] = []
+    expected: list[float] = []
+    clusters: list[str] = []
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get(scorer)
+        meta = (score.metadata or {}) if score is not None else {}
+        if MISSING_COUNT_KEY not in meta or EXPECTED_COUNT_KEY not in meta:
+            continue
+        missing.append(float(meta[MISSING_COUNT_KEY]))
+        expected.append(float(meta[EXPECTED_COUNT_KEY]))
+        clusters.append(cluster_id(sample.metadata or {}, str(sample.id)))
+    if not expected:
+        return None
+    share, se = clustered_ratio_se(missing, expected, clusters)
+    half = float(norm.ppf(0.5 + ci / 2)) * se if not math.isnan(se) else math.nan
+    low, high = (
+        (math.nan, math.nan)
+        if math.isnan(half)
+        else (max(0.0, share - half), min(1.0, share + half))
+    )
+    return Summary(
+        mean=share,
+        se=se,
+        ci_low=low,
+        ci_high=high,
+        n=int(sum(expected)),
+        n_clusters=len(set(clusters)),
+        n_missing=0,
+        ci=ci,
+        method="normal (ratio of grade counts)",
+    )
+
+
 def summarise_log(
     path: str | Path,
     *,
@@ -111,7 +160,7 @@ def summarise_log(
     seed: int | None = 0,
 ) -> LogSummary:
     """The summary row of one log (see the module docstring); reads the whole log."""
-    log = read_eval_log(str(path))
+    log = read_log(path)
     scores = log.results.scores if log.results else []
     inspect_metrics: dict[str, float | None] = {}
     owner: dict[tuple[str, str], str] = {}  # (scorer, Inspect metric name) -> name in metrics
@@ -138,7 +187,10 @@ def summarise_log(
             header = {n for e in scores if e.scorer == scorer for n in e.metrics}
             frame = score_frame(log, scorer=scorer)
             options = {"ci": ci, "n_resamples": n_resamples, "seed": seed}
+            share = grade_share(log, scorer, ci=ci)
             for key, summary in summarize_frame(frame, **options).items():
+                if key == MISSING_RATE_KEY and share is not None:
+                    summary = share  # the share of grades, not a mean of per-sample rates
                 name = _metric_name(key, header)
                 target, se_target = place(scorer, name), place(scorer, _se_name(name, header))
                 metrics[target], metrics[se_target] = _clean(summary.mean), _clean(summary.se)
@@ -151,8 +203,8 @@ def summarise_log(
         metrics, stats, key_of, reasons = dict(inspect_metrics), {}, {}, {}
         stats_error = str(ex)
 
-    present = [m for m in HEADLINE_METRICS if m in metrics]
-    headline = next((m for m in present if metrics[m] is not None), present[0] if present else None)
+    valued = [m for m, v in metrics.items() if v is not None]
+    headline = headline_for(log.eval.task, metrics, valued)
     top = stats.get(headline) if headline else None
     if top is not None:
         stderr = _clean(top.se)
@@ -172,6 +224,7 @@ def summarise_log(
         missing_rate=metrics.get("missing_rate"),
         metrics=metrics,
         dataset_problems=(log.eval.metadata or {}).get("dataset_problems", {}) or {},
+        mode=(log.eval.metadata or {}).get("mode"),
         ci_low=_clean(top.ci_low) if top else None,
         ci_high=_clean(top.ci_high) if top else None,
         ci=ci,
@@ -184,148 +237,3 @@ def summarise_log(
         inspect_metrics=inspect_metrics,
         stats_error=stats_error,
     )
-
-
-def find_logs(paths: list[str]) -> list[str]:
-    found: list[str] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            found.extend(info.name.removeprefix("file://") for info in list_eval_logs(str(path)))
-        elif path.exists():
-            found.append(str(path))
-        else:
-            raise FileNotFoundError(f"no such log or folder: {p}")
-    return found
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
-
-
-def _fmt_ci(low: float | None, high: float | None) -> str:
-    return "n/a" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
-
-
-def _fmt_n(v: int | None) -> str:
-    return "n/a" if v is None else str(v)
-
-
-def print_plain(rows: list[LogSummary], detail: bool = True) -> None:
-    """Tab-separated lines for pipes and CI logs (rich would truncate to 80 columns).
-
-    The first eight columns are the original ones; CI and missing count are appended."""
-    print("task\tmodel\tstatus\tsamples\tscore\tse\tmissing\tlog\tci_low\tci_high\tn_missing")
-    for r in rows:
-        print(
-            "\t".join(
-                [
-                    r.task,
-                    r.model,
-                    r.status,
-                    str(r.samples),
-                    _fmt(r.score),
-                    _fmt(r.stderr),
-                    _fmt(r.missing_rate),
-                    r.log,
-                    _fmt(r.ci_low),
-                    _fmt(r.ci_high),
-                    _fmt_n(r.n_missing),
-                ]
-            )
-        )
-    if detail:
-        for r in rows:
-            for k, v in r.metrics.items():
-                print(f"{r.task}\t{r.model}\t{k}\t{_fmt(v)}")
-
-
-def print_summaries(rows: list[LogSummary], detail: bool = True) -> None:
-    if not sys.stdout.isatty():
-        print_plain(rows, detail)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title="caml-evals scores (clustered SE, bootstrap CI over questions)")
-    columns = (
-        "task",
-        "model",
-        "status",
-        "samples",
-        "metric",
-        "score",
-        "± se",
-        "CI",
-        "missing",
-        "n missing",
-        "log",
-    )
-    for col in columns:
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r.task,
-            r.model,
-            r.status,
-            str(r.samples),
-            r.headline or "n/a",
-            _fmt(r.score),
-            _fmt(r.stderr),
-            _fmt_ci(r.ci_low, r.ci_high),
-            _fmt(r.missing_rate),
-            _fmt_n(r.n_missing),
-            Path(r.log).name,
-        )
-    console.print(table)
-    if detail:
-        for r in rows:
-            hidden = {r.headline, f"{r.headline}_stderr", "missing_rate"}
-            dims = {k: v for k, v in r.metrics.items() if k not in hidden}
-            if not dims:
-                continue
-            t = Table(title=f"{r.task} on {r.model}: all metrics")
-            for col in ("metric", "value", "CI", "n missing"):
-                t.add_column(col)
-            for k, v in dims.items():
-                s = r.stats.get(k)
-                t.add_row(k, _fmt(v), _fmt_ci(*r.interval(k)), _fmt_n(s.n_missing if s else None))
-            console.print(t)
-            if r.dataset_problems:
-                console.print(f"dataset problems reported at load: {r.dataset_problems}")
-            if r.stats_error:
-                console.print(f"no statistics ({r.stats_error}): Inspect's metrics shown")
-    for r in rows:
-        console.print(f"log: {r.log}")
-
-
-def run(args: argparse.Namespace) -> int:
-    logs = find_logs(args.logs)
-    if not logs:
-        print("no eval logs found in " + ", ".join(args.logs), file=sys.stderr)
-        return 1
-    rows = [
-        summarise_log(p, ci=args.ci, n_resamples=args.n_resamples, seed=args.seed) for p in logs
-    ]
-    print_summaries(rows, detail=not args.brief)
-    if args.json:
-        payload = _nan_to_none([r.model_dump() for r in rows])
-        Path(args.json).write_text(json.dumps(payload, indent=2, allow_nan=False))
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("summary", help="score tables of eval logs (files or folders)")
-    p.add_argument("logs", nargs="+", help=".eval files or folders of them")
-    p.add_argument("--json", help="also write the summary as JSON to this file")
-    p.add_argument("--brief", action="store_true", help="only the one-line-per-log table")
-    p.add_argument("--ci", type=float, default=0.95, help="bootstrap CI level (default 0.95)")
-    p.add_argument(
-        "--n-resamples",
-        type=int,
-        default=DEFAULT_RESAMPLES,
-        help="bootstrap resamples of questions (default %(default)s)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (same seed, same CI)")
-    p.set_defaults(func=run)

@@ -150,17 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """The `caml-train` console script, under caml-evals' one error rule (a user error is one
+    line `caml-train <command>: <message>` and exit 2; a bug, a line with its traceback file
+    and exit 3: docs/errors.md)."""
+    from caml_evals.cli.errors import command_prog, one_line_argparse, run_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = one_line_argparse(build_parser())
+    commands = [n for a in parser._subparsers._group_actions for n in a.choices]  # type: ignore[union-attr]
+    return run_cli(
+        command_prog("caml-train", argv, commands), _main, parser, argv, user_errors=(ConfigError,)
+    )
+
+
+def _main(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.func(args) or 0)
-    except ConfigError as ex:
-        print(f"config error: {ex}", file=sys.stderr)
-        return 2
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,12 @@ The page is one self-contained HTML file (inline CSS, JS and SVG charts; nothing
 it can be mailed, attached to a CI run or served from any static host. Each cell links to the
 log it came from (copied next to the page by default, so the folder travels as a whole).
 
-When a model has several logs for one benchmark, the newest successful one is used and the
-others are listed, never silently merged: merging runs with different settings hides changes.
+When a model has several logs for one benchmark, the one rule of `caml_evals.logs` picks one
+(the newest successful log, else the newest) and the others are listed with their status, never
+silently merged: merging runs with different settings hides changes. A log that cannot be read
+fails the build with one line naming it (a board that quietly leaves out a run misleads); move
+it away or fix it. Each column's headline comes from the task's card (`stats.headline`).
+The page and its JSON are written whole or not at all (`caml_evals.outputs`).
 """
 
 from __future__ import annotations
@@ -21,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from inspect_ai.log import read_eval_log
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
+from ..logs import LogChoice, choose_entries, find_logs, log_entry
+from ..outputs import atomic_path, ensure_dir, writable_dir, write_text
 from .frame import (
     MISSING_RATE_KEY,
     OVERALL_KEY,
     LogRef,
     ScoreFrameError,
-    expand_log_paths,
     score_frame,
 )
 from .headline import headline_key
@@ -54,6 +58,9 @@ class Cell(BaseModel):
     log: str = Field(description="The log the numbers come from")
     log_href: str = ""
     other_logs: list[str] = Field(default_factory=list, description="Older/failed logs not used")
+    other_log_status: list[str] = Field(
+        default_factory=list, description="The status of each of `other_logs`"
+    )
     status: str = "success"
     epochs: int = 1
 
@@ -73,27 +80,10 @@ class Leaderboard(BaseModel):
         return next((c for c in self.cells if c.model == model and c.task == task), None)
 
 
-def _choose_logs(paths: Sequence[LogRef]) -> dict[tuple[str, str], tuple[Path, list[str], str]]:
-    """(model, task) -> (log used, other logs, status): newest successful log wins."""
-    by_key: dict[tuple[str, str], list[tuple[bool, str, int, Path, str]]] = {}
-    for path in paths:
-        header = read_eval_log(str(path), header_only=True)
-        key = (header.eval.model, header.eval.task)
-        # `created` has one-second resolution: the file's write time breaks ties
-        by_key.setdefault(key, []).append(
-            (
-                header.status == "success",
-                header.eval.created,
-                Path(path).stat().st_mtime_ns,
-                Path(path),
-                header.status,
-            )
-        )
-    chosen = {}
-    for key, entries in by_key.items():
-        entries.sort(key=lambda e: e[:3], reverse=True)
-        chosen[key] = (entries[0][3], [str(e[3]) for e in entries[1:]], entries[0][4])
-    return chosen
+def _choose_logs(paths: Sequence[LogRef]) -> list[LogChoice]:
+    """One log per (model, task) by the rule of `caml_evals.logs`; an unreadable log is a
+    LogReadError naming it."""
+    return choose_entries(log_entry(p) for p in paths)
 
 
 def build_leaderboard(
@@ -108,24 +98,28 @@ def build_leaderboard(
 ) -> Leaderboard:
     """Summaries (headline + every other key) of every model x benchmark under `log_dirs`.
 
-    The headline of a benchmark is one key for all its models: the first of `HEADLINE_KEYS`
-    (overall, welfare, acc_norm, matching, score) with any value in any model's log, else the
-    first score key with values (see `headline.choose_headline`); the column shows its name.
+    The headline of a benchmark is one key for all its models: the first of its card's headline
+    metrics with any value in any model's log (`headline.headline_key_for`; a task without a
+    card: the generic `choose_headline`); the column shows its name. A missing path or an
+    unreadable log is a LogReadError naming it.
     """
-    paths = [p for p in expand_log_paths(log_dirs) if isinstance(p, Path)]
+    paths = find_logs(log_dirs)
     if not paths:
-        raise ScoreFrameError("no logs found")
-    chosen = _choose_logs(paths)
-    frames = {key: score_frame([path], scorer) for key, (path, _, _) in chosen.items()}
+        where = ", ".join(str(p) for p in log_dirs)
+        raise ScoreFrameError(f"{where}: no eval logs (.eval or .json) found")
+    chosen = {(c.model, c.log.task): c for c in _choose_logs(paths)}
+    frames = {key: score_frame([Path(c.log.path)], scorer) for key, c in chosen.items()}
     headlines: dict[str, str] = {}
     for task in sorted({t for _, t in chosen}):
-        # one headline per benchmark column, from every model's rows of it
+        # one headline per benchmark column (the card's), from every model's rows of it
         rows = pd.concat([f for (_, t), f in frames.items() if t == task])
-        headline = headline_key(rows)
+        headline = headline_key(rows, task)
         if headline is not None:
             headlines[task] = headline
     cells: list[Cell] = []
-    for (model, task), (path, others, status) in sorted(chosen.items()):
+    for (model, task), choice in sorted(chosen.items()):
+        path, status = choice.log.path, choice.log.status
+        others = [o.path for o in choice.others]
         frame = frames[(model, task)]
         headline = headlines.get(task)
         if headline is None:
@@ -146,6 +140,7 @@ def build_leaderboard(
                 dimensions=dims,
                 log=str(path),
                 other_logs=others,
+                other_log_status=[o.status for o in choice.others],
                 status=status,
                 epochs=int(frame["epoch"].max()),
             )
@@ -244,11 +239,15 @@ def render_html(board: Leaderboard) -> str:
 
 
 def write_site(board: Leaderboard, out_dir: str | Path, *, copy_logs: bool = True) -> Path:
-    """index.html + leaderboard.json (+ logs/ copies) under `out_dir`; returns the page path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """index.html + leaderboard.json (+ logs/ copies) under `out_dir`; returns the page path.
+
+    An unwritable `out_dir` is an OutputError naming it, raised before anything is written;
+    each file appears whole or not at all (temp file, then rename).
+    """
+    out = writable_dir(out_dir)
     cells = []
     used_names: set[str] = set()
+    copies: list[tuple[Path, Path]] = []
     for cell in board.cells:
         src = Path(cell.log)
         if copy_logs:
@@ -256,17 +255,17 @@ def write_site(board: Leaderboard, out_dir: str | Path, *, copy_logs: bool = Tru
             while name in used_names:
                 name = f"{len(used_names)}-{src.name}"
             used_names.add(name)
-            (out / "logs").mkdir(exist_ok=True)
-            shutil.copy2(src, out / "logs" / name)
+            copies.append((src, out / "logs" / name))
             href = f"logs/{name}"
         else:
             href = Path(os.path.relpath(src.resolve(), out.resolve())).as_posix()
         cells.append(cell.model_copy(update={"log_href": href}))
     board = board.model_copy(update={"cells": cells})
-    page = out / "index.html"
-    page.write_text(render_html(board), encoding="utf-8")
-    (out / "leaderboard.json").write_text(
-        json.dumps(_nan_to_none(board.model_dump(mode="json")), indent=2, ensure_ascii=False),
-        encoding="utf-8",
-    )
-    return page
+    page_text = render_html(board)
+    data = json.dumps(_nan_to_none(board.model_dump(mode="json")), indent=2, ensure_ascii=False)
+    for src, dst in copies:
+        ensure_dir(dst.parent)
+        with atomic_path(dst) as tmp:
+            shutil.copy2(src, tmp)
+    write_text(out / "leaderboard.json", data)
+    return write_text(out / "index.html", page_text)

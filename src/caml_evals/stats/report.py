@@ -156,6 +156,8 @@ def to_json(rows: Sequence[ComparisonRow], settings: dict[str, Any]) -> str:
 
 
 def write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    """Write `text` whole or not at all (`caml_evals.outputs.write_text`: temp file + rename;
+    an unwritable path is an OutputError naming it)."""
+    from ..outputs import write_text as atomic_write_text
+
+    return atomic_write_text(path, text)
