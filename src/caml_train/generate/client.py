@@ -2,8 +2,8 @@
 
 - litellm gives one call for every provider (`openai/gpt-4o-mini`, `anthropic/...`, ...);
 - an OpenAI-compatible server you run yourself (`openai/<name>` with an `api_base`: vLLM, TGI,
-  llama.cpp, the test server) is called directly over HTTP (httpx, one pooled connection per
-  request in flight), because importing litellm takes seconds (about 4 s on a quiet machine, 12 s
+  llama.cpp, the test server) is called directly over HTTP (aiohttp, a litellm dependency;
+  one pooled keep-alive connection per request in flight), because importing litellm takes seconds (about 4 s on a quiet machine, 12 s
   on a busy one) and each litellm call costs ~10 ms of event-loop CPU (logging objects, a price
   lookup, response rebuilding), which at 32 requests in flight keeps the client well below what
   the server allows. Prices for this path come from the price map bundled with the installed
@@ -165,8 +165,10 @@ def is_retryable(exc: BaseException) -> bool:
     """Rate limits, server errors, timeouts and connection failures are worth another attempt."""
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError, EmptyResponseError)):
         return True
-    httpx = sys.modules.get("httpx")
-    if httpx is not None and isinstance(exc, httpx.TransportError):  # timeouts, dropped sockets
+    aiohttp = sys.modules.get("aiohttp")  # the HTTP transport: dropped or refused connections
+    if aiohttp is not None and isinstance(
+        exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+    ):
         return True
     litellm = sys.modules.get("litellm")  # only an exception raised by litellm can be one of these
     if litellm is not None:
@@ -234,7 +236,7 @@ class LLMClient:
             raise ValueError(f"transport must be 'auto', 'litellm' or 'http', not {transport!r}")
         self.transport: Transport = transport
         self._litellm: Any = None
-        self._http: Any = None  # httpx.AsyncClient, made in the running loop
+        self._http: Any = None  # aiohttp.ClientSession, made in the running loop
         self._http_loop: Any = None
 
     # ------------------------------------------------------------------------------- transports
@@ -262,14 +264,14 @@ class LLMClient:
             kwargs["api_key"] = self.api_key
         return await self.litellm.acompletion(**kwargs)
 
-    def _http_client(self) -> Any:
-        import httpx
+    def _http_session(self) -> Any:
+        import aiohttp
 
         loop = asyncio.get_running_loop()
         if self._http is None or self._http_loop is not loop:
-            self._http = httpx.AsyncClient(
-                timeout=self.retry.timeout,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # the runner's semaphore bounds it
+                timeout=aiohttp.ClientTimeout(total=self.retry.timeout),
             )
             self._http_loop = loop
         return self._http
@@ -279,22 +281,25 @@ class LLMClient:
         body = {"model": self.model.removeprefix("openai/"), "messages": messages, **params}
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = self.api_base.rstrip("/") + "/chat/completions"
-        response = await self._http_client().post(url, json=body, headers=headers)
-        if response.status_code >= 400:
+        async with self._http_session().post(url, json=body, headers=headers) as response:
+            raw = await response.read()
+            status, reply_headers = response.status, response.headers
+        text = raw.decode("utf-8", errors="replace")
+        if status >= 400:
             try:
-                detail = response.json().get("error", {}).get("message") or response.text
-            except ValueError:
-                detail = response.text
-            raise EndpointError(response.status_code, f"HTTP {response.status_code}: {detail}", response)
+                detail = json.loads(text).get("error", {}).get("message") or text
+            except (ValueError, AttributeError):
+                detail = text
+            raise EndpointError(status, f"HTTP {status}: {detail}", _ErrorResponse(reply_headers))
         try:
-            return _HTTPReply(response.json())
+            return _HTTPReply(json.loads(text))
         except ValueError as ex:
-            raise EmptyResponseError(f"reply is not JSON: {response.text!r:.200}") from ex
+            raise EmptyResponseError(f"reply is not JSON: {text!r:.200}") from ex
 
     async def aclose(self) -> None:
         """Close pooled HTTP connections (the litellm transport keeps its own)."""
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
     def _cost(self, response: Any, usage: Usage) -> tuple[float, bool]:
@@ -367,6 +372,11 @@ class _Obj:
 
     def __repr__(self) -> str:
         return repr(self._data)
+
+
+@dataclass
+class _ErrorResponse:
+    headers: Any  # read by retry_after_seconds (case-insensitive in aiohttp)
 
 
 class _HTTPReply(_Obj):

@@ -28,7 +28,6 @@ from pydantic import (
     model_validator,
 )
 
-from caml_train.config import deep_merge
 
 SPEC_PACKAGE = "caml_train.specs"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -260,6 +259,10 @@ def _resolve(name_or_path: str | Path, chain: tuple[str, ...] = ()) -> tuple[dic
     ):
         parent_ref = Path(label).parent / parent  # relative to the child file
     base, _ = _resolve(parent_ref, (*chain, label))
+    # Imported here: caml_train.config imports caml_evals.errors and so all of inspect_ai
+    # (seconds), which a generation run never needs before its first request.
+    from caml_train.config import deep_merge
+
     return deep_merge(base, data), label
 
 
