@@ -258,6 +258,24 @@ def test_hub_loads_the_pinned_v2_by_default_and_v1_on_request(monkeypatch):
             load_scenarios("hub", **bad)
 
 
+def test_hub_file_in_the_hf_cache_loads_offline(tmp_path, monkeypatch):
+    """The real hf_hub_download, offline, against an HF cache holding the pinned commit."""
+    import huggingface_hub.constants
+
+    snapshot = (
+        tmp_path / "datasets--CompassioninMachineLearning--tac" / "snapshots" / HUB_REVISIONS["v2"]
+    )
+    snapshot.mkdir(parents=True)
+    (snapshot / "scenarios.json").write_bytes(Path(FIXTURE_FILE).read_bytes())
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    task = tac(scenarios="hub")
+    assert len(task.dataset) == 12
+    assert task.metadata["hub"]["revision"] == HUB_REVISIONS["v2"]
+    with pytest.raises(DataSourceError, match="not in the local HF cache"):
+        load_scenarios("hub", scenario_version="v1")  # not cached: one line, what to do
+
+
 @pytest.mark.parametrize("kind", ["gated", "401", "not_cached"])
 def test_hub_refusals_say_what_to_do(monkeypatch, kind):
     import httpx
