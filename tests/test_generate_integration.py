@@ -558,3 +558,119 @@ def test_python_api_used_by_experiments(tmp_path: Path) -> None:
         generate_corpus(spec=TINY, out_dir=tmp_path, model="openai/x", temprature=0.5)
     with pytest.raises(ValueError, match="needs `model`"):
         generate_corpus(spec=TINY, out_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------- transports and start-up
+
+
+def _run_cfg(server: ScriptedOpenAIServer, tmp: Path, **kw) -> RunConfig:
+    cfg = _cfg(tmp, n=kw.pop("n", 3))
+    return cfg.model_copy(update={"api_base": server.api_base, "api_key": "x", **kw})
+
+
+def test_litellm_and_http_transports_give_the_same_corpus_usage_and_price(tmp_path: Path) -> None:
+    """The direct HTTP path is what litellm does for an OpenAI-compatible server, minus litellm."""
+    from caml_train.generate.pipeline import generate_documents
+
+    manifests = {}
+    with ScriptedOpenAIServer(lambda b, n: doc_reply(b)) as server:
+        for transport in ("http", "litellm"):
+            cfg = _run_cfg(
+                server,
+                tmp_path / transport,
+                model="openai/gpt-4o-mini",  # priced: litellm's completion_cost vs bundled_price
+                transport=transport,
+            )
+            manifests[transport] = generate_documents(cfg)
+    http, via_litellm = manifests["http"], manifests["litellm"]
+    assert http.counts.written == via_litellm.counts.written == 3
+    assert http.usage.this_run.prompt_tokens == via_litellm.usage.this_run.prompt_tokens > 0
+    assert http.usage.this_run.completion_tokens == via_litellm.usage.this_run.completion_tokens
+    assert http.usage.this_run.cost_unknown_requests == 0
+    assert http.usage.this_run.cost_usd == pytest.approx(via_litellm.usage.this_run.cost_usd)
+    texts = {
+        t: sorted(r["text"] for r in rows(tmp_path / t / "out" / "documents.jsonl"))
+        for t in manifests
+    }
+    assert texts["http"] == texts["litellm"]
+
+
+async def test_http_transport_retries_dropped_and_slow_replies_and_names_http_errors(
+    tmp_path: Path,
+) -> None:
+    from caml_train.generate.client import GenerationError, LLMClient, RetryPolicy
+
+    hits: Counter = Counter()
+
+    def responder(body: dict, n: int):
+        text = user_text(body)
+        hits[text] += 1
+        if text == "slow" and hits[text] == 1:
+            return Reply(content="late", delay=3.0)  # beyond the attempt timeout
+        if text == "limited" and hits[text] == 1:
+            return Reply(status=429, headers={"Retry-After": "7"})
+        if text == "unknown":
+            return Reply(status=404, error_message="no such model")
+        return f"ok {text}"
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    with ScriptedOpenAIServer(responder) as server:
+        client = LLMClient(
+            "openai/scripted",
+            api_base=server.api_base,
+            api_key="x",
+            retry=RetryPolicy(max_attempts=3, base_delay=0.01, timeout=1.0),
+            sleep=sleep,
+        )
+        assert client.transport == "http"
+        slow = await client.complete([{"role": "user", "content": "slow"}], {})
+        limited = await client.complete([{"role": "user", "content": "limited"}], {})
+        with pytest.raises(GenerationError, match=r"NotFoundError \(404\).*no such model") as err:
+            await client.complete([{"role": "user", "content": "unknown"}], {})
+        await client.aclose()
+    assert slow.text == "ok slow" and slow.attempts == 2
+    assert limited.text == "ok limited" and limited.attempts == 2 and 7.0 in waits
+    assert err.value.attempts == 1 and not err.value.retryable
+    assert client.retry_reasons == {"TimeoutError": 1, "429": 1}
+
+
+def test_a_generation_run_imports_neither_litellm_nor_inspect(tmp_path: Path) -> None:
+    """Start-up: importing litellm takes seconds, inspect_ai too; the HTTP path needs neither."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from caml_train.generate.pipeline import RunConfig, generate_documents\n"
+        "from caml_train.generate.spec import load_spec\n"
+        "cfg = RunConfig(spec=load_spec(sys.argv[1]), spec_ref='tiny', model='openai/scripted',\n"
+        "    api_base=sys.argv[2], api_key='x', out_dir=Path(sys.argv[3]) / 'out',\n"
+        "    cache_dir=Path(sys.argv[3]) / 'cache', n=2)\n"
+        "assert generate_documents(cfg).counts.written == 2\n"
+        "print(sorted(m for m in ('litellm', 'inspect_ai', 'openai') if m in sys.modules))\n"
+    )
+    with ScriptedOpenAIServer(lambda b, n: doc_reply(b)) as server:
+        out = subprocess.run(
+            [sys.executable, "-c", code, TINY, server.api_base, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_bundled_price_reads_litellms_map_without_importing_it() -> None:
+    from caml_train.generate.cache import Usage
+    from caml_train.generate.client import bundled_price, import_litellm
+
+    usage = Usage(prompt_tokens=1000, completion_tokens=500)
+    cost, known = bundled_price("openai/gpt-4o-mini", usage)
+    litellm = import_litellm()
+    expected = sum(
+        litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=1000, completion_tokens=500)
+    )
+    assert known and cost == pytest.approx(expected)
+    assert bundled_price("openai/my-local-llama", usage) == (0.0, False)

@@ -187,3 +187,27 @@ def test_extends_by_relative_path_and_cycles(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
     with pytest.raises(SpecError, match="inheritance cycle"):
         load_spec(tmp_path / "a.yaml")
+
+
+def test_templates_are_compiled_once_per_source_not_per_request() -> None:
+    from caml_train.generate import prompts
+
+    spec = load_spec("animal_welfare")
+    prompts._compile.cache_clear()
+    for i in range(30):
+        params = TemplateParams(
+            institution=spec.grid.institutions[i % len(spec.grid.institutions)],
+            domain=spec.grid.domains[i % len(spec.grid.domains)],
+            doc_type=spec.grid.doc_types[i % len(spec.grid.doc_types)],
+            reasoning=spec.grid.reasoning[i % len(spec.grid.reasoning)],
+        )
+        document_messages(spec, params)
+        instruction_messages(spec, params)
+    info = prompts._compile.cache_info()
+    assert info.misses == 3  # system, document, instruction
+    assert info.hits == 30 * 4 - 3
+    # a template error still names the template, every time (errors are not cached)
+    bad = spec.model_copy(update={"prompts": spec.prompts.model_copy(update={"document": "{% if %}"})})
+    for _ in range(2):
+        with pytest.raises(ValueError, match="prompt template 'document'"):
+            document_messages(bad, params)
