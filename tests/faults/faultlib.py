@@ -69,6 +69,9 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str], capsys) 
     return Outcome(code, captured.out, captured.err)
 
 
+_INFO = re.compile(r"^([\w.-]+( [\w.-]+)?: )?(note|warning|info):", re.IGNORECASE)
+
+
 def _short(text: str, n: int = 400) -> str:
     text = text.strip()
     return text if len(text) <= n else text[:n] + " ..."
@@ -83,13 +86,15 @@ def assert_user_error(
 ) -> str:
     """Exit 2, one line on stderr naming one of `names` (a path or its file name) and matching
     the regex `problem` (case-insensitive), no traceback, none of `leftovers` on disk.
-    Returns the line."""
+    Lines that are notes or warnings (`note:`, `warning:`, after an optional program name) are
+    not counted: the error is the one other line. Returns the line."""
     everything = outcome.out + outcome.err
     assert "Traceback" not in everything, f"traceback printed:\n{_short(everything, 2000)}"
     assert outcome.code == EXIT_USER_ERROR, (
         f"expected exit code 2 (a user error), got {outcome.code!r}: {_short(everything)}"
     )
-    lines = outcome.err_lines
+    # informational lines a command printed before it met the problem are not the error
+    lines = [x for x in outcome.err_lines if not _INFO.search(x)]
     assert len(lines) == 1, f"expected ONE line on stderr, got {len(lines)}:\n{_short(outcome.err)}"
     line = lines[0]
     if isinstance(names, (str, Path)):
