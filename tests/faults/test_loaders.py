@@ -381,3 +381,7 @@ def test_loader_fault(loader: Loader, fault: str, tmp_path: Path) -> None:
             assert_user_error(got, target, problem)
     else:  # pragma: no cover
         raise AssertionError(expected)
+
+
+def test_case_count() -> None:
+    assert len(LOADERS) == 7 and len(FAULTS) == 9 and len(CASES) == 63
