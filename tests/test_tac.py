@@ -217,6 +217,14 @@ def test_data_dir_env_without_tac_falls_back_to_open_set(tmp_path, monkeypatch):
     assert load_scenarios("auto").origin.startswith("data_dir:")
 
 
+def test_upstreams_local_scenarios_env_var_is_not_read(monkeypatch):
+    """Upstream reads TAC_LOCAL_SCENARIOS; ours takes -T scenarios=<path> or the data_dir rule,
+    so a leftover variable cannot silently swap the data of a run."""
+    monkeypatch.delenv("CAML_EVALS_DATA_DIR", raising=False)
+    monkeypatch.setenv("TAC_LOCAL_SCENARIOS", FIXTURE_FILE)
+    assert load_scenarios("auto").origin == "open:tac/scenarios.json"
+
+
 def test_explicit_data_dir_is_used_or_fails_clearly(tmp_path):
     (tmp_path / "tac").mkdir()
     (tmp_path / "tac" / "scenarios.json").write_text(Path(FIXTURE_FILE).read_text("utf-8"), "utf-8")
