@@ -87,9 +87,9 @@ def _judge_prompts(dataset, mode: str, tmp_path: Path) -> list[str]:
 
     def judge(prompt: str) -> str:
         prompts.append(prompt)
-        return "GRADE: YES" if mode == "per_dimension" else '{"grades": []}'
+        return "GRADE: C" if mode == "per_dimension" else '{"grades": []}'
 
-    task = ahb(data_dir=str(dataset), judge_mode=mode)
+    task = ahb(data_dir=str(dataset), judge_mode=mode, epochs=1)
     [log] = inspect_eval(
         task,
         model=get_model("scripted/answer", memoize=False, reply="An answer."),
@@ -227,7 +227,7 @@ def test_row_without_id_is_kept_with_a_fallback_id_and_reported() -> None:
         {"id": 7, "question": "Q7", "tags": ["Harm Minimization"]},
     ]
     samples, report, _ = build_samples(questions, DIMS, "fixture")
-    assert [s.id for s in samples] == ["row0", "row1", "7"]
+    assert [s.id for s in samples] == ["row0", "row1", 7]  # published int ids stay ints
     assert report.counts() == {"missing_id": 2}
     assert [p.question_id for p in report.problems] == ["row0", "row1"]
     assert "kept as row0" in report.summary()
@@ -318,7 +318,7 @@ def test_questions_and_dimensions_files(ahb_dir: Path, tmp_path: Path, monkeypat
     dataset, report = ahb_dataset(
         questions_file=str(questions), dimensions_file=str(ahb_dir / "dimensions.jsonl")
     )
-    assert [s.id for s in dataset] == [str(r["id"]) for r in rows]
+    assert [s.id for s in dataset] == [r["id"] for r in rows]
     assert str(questions) in report.source and "dimensions.jsonl" in report.source
     # one file given, the other part from data_dir
     dataset, _ = ahb_dataset(ahb_dir.parent, questions_file=str(questions))

@@ -16,7 +16,7 @@ from caml_evals.datasource import DataSourceError
 from caml_evals.resources import benchmark_path
 from caml_evals.tasks.human_compassion.dataset import human_compassion_dataset
 from caml_evals.tasks.human_compassion.task import human_compassion
-from caml_evals.tasks.moru.dataset import dimension_table
+from caml_evals.data.tagged import dimension_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -69,7 +69,7 @@ def test_shipped_set_is_complete_and_every_tag_resolves(monkeypatch):
 
 def test_data_dir_overrides_and_env_var_without_the_set_falls_back(tmp_path, monkeypatch):
     dataset, report = human_compassion_dataset(data_dir=str(FIXTURES))
-    assert [s.id for s in dataset] == ["fx-1-en", "fx-2-en", "fx-3-en"]
+    assert [s.id for s in dataset] == ["fx-1_en", "fx-2_en", "fx-3_en"]
     assert report.counts() == {"unknown_tag": 1}
     assert dataset[2].metadata["dimensions"] == ["Dignity"]
     with pytest.raises(DataSourceError):
@@ -86,7 +86,7 @@ def test_questions_file_and_dimensions_file_override_their_part(tmp_path, monkey
         questions_file=str(fixture / "questions.jsonl"),
         dimensions_file=str(fixture / "dimensions.jsonl"),
     )
-    assert [s.id for s in dataset] == ["fx-1-en", "fx-2-en", "fx-3-en"]
+    assert [s.id for s in dataset] == ["fx-1_en", "fx-2_en", "fx-3_en"]
     assert str(fixture / "questions.jsonl") in report.source
     # only the questions given: the packaged dimension table judges them
     packaged = benchmark_path("human_compassion")

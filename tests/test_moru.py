@@ -47,10 +47,10 @@ def test_hub_is_not_contacted_offline(monkeypatch):
 def test_dimension_table_accepts_column_variants_and_pipe_indicators():
     table = dimension_table(_rows("dimensions.jsonl"), "fixture")
     assert table.names == [
-        "Moral Consideration",
-        "Harm Minimization",
-        "Epistemic Humility",
-        "Power-Seeking Caution",
+        "moral consideration",
+        "harm minimization",
+        "epistemic humility",
+        "power-seeking caution",
     ]
     humility = table.resolve("epistemic  humility")  # tags match case/space-insensitively
     assert humility is not None and humility.guiding_question.startswith("Does it acknowledge")
@@ -76,7 +76,7 @@ def test_unusable_dimension_rows_fail_with_row_numbers():
 
 def test_fixture_rows_become_samples_and_every_problem_is_reported():
     dataset, report = moru_dataset(data_dir=str(FIXTURES))
-    assert [s.id for s in dataset] == ["1-en", "1-ms", "1-hi", "2-en", "2-ms", "3-en", "4-en"]
+    assert [s.id for s in dataset] == ["1_en", "1_ms", "1_hi", "2_en", "2_ms", "3_en", "4_en"]
     assert report.rows == 9 and report.samples == 7
     assert report.counts() == {
         "unknown_tag": 1,
@@ -88,14 +88,14 @@ def test_fixture_rows_become_samples_and_every_problem_is_reported():
     assert unknown.question_id == "3" and "Nonexistent Dimension" in unknown.detail
     by_id = {s.id: s for s in dataset}
     # translations share one cluster; sources are canonicalised
-    assert {by_id[i].metadata["question_id"] for i in ("1-en", "1-ms", "1-hi")} == {"1"}
-    assert by_id["1-hi"].metadata["language"] == "hi"
-    assert by_id["1-en"].metadata["source"] == "alien_organisms"
-    assert by_id["4-en"].metadata["source"] == "human_compassion"
-    assert by_id["4-en"].metadata["source_raw"] == "HumanCompassionandPowerSeeking"
-    assert by_id["3-en"].metadata["dimensions"] == ["Power-Seeking Caution"]
-    rubric = by_id["2-en"].metadata["rubric"]
-    assert [c["name"] for c in rubric] == ["Moral Consideration", "Epistemic Humility"]
+    assert {by_id[i].metadata["question_id"] for i in ("1_en", "1_ms", "1_hi")} == {"1"}
+    assert by_id["1_hi"].metadata["language"] == "hi"
+    assert by_id["1_en"].metadata["source"] == "alien_organisms"
+    assert by_id["4_en"].metadata["source"] == "human_compassion"
+    assert by_id["4_en"].metadata["source_raw"] == "HumanCompassionandPowerSeeking"
+    assert by_id["3_en"].metadata["dimensions"] == ["power-seeking caution"]
+    rubric = by_id["2_en"].metadata["rubric"]
+    assert [c["name"] for c in rubric] == ["moral consideration", "epistemic humility"]
 
 
 def test_rows_without_source_or_with_odd_labels_are_kept_and_reported():
@@ -104,13 +104,13 @@ def test_rows_without_source_or_with_odd_labels_are_kept_and_reported():
         {
             "id": 10,
             "question": "Q without a source?",
-            "dimension_tags": "Moral Consideration",
+            "dimension_tags": "moral consideration",
             "language": "English",
         },
         {
             "id": 11,
             "question": "Q with a new source?",
-            "dimension_tags": ["Harm Minimization"],
+            "dimension_tags": ["harm minimization"],
             "language": "Tamil",
             "source": "Deep Sea",
         },
@@ -124,13 +124,13 @@ def test_rows_without_source_or_with_odd_labels_are_kept_and_reported():
         {
             "id": 12,
             "question": "Same id twice, other text.",
-            "dimension_tags": "Moral Consideration",
+            "dimension_tags": "moral consideration",
             "language": "en",
             "source": "ai_values",
         },
     ]
     samples, report = build_rubric_samples(rows, table, "inline")
-    assert [s.id for s in samples] == ["10-en", "11-tamil", "12-en", "12~2-en"]
+    assert [s.id for s in samples] == ["10_en", "11_ta", "12_en", "12~2_en"]
     assert [s.metadata["source"] for s in samples] == [
         "unknown",
         "deep_sea",
@@ -177,11 +177,11 @@ def test_most_rows_without_source_stop_the_load(tmp_path):
 
 def test_language_and_dimension_filters():
     dataset, _ = moru_dataset(data_dir=str(FIXTURES), languages=["Malay"])
-    assert [s.id for s in dataset] == ["1-ms", "2-ms"]
+    assert [s.id for s in dataset] == ["1_ms", "2_ms"]
     dataset, _ = moru_dataset(data_dir=str(FIXTURES), dimensions=["harm minimization"])
-    assert [s.id for s in dataset] == ["1-en", "1-ms", "1-hi", "4-en"]
-    assert all(s.metadata["dimensions"] == ["Harm Minimization"] for s in dataset)
-    with pytest.raises(TaskArgumentError, match="unknown dimension 'Kindness'; known: .*Harm"):
+    assert [s.id for s in dataset] == ["1_en", "1_ms", "1_hi", "4_en"]
+    assert all(s.metadata["dimensions"] == ["harm minimization"] for s in dataset)
+    with pytest.raises(TaskArgumentError, match="unknown dimension 'Kindness'; known: .*harm minimization"):
         moru_dataset(data_dir=str(FIXTURES), dimensions=["Kindness"])
 
 
@@ -223,7 +223,7 @@ def _judge(prompt: str) -> str:
     return json.dumps(
         {
             "grades": [
-                {"dimension": n, "reason": "r", "meets": n == "Moral Consideration"} for n in names
+                {"dimension": n, "reason": "r", "meets": n == "moral consideration"} for n in names
             ]
         }
     )
@@ -231,7 +231,7 @@ def _judge(prompt: str) -> str:
 
 def test_scored_with_the_shared_rubric_scorer_and_broken_down_by_source_and_language(tmp_path):
     log = inspect_eval(
-        moru(data_dir=str(FIXTURES)),
+        moru(data_dir=str(FIXTURES), judge_mode="single_call", epochs=1),
         model=get_model(
             "scripted/answerer",
             reply="Pause the drilling; the organisms may matter morally.",
@@ -243,19 +243,26 @@ def test_scored_with_the_shared_rubric_scorer_and_broken_down_by_source_and_lang
     )[0]
     assert log.status == "success", log.error
     assert log.eval.metadata["dataset_problems"]["unknown_tag"] == 1
-    assert log.eval.metadata["hub"]["revision"] == HUB_REVISION
+    # provenance: the local files actually read (no claim of the pinned Hub revision)
+    assert "hub" not in log.eval.metadata
+    origins = log.eval.metadata["data_source"]
+    assert [(o["part"], o["kind"]) for o in origins] == [
+        ("questions", "local"),
+        ("dimensions", "local"),
+    ]
+    assert all(len(o["sha256"]) == 64 and o["path"].endswith(".jsonl") for o in origins)
     scores = {s.id: s.scores["rubric_scorer"].value for s in log.samples}
-    assert scores["1-en"] == {
+    assert scores["1_en"] == {
         "overall": pytest.approx(1 / 3),
-        "Moral Consideration": 1.0,
-        "Harm Minimization": 0.0,
-        "Epistemic Humility": 0.0,
+        "moral consideration": 1.0,
+        "harm minimization": 0.0,
+        "epistemic humility": 0.0,
         "missing_rate": 0.0,
     }
-    assert math.isnan(scores["3-en"]["overall"]) and scores["3-en"]["missing_rate"] == 1.0
+    assert math.isnan(scores["3_en"]["overall"]) and scores["3_en"]["missing_rate"] == 1.0
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
-    assert metrics["Moral Consideration"] == 1.0 and metrics["Harm Minimization"] == 0.0
-    assert math.isnan(metrics["Power-Seeking Caution"])  # ungraded: NaN, not 0
+    assert metrics["moral consideration"] == 1.0 and metrics["harm minimization"] == 0.0
+    assert math.isnan(metrics["power-seeking caution"])  # ungraded: NaN, not 0
     # missing_rate is the share of (criterion x grader) grades: the one ungraded criterion of
     # 3-en among the 16 criteria of the 7 samples (3 + 3 + 3 + 2 + 2 + 1 + 2)
     assert metrics["missing_rate"] == pytest.approx(1 / 16)
@@ -269,13 +276,13 @@ def test_scored_with_the_shared_rubric_scorer_and_broken_down_by_source_and_lang
 def test_empty_cells_from_parquet_count_as_absent():
     rows = [
         {
-            "Dimension": "Moral Consideration",
+            "Dimension": "moral consideration",
             "Guiding Question": "Does it?",
             "indicators": float("nan"),
             "scoring": float("nan"),
         },
         {
-            "dimension": "Harm Minimization",
+            "dimension": "harm minimization",
             "guiding_question": float("nan"),
             "observable_indicators": "a | b",
         },
@@ -289,7 +296,7 @@ def test_empty_cells_from_parquet_count_as_absent():
             {
                 "id": 1,
                 "question": "Q?",
-                "dimension_tags": "Moral Consideration",
+                "dimension_tags": "moral consideration",
                 "language": None,
                 "source": float("nan"),
             }

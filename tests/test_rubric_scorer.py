@@ -199,16 +199,36 @@ def test_dimension_left_out_of_json_reply_is_missing(tmp_path: Path) -> None:
     assert "no grade for this dimension" in reasons["Honesty"]
 
 
-def test_grader_error_is_recorded_with_reason(tmp_path: Path) -> None:
-    def judge(prompt: str):
-        if "Scope" in prompt and "[Criterion]: Scope" in prompt:
-            return RuntimeError("rate limited for good")
-        return "GRADE: YES"
+def _rate_limited_on_scope(prompt: str):
+    if "Scope" in prompt and "[Criterion]: Scope" in prompt:
+        return RuntimeError("rate limited for good")
+    return "GRADE: YES"
 
-    log = _run(
+
+def test_grader_api_error_errors_the_sample_by_default(tmp_path: Path) -> None:
+    """A grader failure after Inspect's retries must not quietly change the mean: the sample
+    errors (so `inspect eval-retry` redoes it) and the other samples are scored."""
+    [log] = eval(
         _task("per_dimension"),
+        model=get_model("scripted/model", memoize=False, reply="An answer."),
+        model_roles={
+            "grader": get_model("scripted/g", memoize=False, responder=_rate_limited_on_scope)
+        },
+        log_dir=str(tmp_path),
+        display="none",
+        fail_on_error=False,
+    )
+    errored = {str(s.id) for s in log.samples if s.error is not None}
+    assert errored == {"b"}  # the only sample tagged Scope
+    assert "rate limited for good" in next(s for s in log.samples if s.error).error.message
+    assert _metrics(log)["overall"] == 1.0  # the rest, unaffected
+
+
+def test_grader_error_is_recorded_with_reason_when_opted_in(tmp_path: Path) -> None:
+    log = _run(
+        _task("per_dimension", on_grader_error="missing"),
         tmp_path,
-        grader=get_model("scripted/g", memoize=False, responder=judge),
+        grader=get_model("scripted/g", memoize=False, responder=_rate_limited_on_scope),
     )
     b = _scores(log)[("b", 1)]
     assert b.value["Care"] == 1.0 and math.isnan(b.value["Scope"])

@@ -119,13 +119,10 @@ def load_part(
 
 
 def describe_origins(origins: Sequence[DataOrigin]) -> str:
-    """One line: the Hub id@revision, the shared local folder, or each part's source."""
+    """One line: the Hub id@revision when every part has it, else each part's source."""
     parts = list(dict.fromkeys(o.describe() for o in origins))
     if len(parts) == 1:
         return parts[0]
-    folders = {str(Path(o.path).parent) for o in origins if o.kind != "hub" and o.path}
-    if len(folders) == 1 and all(o.kind != "hub" for o in origins):
-        return folders.pop()
     return "; ".join(f"{o.part}: {o.describe()}" for o in origins)
 
 
@@ -533,7 +530,7 @@ def build_tagged_samples(
         for combo in text_combos:
             rubric_vars = {**variables, **{k: [v] for k, v in combo.items()}}
             if layout.sample_id == "id_language":
-                base: int | str = f"{qid}_{row.language if not _blank(row.language) else language}"
+                base: int | str = f"{qid}_{language}"  # upstream MORU: `<id>_<language>`
             elif isinstance(raw_id, int) and not isinstance(raw_id, bool) and not renamed[index]:
                 base = raw_id  # the published id, as upstream keeps it
             else:

@@ -15,10 +15,17 @@ from typing import Any
 
 from inspect_ai.dataset import MemoryDataset
 
+from ...data.source import DataOrigin, local_benchmark_dir
+from ...data.tagged import (
+    TaggedLayout,
+    build_tagged_samples,
+    describe_origins,
+    dimension_table,
+    load_part,
+)
 from ...dataset_report import DatasetReport
-from ...datasource import DataSourceError, load_jsonl_rows, local_benchmark_dir, local_file
+from ...errors import DataSourceError
 from ...resources import benchmark_path
-from ..moru.dataset import build_rubric_samples, dimension_table
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +34,22 @@ QUESTIONS_FILE = "questions.jsonl"
 DIMENSIONS_FILE = "dimensions.jsonl"
 SET_VERSION = "1.0"
 
+LAYOUT = TaggedLayout(
+    benchmark="human_compassion",
+    tags_field="dimension_tags",
+    sample_id="id_language",
+    language_style="code",
+    known_languages=("en",),
+    source_columns=("source",),
+    known_sources=None,
+)
+
 
 def load_raw(
     data_dir: str | Path | None,
     questions_file: str | Path | None = None,
     dimensions_file: str | Path | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[DataOrigin]]:
     """Rows from `data_dir`/$CAML_EVALS_DATA_DIR when it holds the set, else the packaged set.
 
     An explicit `questions_file` / `dimensions_file` (JSONL) wins for its part, e.g. a revised
@@ -48,19 +65,14 @@ def load_raw(
             local = local_benchmark_dir(None, SUBFOLDER, required)
         except DataSourceError:
             local = None  # $CAML_EVALS_DATA_DIR serves other benchmarks: use the packaged set
-    folder = local if local is not None else benchmark_path(SUBFOLDER)
-    paths = {
-        name: local_file(path, f"human_compassion {name}")
-        if path not in (None, "")
-        else folder / name
-        for name, path in given.items()
-    }
-    sources = dict.fromkeys(str(p.parent) if p.parent == folder else str(p) for p in paths.values())
-    return (
-        load_jsonl_rows(paths[QUESTIONS_FILE]),
-        load_jsonl_rows(paths[DIMENSIONS_FILE]),
-        "; ".join(sources),
+    packaged = benchmark_path(SUBFOLDER)
+    questions, q_origin = load_part(
+        "questions", "human_compassion", questions_file, local, QUESTIONS_FILE, None, packaged
     )
+    dims, d_origin = load_part(
+        "dimensions", "human_compassion", dimensions_file, local, DIMENSIONS_FILE, None, packaged
+    )
+    return questions, dims, [q_origin, d_origin]
 
 
 def human_compassion_dataset(
@@ -70,15 +82,19 @@ def human_compassion_dataset(
     seed: int | None = None,
     questions_file: str | Path | None = None,
     dimensions_file: str | Path | None = None,
-) -> tuple[MemoryDataset, DatasetReport]:
-    questions, dims, source = load_raw(data_dir, questions_file, dimensions_file)
+    with_origins: bool = False,
+):
+    """(dataset, report), or (dataset, report, origins) with `with_origins=True`."""
+    questions, dims, origins = load_raw(data_dir, questions_file, dimensions_file)
+    source = describe_origins(origins)
     table = dimension_table(dims, source)
-    samples, report = build_rubric_samples(
-        questions, table, source, dimensions=dimensions, known_sources=None, known_languages=("en",)
-    )
+    built = build_tagged_samples(questions, table, LAYOUT, source, dimensions=dimensions)
+    report: DatasetReport = built.report
     if report.problems:
         logger.warning("human_compassion data problems: %s", report.summary())
-    dataset = MemoryDataset(samples, name="human_compassion", location=source)
+    dataset = MemoryDataset(built.samples, name="human_compassion", location=source)
     if shuffle:
         dataset.shuffle(seed=seed)
+    if with_origins:
+        return dataset, report, origins
     return dataset, report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
-from ...scoring.rubric import JudgeMode
+from ...scoring.rubric import JudgeMode, OnGraderError
 from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import SET_VERSION, human_compassion_dataset
 
@@ -25,6 +25,7 @@ def human_compassion(
     judge_mode: JudgeMode = "single_call",
     judge_template: str | None = None,
     judge_logprobs: bool = False,
+    on_grader_error: OnGraderError = "error",
     epochs: int = 1,
     shuffle: bool = False,
     seed: int | None = None,
@@ -41,16 +42,19 @@ def human_compassion(
         judge_mode: "single_call" (one JSON call per sample) or "per_dimension".
         judge_template: A judge prompt file (default per mode, from judges/).
         judge_logprobs: per_dimension only: P(YES) at the verdict as the grade.
+        on_grader_error: "error" (default: a grader API failure errors the sample, so
+            `inspect eval-retry` redoes it) or "missing" (grade on, counted missing).
         epochs: Epochs per sample, reduced with a NaN-tolerant mean.
         shuffle: Shuffle samples (with `seed`).
     """
-    dataset, report = human_compassion_dataset(
+    dataset, report, origins = human_compassion_dataset(
         data_dir=data_dir,
         dimensions=as_list(dimensions),
         shuffle=shuffle,
         seed=seed,
         questions_file=questions_file,
         dimensions_file=dimensions_file,
+        with_origins=True,
     )
     return rubric_task(
         dataset,
@@ -62,5 +66,10 @@ def human_compassion(
         judge_template=judge_template,
         judge_logprobs=judge_logprobs,
         epochs=epochs,
-        metadata={"set_version": SET_VERSION, "data": report.source},
+        on_grader_error=on_grader_error,
+        metadata={
+            "set_version": SET_VERSION,
+            "data": report.source,
+            "data_source": [o.model_dump() for o in origins],
+        },
     )
