@@ -274,3 +274,22 @@ def test_generate_mode_matches_inspect_evals_hellaswag(tmp_path, monkeypatch):
         return next(s.metrics["accuracy"].value for s in log.results.scores if s.name == "choice")
 
     assert accuracy(logs["ours"]) == pytest.approx(accuracy(logs["theirs"])) == pytest.approx(3 / 6)
+
+
+def test_loglik_with_an_api_model_is_one_line_before_any_sample(tmp_path):
+    """`inspect eval` builds the task with the model under test active: the wrong provider for
+    mode=loglik is refused there, as one line without a traceback, and no sample runs."""
+    import subprocess
+    import sys
+
+    inspect = Path(sys.executable).with_name("inspect")
+    done = subprocess.run(
+        [str(inspect), "eval", "caml_evals/hellaswag", "--model", "scripted/x",
+         "-T", "mode=loglik", "-T", f"data_dir={FIXTURES}", "--log-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "mode='loglik' needs a local transformers model" in output
+    assert "Traceback" not in output and "LoglikModeError" not in output
+    assert not list(tmp_path.glob("*.eval"))  # no log: nothing ran

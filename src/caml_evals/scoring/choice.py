@@ -45,6 +45,7 @@ from .loglik import (
     LoglikModeError,
     LoglikQuery,
     LoglikResult,
+    check_loglik_model,
     continuation_logliks,
     encode_pair,
     local_model_handles,
@@ -135,6 +136,7 @@ def choice_solver(
         asked = multiple_choice(template=template) if template else multiple_choice()
         return [asked, lenient_answer_fallback()] if lenient else asked
     if mode == "loglik":
+        check_loglik_model()
         return loglik_choice()
     raise TaskArgumentError(f"-T mode={mode!r} is not one of {', '.join(map(repr, MODES))}")
 
@@ -363,6 +365,7 @@ __all__ = [
     "answer_parsed",
     "behavior_choice",
     "check_finite",
+    "check_loglik_model",
     "choice_solver",
     "continuation_logliks",
     "encode_pair",

@@ -19,12 +19,15 @@ from inspect_ai.model import ModelOutput, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from pydantic import BaseModel, Field, model_validator
 
+from ..errors import TaskArgumentError
+
 LOGLIK_QUERY_KEY = "loglik_query"  # Sample.metadata key holding a LoglikQuery
 LOGLIK_RESULT_KEY = "loglik_result"  # TaskState.metadata key the loglik solver writes
 
 
-class LoglikModeError(RuntimeError):
-    """Log-likelihood scoring was asked of a model that cannot provide it."""
+class LoglikModeError(TaskArgumentError, RuntimeError):
+    """Log-likelihood scoring was asked of a model that cannot provide it (`-T mode=loglik` with
+    an API model): the user's to fix, so a one-line user error, not a bug."""
 
 
 class LoglikQuery(BaseModel):
@@ -155,6 +158,22 @@ def local_model_handles(model: Any) -> tuple[Any, Any]:
         f"but the model under test is {name!r} ({type(api).__name__}), which exposes no token "
         f"log-probabilities of arbitrary text. Use mode='generate' (-T mode=generate) instead."
     )
+
+
+def check_loglik_model() -> None:
+    """At task creation: refuse mode=loglik for the model being evaluated, if it is known.
+
+    `inspect eval` makes the model under test active before it builds the task, so a wrong
+    provider is one line before any sample runs; a task built outside an eval (no active model
+    yet) is checked again by `loglik_choice` on its first sample.
+    """
+    try:
+        from inspect_ai.model._model import active_model
+    except ImportError:  # pragma: no cover - a future Inspect without it: the solver still checks
+        return
+    model = active_model()
+    if model is not None:
+        local_model_handles(model)
 
 
 # one forward pass at a time: the model is shared by all concurrently running samples
