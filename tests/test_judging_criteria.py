@@ -44,6 +44,7 @@ PLAIN_IDS = ["0", "1"]  # no variables: criteria are plain dimensions, as in log
 LIKED = {"naked mole rats", "farmed pig", "fish", "cricket"}
 ANSWER = "Think about the animals involved and choose the kinder option."
 _ANIMAL = re.compile(r"including (.+?)s involved")
+_GUIDING = re.compile(r"^\[Guiding question[^\]]*\]: (.*)$", re.MULTILINE)  # per-dimension prompts
 _CRITERION = re.compile(r"^\d+\. (.+)\n   Guiding question: (.*)$", re.MULTILINE)
 
 
@@ -63,8 +64,9 @@ class Judge:
     def __call__(self, prompt: str) -> str:
         self.prompts.append(prompt)
         if self.mode == "per_dimension":
-            gq = prompt.split("[Guiding question]: ", 1)[1].split("\n", 1)[0]
-            return f"Checked.\nGRADE: {'YES' if meets(gq) else 'NO'}"
+            gq = _GUIDING.search(prompt).group(1)
+            yes, no = ("C", "I") if "GRADE: $LETTER" in prompt else ("YES", "NO")
+            return f"Checked.\nGRADE: {yes if meets(gq) else no}"
         grades = [
             {"dimension": label, "reason": "checked", "meets": meets(gq)}
             for label, gq in _CRITERION.findall(prompt)
@@ -74,8 +76,10 @@ class Judge:
 
 def _run(data_root: Path, mode: str, ids: list[str], log_dir: Path) -> tuple[str, Judge]:
     judge = Judge(mode)
+    task = ahb(data_dir=str(data_root), judge_mode=mode, epochs=1)
+    ids = [s.id for s in task.dataset if str(s.id) in ids]  # the dataset's own id type
     [log] = inspect_eval(
-        ahb(data_dir=str(data_root), judge_mode=mode),
+        task,
         model=get_model("scripted/answerer", memoize=False, reply=ANSWER),
         model_roles={"grader": get_model("scripted/g", memoize=False, responder=judge)},
         sample_id=ids,
@@ -101,9 +105,9 @@ def expected(ahb_dir: Path) -> dict[tuple[str, str], dict]:
     dataset, _ = ahb_dataset(ahb_dir.parent)
     out = {}
     for s in dataset:
-        if s.id in EXPANDED_IDS:
+        if str(s.id) in EXPANDED_IDS:
             for c in s.metadata["rubric"]:
-                out[(s.id, c["label"])] = c
+                out[(str(s.id), c["label"])] = c
     return out
 
 
