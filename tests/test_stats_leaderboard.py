@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -120,3 +121,36 @@ def test_sorting_and_charts_in_headless_chromium(site):
         assert errors == []
         assert all(url.startswith("file://") for url in requests)
         browser.close()
+
+
+def test_superseded_logs_carry_their_status(site):
+    data = json.loads((site.parent / "leaderboard.json").read_text())
+    zeta = next(c for c in data["cells"] if c["model"] == "scripted/zeta")
+    assert zeta["other_log_status"] == ["success"] and zeta["status"] == "success"
+
+
+def test_a_corrupt_log_fails_the_build_naming_it(site, tmp_path):
+    """Chosen: fail, not skip (a board that silently drops a run misleads; docs/errors.md)."""
+    from caml_evals.errors import LogReadError
+
+    logs = tmp_path / "logs"
+    shutil.copytree(site.parent / "logs", logs)
+    good = min(logs.glob("*.eval"))
+    bad = logs / ("2020-01-01T00-00-00+00-00_" + good.name.split("_", 1)[1])
+    bad.write_bytes(good.read_bytes()[:400])
+    with pytest.raises(LogReadError, match=re.escape(str(bad)) + ".*cannot read"):
+        build_leaderboard([logs], n_resamples=100)
+    with pytest.raises(LogReadError, match="no such log file or folder"):
+        build_leaderboard([tmp_path / "nope"], n_resamples=100)
+
+
+def test_unwritable_site_folder_is_one_error_and_nothing_written(site, tmp_path):
+    from caml_evals.errors import OutputError
+
+    board = build_leaderboard([site.parent / "logs"], n_resamples=100)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="in the way"):
+        write_site(board, blocker / "site")
+    assert blocker.read_text() == "x"
+    assert list(tmp_path.iterdir()) == [blocker]

@@ -273,7 +273,7 @@ def test_summarize_a_folder_with_a_corrupt_log_names_it(suite_run, tmp_path, cap
     _, log_dir = suite_run
     mixed = tmp_path / "mixed"
     shutil.copytree(log_dir, mixed)
-    good = sorted(mixed.glob("*.eval"))[0]
+    good = min(mixed.glob("*.eval"))
     bad = mixed / ("2020-01-01T00-00-00+00-00_truncated_" + good.name.split("_", 1)[1])
     bad.write_bytes(good.read_bytes()[:500])
     out = tmp_path / "out"
