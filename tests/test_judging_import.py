@@ -393,3 +393,12 @@ def test_bad_rating_set_and_corrupt_database_are_one_line_errors(tmp_path, capsy
     err = capsys.readouterr().err
     assert f"{corrupt}: not a usable ratings database" in err and "Traceback" not in err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_jsonl_comment_with_a_unicode_line_separator_round_trips(tmp_path):
+    """JSONL is split at "\\n" only: U+2028 is valid raw inside a JSON string (write_ratings
+    writes it unescaped), and str.splitlines() used to cut such a row in two."""
+    rating = HumanRating(item_id="i001", rater="ana", value=1.0, comment="one\u2028two\x85three")
+    path = tmp_path / "r.jsonl"
+    write_ratings(path, [rating])
+    assert read_ratings(path, ITEMS) == [rating]

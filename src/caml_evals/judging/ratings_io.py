@@ -72,7 +72,8 @@ def _validation_message(ex: ValidationError) -> str:
 
 
 def _rows_jsonl(text: str) -> Iterable[tuple[int, dict | str]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines() would also split at U+2028 and friends, valid inside JSON strings
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
