@@ -135,6 +135,8 @@ def test_inspect_cli_runs_ahb_on_embedded_model_and_grader(ahb_dir: Path, tmp_pa
         "judge_mode=per_dimension",
         "-T",
         "judge_logprobs=true",
+        "-T",
+        "epochs=1",  # the published protocol's 5 epochs are not needed for a pipeline check
         "--log-dir",
         str(tmp_path),
     ]
