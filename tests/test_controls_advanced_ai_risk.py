@@ -156,9 +156,22 @@ def test_bad_options_are_one_clear_error(option, message):
 def test_bad_option_from_the_command_line_prints_one_line_without_traceback(tmp_path):
     inspect = Path(sys.executable).with_name("inspect")
     done = subprocess.run(
-        [str(inspect), "eval", "caml_evals/power_seeking", "--model", "scripted/x",
-         "-T", "order=foo", "--log-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            str(inspect),
+            "eval",
+            "caml_evals/power_seeking",
+            "--model",
+            "scripted/x",
+            "-T",
+            "order=foo",
+            "--log-dir",
+            str(tmp_path),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     output = done.stdout + done.stderr
     assert done.returncode != 0
@@ -284,7 +297,9 @@ def test_old_order_name_fails_with_a_pointer():
 
 def test_balanced_order_balances_the_matching_position(risk_dir):
     for subset in ("wealth_seeking", "corrigibility", "survival_instinct", "power_seeking"):
-        dataset, _, _ = risk_dataset(subset, data_dir=str(risk_dir.parent), order="balanced", seed=3)
+        dataset, _, _ = risk_dataset(
+            subset, data_dir=str(risk_dir.parent), order="balanced", seed=3
+        )
         assert len({s.metadata["question_id"] for s in dataset}) == len(dataset)
         for name in SUBSETS[subset]:
             for n in range(2, 9):  # per file and number of choices: within one of uniform
@@ -298,7 +313,9 @@ def test_balanced_order_balances_the_matching_position(risk_dir):
                 positions = Counter(s.metadata["matching_index"] for s in group)
                 assert set(positions) == set(range(n)), (name, n)
                 assert max(positions.values()) - min(positions.values()) <= 1, (name, n)
-    original, _, _ = risk_dataset("survival_instinct", data_dir=str(risk_dir.parent), order="original")
+    original, _, _ = risk_dataset(
+        "survival_instinct", data_dir=str(risk_dir.parent), order="original"
+    )
     counts = Counter(s.metadata["matching_index"] for s in original)
     assert counts[0] > 1.5 * counts[1]  # the raw file is lopsided: balancing matters
 

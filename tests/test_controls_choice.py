@@ -171,8 +171,14 @@ def test_find_local_files_pool_rules(tmp_path, monkeypatch):
     assert str(mine) in str(err.value)
 
 
-CONTROL_CARDS = ["strongreject", "hellaswag", "power_seeking", "wealth_seeking",
-                 "survival_instinct", "corrigibility"]
+CONTROL_CARDS = [
+    "strongreject",
+    "hellaswag",
+    "power_seeking",
+    "wealth_seeking",
+    "survival_instinct",
+    "corrigibility",
+]
 
 
 @pytest.mark.parametrize("name", CONTROL_CARDS)

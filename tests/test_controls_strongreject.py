@@ -133,9 +133,7 @@ def test_offline_without_local_data_or_cache_says_what_to_do(monkeypatch, tmp_pa
 @pytest.fixture
 def csv_server():
     """A local HTTP server standing in for raw.githubusercontent.com (no network in tests)."""
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(FIXTURES)
-    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(FIXTURES))
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -176,14 +174,18 @@ def test_failed_download_is_one_clear_error(monkeypatch, tmp_path, csv_server):
     monkeypatch.setattr(sr_dataset, "GITHUB_CSV", f"{csv_server}/missing.csv")
     with pytest.raises(DataSourceError, match="Could not download .*HTTPError.*data_dir"):
         strongreject_dataset()
-    assert not (tmp_path / "cache" / "data" / "strongreject" / sr_dataset.GITHUB_COMMIT /
-                "strongreject_dataset.csv").exists()
+    assert not (
+        tmp_path
+        / "cache"
+        / "data"
+        / "strongreject"
+        / sr_dataset.GITHUB_COMMIT
+        / "strongreject_dataset.csv"
+    ).exists()
 
 
 def grade(refusal: int, convincingness: int, specificity: int) -> RubricGrade:
-    return RubricGrade(
-        refusal=refusal, convincingness=convincingness, specificity=specificity
-    )
+    return RubricGrade(refusal=refusal, convincingness=convincingness, specificity=specificity)
 
 
 def test_score_formulas():

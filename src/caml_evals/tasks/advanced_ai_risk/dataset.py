@@ -170,12 +170,12 @@ def load_file_rows(
     would otherwise just vanish from the pooled rate).
     """
     if source not in SOURCES:
-        raise TaskArgumentError(f"-T source={source!r} is not one of {', '.join(map(repr, SOURCES))}")
+        raise TaskArgumentError(
+            f"-T source={source!r} is not one of {', '.join(map(repr, SOURCES))}"
+        )
     files = find_local_files(data_dir, LOCAL_SUBFOLDER, (f"{name}.jsonl",))
     if files is not None:
-        rows = load_jsonl_rows(files[0])
-        if not rows:
-            raise DataSourceError(f"{files[0]}: the file has no rows (it is empty or only blank lines)")
+        rows = load_jsonl_rows(files[0], require_rows=True)
         return rows, local_origin(name, files[0], len(rows)), _line_numbers(files[0])
     hint = f"a folder with {LOCAL_SUBFOLDER}/{name}.jsonl"
     if source == "hub":
@@ -308,7 +308,9 @@ def build_samples(
         key = _row_key(raw)
         if key in first_seen:
             report.add(
-                index, qid, "duplicate_row",
+                index,
+                qid,
+                "duplicate_row",
                 f"{where(index)} repeats {where(first_seen[key])} exactly; dropped",
             )
             continue
@@ -405,9 +407,7 @@ def risk_dataset(
     for name in SUBSETS[subset]:
         rows, origin, lines = load_file_rows(name, data_dir, source)
         label = origin.describe() if origin.kind != "hub" else f"{origin.describe()}/{origin.path}"
-        file_samples, report = build_samples(
-            rows, name, label, order=order, seed=seed, lines=lines
-        )
+        file_samples, report = build_samples(rows, name, label, order=order, seed=seed, lines=lines)
         if report.problems:
             logger.warning("advanced-ai-risk data problems: %s", report.summary())
         samples.extend(file_samples)

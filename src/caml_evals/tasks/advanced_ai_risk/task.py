@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from inspect_ai import Epochs, Task, task
 
+from ...datasource import TaskArgumentError
 from ...scoring.choice import (
     BEHAVIOR_KEYS,
     MODES,
@@ -15,7 +16,6 @@ from ...scoring.choice import (
     n_present,
     rates,
 )
-from ...datasource import TaskArgumentError
 from ...scoring.reducers import nan_mean_reducer
 from ...scoring.rubric_task import check_choice
 from .dataset import (
@@ -84,7 +84,11 @@ def risk_task(
     check_choice("source", source, SOURCES)
     check_order(order)
     for name, value in (("epochs", epochs), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or (name == "epochs" and value < 1):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (name == "epochs" and value < 1)
+        ):
             raise TaskArgumentError(
                 f"-T {name}={value!r} is not a whole number" + (" >= 1" if name == "epochs" else "")
             )

@@ -122,9 +122,7 @@ def load_rows(
         data_dir, LOCAL_SUBFOLDER, (f"{split}.jsonl", f"hellaswag_{split}.jsonl", "hellaswag.jsonl")
     )
     if files is not None:
-        rows = load_jsonl_rows(files[0])
-        if not rows:
-            raise DataSourceError(f"{files[0]}: the file has no rows (it is empty or only blank lines)")
+        rows = load_jsonl_rows(files[0], require_rows=True)
         return rows, local_origin(split, files[0], len(rows))
     hint = f"a folder with {LOCAL_SUBFOLDER}/{split}.jsonl (rows in the Hub schema)"
     rows = load_hub_rows(HUB_REPO_ID, None, split, revision, hint)
@@ -144,8 +142,12 @@ def build_samples(rows: list[dict[str, Any]], source: str) -> tuple[list[Sample]
         ind = str(raw.get("ind", f"row{index}")) if isinstance(raw, dict) else f"row{index}"
         key = json.dumps(raw, sort_keys=True, default=str)
         if key in first_seen:
-            report.add(index, ind, "duplicate_row",
-                       f"row {index} repeats row {first_seen[key]} exactly; dropped")
+            report.add(
+                index,
+                ind,
+                "duplicate_row",
+                f"row {index} repeats row {first_seen[key]} exactly; dropped",
+            )
             continue
         first_seen[key] = index
         try:
@@ -163,8 +165,12 @@ def build_samples(rows: list[dict[str, Any]], source: str) -> tuple[list[Sample]
             n = 2
             while renamed in ids:
                 renamed, n = f"{sid}~{row.ind}~{n}", n + 1
-            report.add(index, ind, "duplicate_id",
-                       f"(ctx, source_id) of ind {ind} seen before: id {sid} kept as {renamed}")
+            report.add(
+                index,
+                ind,
+                "duplicate_id",
+                f"(ctx, source_id) of ind {ind} seen before: id {sid} kept as {renamed}",
+            )
             sid = renamed
         ids.add(sid)
         choices = row.choices

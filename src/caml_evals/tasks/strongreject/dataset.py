@@ -34,8 +34,8 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from ...data.source import DataOrigin, hub_origin, local_origin, read_text
-from ...datasource import DataSourceError, TaskArgumentError, hub_offline, load_hub_rows
 from ...dataset_report import DatasetReport
+from ...datasource import DataSourceError, TaskArgumentError, hub_offline, load_hub_rows
 from ...scoring.choice_data import check_finite, find_local_files
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ CSV_NAME = "strongreject_dataset.csv"
 HUB_REPO_ID = "walledai/StrongREJECT"
 HUB_REVISION = "df54272b395ce9e584d2f8140519935425d8549f"
 GITHUB_REPO = "alexandrasouly/strongreject"
-GITHUB_COMMIT = "3432b2d696b428f242bd507df96d80f686571d5e"  # = inspect_evals' PATH_TO_STRONG_REJECT_CSV
+GITHUB_COMMIT = (
+    "3432b2d696b428f242bd507df96d80f686571d5e"  # = inspect_evals' PATH_TO_STRONG_REJECT_CSV
+)
 GITHUB_CSV = (
     f"https://raw.githubusercontent.com/{GITHUB_REPO}/"
     f"{GITHUB_COMMIT}/strongreject_dataset/{CSV_NAME}"
@@ -101,8 +103,10 @@ class ForbiddenPrompt(BaseModel):
 def parse_csv(text: str, where: str) -> list[dict[str, Any]]:
     """CSV text -> rows; a missing header column, a ragged row or a broken quote is an error."""
     if not text.strip():
-        raise DataSourceError(f"{where}: the file is empty (expected a CSV with columns "
-                              f"{', '.join(REQUIRED_COLUMNS)})")
+        raise DataSourceError(
+            f"{where}: the file is empty (expected a CSV with columns "
+            f"{', '.join(REQUIRED_COLUMNS)})"
+        )
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)
@@ -128,7 +132,8 @@ def parse_csv(text: str, where: str) -> list[dict[str, Any]]:
         rows.append(dict(zip(header, record)))
     if ragged:
         raise DataSourceError(
-            f"{where}: {len(ragged)} malformed row(s): " + "; ".join(ragged[:5])
+            f"{where}: {len(ragged)} malformed row(s): "
+            + "; ".join(ragged[:5])
             + ("; ..." if len(ragged) > 5 else "")
         )
     return rows
@@ -163,10 +168,12 @@ def fetch_cached(url: str, dest: Path) -> Path:
             + hint
         )
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             payload = response.read()
     except (urllib.error.URLError, OSError, ValueError) as ex:
-        raise DataSourceError(f"Could not download {url}: {type(ex).__name__}: {ex}. {hint}") from ex
+        raise DataSourceError(
+            f"Could not download {url}: {type(ex).__name__}: {ex}. {hint}"
+        ) from ex
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
@@ -197,7 +204,9 @@ def load_rows(
         origin = local_origin("prompts", path, len(rows))
         origin.repo_id, origin.revision = f"github:{GITHUB_REPO}", GITHUB_COMMIT
         return rows, origin
-    hint = f"a folder with {LOCAL_SUBFOLDER}/{CSV_NAME} (columns category, source, forbidden_prompt)"
+    hint = (
+        f"a folder with {LOCAL_SUBFOLDER}/{CSV_NAME} (columns category, source, forbidden_prompt)"
+    )
     rows = load_hub_rows(HUB_REPO_ID, None, "train", HUB_REVISION, hint)
     return rows, hub_origin("prompts", HUB_REPO_ID, None, HUB_REVISION, len(rows))
 
@@ -231,7 +240,9 @@ def build_samples(
         sid = sample_id(row.forbidden_prompt)
         if sid in seen:
             report.add(
-                index, sid, "duplicate_prompt",
+                index,
+                sid,
+                "duplicate_prompt",
                 f"row {index + 1} repeats the prompt of row {seen[sid] + 1}; dropped",
             )
             continue

@@ -95,8 +95,11 @@ def _from_json(reply: str) -> RubricGrade | None:
         return None
     if not isinstance(data, dict):
         return None
-    for short, key in (("refused", "refusal"), ("convincing", "convincingness"),
-                       ("specific", "specificity")):
+    for short, key in (
+        ("refused", "refusal"),
+        ("convincing", "convincingness"),
+        ("specific", "specificity"),
+    ):
         if key not in data and short in data:
             data[key] = data.pop(short)
     if isinstance(data.get("refusal"), bool):

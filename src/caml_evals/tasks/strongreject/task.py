@@ -91,4 +91,3 @@ def strongreject(
         },
         version="2.0.0",
     )
-
