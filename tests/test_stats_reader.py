@@ -43,7 +43,7 @@ from caml_evals.stats.reader import clear_cache, read_log_scores
 
 sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
 from test_stats_choice_logs import run_behavior  # a dict scorer without `overall`
-from test_stats_logs import judged_answer, run_choice, verdict_line
+from test_stats_logs import judged_answer, run_choice, stats_choice, verdict_line
 
 # ------------------------------------------------------------------ the oracle: whole samples
 
@@ -235,7 +235,20 @@ def logs(tmp_path_factory) -> dict[str, Path]:
         "rubric_tuned": run_rubric("tuned", root / "tuned"),
         "choice": run_choice("base", "A", root / "choice"),
         "behavior": run_behavior("tuned", "tuned", root / "behavior"),
+        "choice_json": run_choice_json(root / "json"),
     }
+
+
+def run_choice_json(log_dir: Path) -> Path:
+    """A log in Inspect's .json format (no zip: the reader falls back to Inspect's API)."""
+    (log,) = inspect_eval(
+        stats_choice(),
+        model=get_model("scripted/json", reply="ANSWER: B", memoize=False),
+        log_dir=str(log_dir),
+        log_format="json",
+        display="none",
+    )
+    return Path(log.location)
 
 
 @pytest.fixture(autouse=True)
@@ -251,7 +264,9 @@ def fresh_caches(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ equality with whole samples
 
 
-@pytest.mark.parametrize("name", ["rubric_base", "rubric_tuned", "choice", "behavior"])
+@pytest.mark.parametrize(
+    "name", ["rubric_base", "rubric_tuned", "choice", "behavior", "choice_json"]
+)
 def test_reader_equals_the_full_sample_path(logs, name):
     path = logs[name]
     whole = read_eval_log(str(path))
@@ -262,6 +277,36 @@ def test_reader_equals_the_full_sample_path(logs, name):
     pd.testing.assert_frame_equal(score_frame(whole), expected)
     # and the cached second read is the same frame
     pd.testing.assert_frame_equal(score_frame(path), expected)
+
+
+@pytest.mark.parametrize("name", ["rubric_base", "rubric_tuned", "behavior"])
+def test_streamed_summaries_are_inspects_summaries(logs, name):
+    """The .eval summaries decoded item by item hold what Inspect's validated reader returns."""
+    from inspect_ai.log import read_eval_log_sample_summaries
+
+    def fields(summary):
+        scores = {n: [sc.value, sc.metadata] for n, sc in (summary.scores or {}).items()}
+        row = [summary.id, summary.epoch, summary.metadata, scores, summary.error]
+        return json.dumps(row, sort_keys=True, default=str)
+
+    path = logs[name]
+    streamed = sorted(fields(reader_module._Summary(d)) for d in reader_module._summary_dicts(path))
+    inspects = sorted(fields(s) for s in read_eval_log_sample_summaries(str(path)))
+    assert streamed == inspects and len(streamed) > 0
+
+
+def test_json_array_items_across_chunk_boundaries():
+    import io
+
+    items = [{"id": i, "v": [math.nan, 1.5, 'a]b,"c'], "w": {"x": None}} for i in range(40)]
+    text = json.dumps(items, indent=1)
+    for chunk in (1, 2, 7, 64, 10_000):
+        got = list(reader_module._json_array_items(io.StringIO(text), chunk=chunk))
+        assert json.dumps(got) == json.dumps(items)
+    assert list(reader_module._json_array_items(io.StringIO(" [ ] "), chunk=1)) == []
+    for bad in (text[: len(text) // 2], "{}", ""):
+        with pytest.raises(ValueError):
+            list(reader_module._json_array_items(io.StringIO(bad), chunk=16))
 
 
 def test_the_logs_exercise_what_summaries_lack(logs):
@@ -322,7 +367,7 @@ def test_in_process_and_disk_caches_follow_the_file(logs, tmp_path, monkeypatch)
     def no_read(*args, **kwargs):
         raise AssertionError("read the log although the cache was valid")
 
-    monkeypatch.setattr(reader_module, "read_eval_log_sample_summaries", no_read)
+    monkeypatch.setattr(reader_module, "_summary_dicts", no_read)
     pd.testing.assert_frame_equal(score_frame(log_file), first)
     monkeypatch.undo()
     monkeypatch.setenv("CAML_EVALS_CACHE", str(tmp_path / "cache"))
@@ -340,11 +385,9 @@ def test_in_process_and_disk_caches_follow_the_file(logs, tmp_path, monkeypatch)
     clear_cache()
     os.utime(log_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000))
     calls = []
-    real = reader_module.read_eval_log_sample_summaries
+    real = reader_module._summary_dicts
     monkeypatch.setattr(
-        reader_module,
-        "read_eval_log_sample_summaries",
-        lambda *a, **k: calls.append(a) or real(*a, **k),
+        reader_module, "_summary_dicts", lambda *a, **k: calls.append(a) or real(*a, **k)
     )
     score_frame(log_file)
     assert len(calls) == 1

@@ -28,13 +28,15 @@ its samples (nothing to cache: it is already parsed).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
 import tempfile
+import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ CACHE_VERSION = 1  # bump when what a record holds changes: old entries are then
 MEMORY_ENTRIES = 32  # logs kept in this process
 _THINNED_LIMIT = 1000  # a summary string this long may have been cut
 _REMOVED = "Key removed from summary"
+_SUMMARIES = "summaries.json"  # the consolidated summaries of a finished .eval log
 # Fields a whole-sample read can skip (big, and not used by the frame).
 _SKIP_FIELDS = {"messages", "events", "output", "attachments", "store", "events_data", "timelines"}
 
@@ -239,21 +242,135 @@ def _scores_of(header: EvalLog, location: str, samples: list[SampleRecord]) -> L
     )
 
 
+class _Summary:
+    """The fields of one sample summary the records use, from JSON or from Inspect's model."""
+
+    __slots__ = ("epoch", "error", "id", "metadata", "scores")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.id = data["id"]
+        self.epoch = data["epoch"]
+        self.metadata = data.get("metadata") or {}
+        self.scores = {
+            name: _Score(score.get("value"), score.get("metadata"))
+            for name, score in (data.get("scores") or {}).items()
+        }
+        self.error = data.get("error")
+
+
+@dataclass(slots=True)
+class _Score:
+    value: Any
+    metadata: dict[str, Any] | None
+
+
+def _summary_dicts(path: Path) -> Iterator[Mapping[str, Any]]:
+    """Sample summaries of a log as JSON objects, one at a time.
+
+    WHY not `read_eval_log_sample_summaries` for .eval files: it parses the whole summaries
+    file, then validates every summary and thins its texts again (they were thinned when
+    written), which costs 4-5x the parse and holds every summary twice. The consolidated
+    `summaries.json` member of a finished .eval log is decoded here item by item from the
+    zip stream instead, holding one summary at a time; Inspect's own reader (the same data)
+    serves every other case: .json logs, logs still running (summaries only in the journal).
+    """
+    if path.suffix != ".eval":
+        yield from _validated_dicts(path)
+        return
+    with zipfile.ZipFile(path) as archive:
+        if _SUMMARIES not in archive.namelist():
+            yield from _validated_dicts(path)
+            return
+        with archive.open(_SUMMARIES) as stream:
+            yield from _json_array_items(io.TextIOWrapper(stream, encoding="utf-8"))
+
+
+def _validated_dicts(path: Path) -> Iterator[Mapping[str, Any]]:
+    for summary in read_eval_log_sample_summaries(str(path)):
+        yield {
+            "id": summary.id,
+            "epoch": summary.epoch,
+            "metadata": summary.metadata,
+            "scores": {
+                n: {"value": sc.value, "metadata": sc.metadata}
+                for n, sc in (summary.scores or {}).items()
+            },
+            "error": summary.error,
+        }
+
+
+def _json_array_items(text: io.TextIOBase, chunk: int = 1 << 20) -> Iterator[Any]:
+    """The items of one JSON array read from a text stream in chunks (NaN allowed, as Inspect
+    writes it); a truncated or malformed array is a `ValueError`."""
+    decoder = json.JSONDecoder()
+    buffer, position, started = "", 0, False
+
+    def token() -> str:
+        """The next non-blank character (reading on as needed); "" at the end of the stream."""
+        nonlocal buffer, position
+        while True:
+            while position < len(buffer) and buffer[position] in " \t\r\n":
+                position += 1
+            if position < len(buffer):
+                return buffer[position]
+            more = text.read(chunk)
+            if not more:
+                return ""
+            buffer, position = more, 0
+
+    while True:
+        head = token()
+        if not started:
+            if head != "[":
+                raise ValueError("summaries are not a JSON array")
+            started, position = True, position + 1
+            continue
+        if head == "]":
+            return
+        if head == ",":
+            position += 1
+            continue
+        if head == "":
+            raise ValueError("summaries end before the array does (truncated log?)")
+        while True:
+            try:
+                item, end = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:
+                item, end = None, -1
+            if 0 <= end < len(buffer):  # an item followed by more text is complete
+                break
+            more = text.read(chunk)
+            if not more:
+                if end < 0:
+                    raise ValueError("summaries end inside an item (truncated log?)")
+                break
+            buffer, position = buffer[position:] + more, 0
+        yield item
+        position = end
+
+
 def _read_file(path: Path, reasons: bool) -> LogScores:
     name = str(path)
+    records_by_key: dict[tuple[str, int], SampleRecord] = {}
+    whole_keys: set[tuple[str, int]] = set()  # summaries that lack frame metadata
     try:
         header = read_eval_log(name, header_only=True)
-        summaries = read_eval_log_sample_summaries(name)
+        for data in _summary_dicts(path):
+            summary = _Summary(data)
+            metadata = summary.metadata
+            key = (str(summary.id), int(summary.epoch))
+            # the last summary of a (sample, epoch) is the current one, as Inspect reads it
+            records_by_key[key] = _record(summary, metadata, summary.error)
+            if not all(_summary_is_short(metadata[k]) for k in FRAME_METADATA if k in metadata):
+                whole_keys.add(key)
+            else:
+                whole_keys.discard(key)
+    except UserError:
+        raise
     except Exception as ex:  # zip/JSON/validation errors all mean the same to the user
         raise UnreadableLogError(f"cannot read Inspect log {path}: {_short(ex)}") from ex
-    records: list[SampleRecord] = []
-    whole: list[int] = []  # summaries that lack frame metadata
-    for summary in summaries:
-        metadata = summary.metadata or {}
-        if not all(_summary_is_short(metadata[k]) for k in FRAME_METADATA if k in metadata):
-            whole.append(len(records))
-        records.append(_record(summary, metadata, summary.error))
-    del summaries
+    records = list(records_by_key.values())
+    whole = [i for i, key in enumerate(records_by_key) if key in whole_keys]
     order = sorted(range(len(records)), key=lambda i: _sort_key(records[i]))
     records = [records[i] for i in order]
     position = {old: new for new, old in enumerate(order)}
