@@ -215,3 +215,24 @@ def test_leaderboard_into_an_unwritable_folder_writes_nothing(logs, tmp_path, ca
     blocker.write_text("x")
     assert main(["leaderboard", str(logs["good"].parent), "-o", str(blocker / "site")]) == 2
     assert "in the way" in _err_line(capsys, "caml-evals leaderboard: ")
+
+
+def test_a_file_system_error_naming_a_path_is_a_user_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CAML_EVALS_CACHE", str(tmp_path / "cache"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+
+    def write_under_a_file():
+        (blocker / "out.json").write_text("{}")
+
+    assert run_cli("caml-train results", write_under_a_file) == EXIT_USER_ERROR
+    assert (
+        capsys.readouterr().err == f"caml-train results: {blocker / 'out.json'}: Not a directory\n"
+    )
+
+    def a_bug():
+        raise OSError("no filename: a bug, not the user's path")
+
+    assert run_cli("caml-evals x", a_bug) == EXIT_BUG
+    assert "unexpected error" in capsys.readouterr().err
+    assert len(list((tmp_path / "cache" / "crash").iterdir())) == 1

@@ -6,6 +6,10 @@
 - Anything else is a bug: one line saying so, with the path of a log file holding the full
   traceback (under `$CAML_EVALS_CACHE/crash/`, else the user cache dir, else the temp dir),
   and exit code 3 (`EXIT_BUG`).
+- A file-system error naming a path (no such file, not a folder, permission denied, disk full,
+  read-only: an `OSError` with a `filename`) is the user's too: one line `<path>: <reason>`,
+  exit 2. A command should still raise `OutputError` / `LogReadError` itself, with more to say;
+  this catches the writes and reads that do not.
 - Ctrl-C is one line and exit code 130. `SystemExit` (`--help`, an explicit exit) passes.
 
 Why here and not in each command: a command that forgets its try/except would print a
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import os
 import sys
 import tempfile
@@ -28,6 +33,21 @@ from typing import Any
 
 EXIT_INTERRUPTED = 130
 CRASH_DIR = "crash"
+# OSError numbers that describe the user's file system, not a bug
+PATH_ERRNOS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.EDQUOT,
+    }
+)
 
 
 def command_prog(base: str, argv: Sequence[str], commands: Sequence[str]) -> str:
@@ -57,6 +77,13 @@ def one_line_argparse(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
             for sub in dict.fromkeys(action.choices.values()):
                 one_line_argparse(sub)
     return parser
+
+
+def _path_error(ex: BaseException) -> str | None:
+    """`<path>: <reason>` for an OSError about a path the user gave, else None."""
+    if isinstance(ex, OSError) and ex.filename is not None and ex.errno in PATH_ERRNOS:
+        return f"{ex.filename}: {ex.strerror or type(ex).__name__}"
+    return None
 
 
 def _is_user_error(ex: BaseException, extra: tuple[type[BaseException], ...]) -> bool:
@@ -118,8 +145,9 @@ def run_cli(
     except Exception as ex:  # noqa: BLE001 - the one place every error is turned into a line
         from caml_evals.errors import EXIT_BUG, EXIT_USER_ERROR
 
-        if _is_user_error(ex, user_errors):
-            message = one_line(str(ex)) or type(ex).__name__
+        path_message = None if _is_user_error(ex, user_errors) else _path_error(ex)
+        if path_message is not None or _is_user_error(ex, user_errors):
+            message = path_message or one_line(str(ex)) or type(ex).__name__
             base = prog.split()[0]
             prefixed = message.startswith((f"{base} ", f"{base}:"))
             line = message if prefixed else f"{prog}: {message}"
