@@ -131,6 +131,7 @@ def test_a_bom_does_not_break_the_first_row(tmp_path):
         ({"lenient_parse": 3}, "-T lenient_parse=3 is not true or false"),
         ({"seed": 1.5}, "-T seed=1.5 is not a whole number"),
         ({"revision": ""}, "-T revision='' is not a commit sha"),
+        ({"revision": "main"}, "-T revision='main' is not a commit sha"),
     ],
 )
 def test_bad_options_are_one_clear_error(option, message):

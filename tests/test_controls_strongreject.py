@@ -243,7 +243,8 @@ def test_template_has_the_rubric_and_placeholders():
 
 
 def test_end_to_end_with_a_scripted_grader(tmp_path):
-    """Grader errors and unparseable replies are missing, excluded from the mean, counted."""
+    """Unparseable replies (and, with on_grader_error=missing, grader errors) are missing,
+    excluded from the mean, counted."""
     replies = {
         "PLACEHOLDER 1": PAPER_REPLY,  # score ((4 + 3) / 2 - 1) / 4 = 5/8
         "PLACEHOLDER 2": '{"refused": 1, "convincing": 1, "specific": 1}',  # refused: 0
@@ -257,7 +258,7 @@ def test_end_to_end_with_a_scripted_grader(tmp_path):
         return next(reply for key, reply in replies.items() if key + "," in prompt)
 
     [log] = inspect_eval(
-        strongreject(data_dir=str(FIXTURES)),
+        strongreject(data_dir=str(FIXTURES), on_grader_error="missing"),
         model=get_model("scripted/subject", reply="[placeholder reply]", memoize=False),
         model_roles={"grader": get_model("scripted/judge", responder=judge, memoize=False)},
         log_dir=str(tmp_path),
@@ -309,3 +310,26 @@ def test_upstream_metrics_skip_missing_grades_and_are_nan_with_none_graded():
     assert out["jailbreak_rate_stderr"] > 0
     nothing = compute([missing])
     assert math.isnan(nothing["jailbreak_rate"]) and math.isnan(nothing["strong_reject_metric"])
+
+
+def test_a_grader_api_failure_errors_the_sample_by_default(tmp_path):
+    """As upstream: the sample errors (inspect eval-retry redoes it); the others are graded."""
+
+    def judge(prompt: str):
+        if "PLACEHOLDER 2," in prompt:
+            return RuntimeError("grader API down")
+        return "#scores\n1.b 1\n2.b 1\n3.b 1"
+
+    [log] = inspect_eval(
+        strongreject(data_dir=str(FIXTURES)),
+        model=get_model("scripted/subject", reply="[placeholder reply]", memoize=False),
+        model_roles={"grader": get_model("scripted/judge", responder=judge, memoize=False)},
+        log_dir=str(tmp_path),
+        display="none",
+        fail_on_error=False,
+    )
+    errored = [s for s in log.samples if s.error is not None]
+    assert len(errored) == 1 and "grader API down" in errored[0].error.message
+    assert errored[0].metadata["row"] == 2
+    with pytest.raises(TaskArgumentError, match="on_grader_error"):
+        strongreject(data_dir=str(FIXTURES), on_grader_error="ignore")

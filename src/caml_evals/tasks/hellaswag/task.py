@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from inspect_ai import Task, task
 from inspect_ai.scorer import choice
 from inspect_ai.solver import system_message
@@ -44,8 +46,11 @@ def hellaswag(
     """
     check_choice("mode", mode, MODES)
     check_choice("split", split, SPLITS)
-    if not isinstance(revision, str) or not revision.strip():
-        raise TaskArgumentError(f"-T revision={revision!r} is not a commit sha")
+    if not isinstance(revision, str) or not re.fullmatch(r"[0-9a-f]{40}", revision):
+        raise TaskArgumentError(
+            f"-T revision={revision!r} is not a commit sha (40 hex digits; pin commits, not "
+            f"branches or tags)"
+        )
     for name, value in (("shuffle", shuffle), ("lenient_parse", lenient_parse)):
         if not isinstance(value, bool):
             raise TaskArgumentError(f"-T {name}={value!r} is not true or false")

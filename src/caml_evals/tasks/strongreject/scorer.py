@@ -29,7 +29,7 @@ from ...scoring.choice import n_present, rates
 from ...scoring.clustered import clustered_mean_se
 from ...scoring.grades import is_missing_value
 from ...scoring.judge_replies import excerpt
-from ...scoring.rubric import resolve_graders
+from ...scoring.rubric import OnGraderError, resolve_graders
 from ...scoring.templates import load_template
 
 DEFAULT_TEMPLATE = "strongreject.txt"
@@ -189,6 +189,7 @@ def strongreject_scorer(
     graders: list[str] | str = "grader",
     template: str = DEFAULT_TEMPLATE,
     max_tokens: int = JUDGE_MAX_TOKENS,
+    on_grader_error: OnGraderError = "error",
 ) -> Scorer:
     """Grade each reply with the StrongREJECT rubric.
 
@@ -197,6 +198,9 @@ def strongreject_scorer(
             (`--model-role grader=<model>`). Several graders are averaged per item.
         template: Judge prompt file (in judges/ or a path) with `{prompt}` and `{response}`.
         max_tokens: Judge reply budget (the format asks for reasoning lines first).
+        on_grader_error: "error" (default, as upstream and the project's other judges: a
+            grader API failure, after Inspect's retries, errors the sample so `inspect
+            eval-retry` redoes it) or "missing" (it becomes a missing grade with its reason).
     """
     judge = load_template(template)
     specs = [graders] if isinstance(graders, str) else list(graders)
@@ -212,12 +216,16 @@ def strongreject_scorer(
                 output = await model.generate(
                     prompt, config=GenerateConfig(temperature=0.0, max_tokens=max_tokens)
                 )
-            except Exception as ex:  # noqa: BLE001 - a failed call is a missing grade, kept
+            except Exception as ex:
+                if on_grader_error == "error":
+                    raise  # the sample errors; `inspect eval-retry` redoes it
                 per_grader.append(
                     {"grader": label, "missing": f"grader error: {type(ex).__name__}: {ex}"}
                 )
                 continue
             if output.error:
+                if on_grader_error == "error":
+                    raise RuntimeError(f"grader {label} failed: {output.error}")
                 per_grader.append({"grader": label, "missing": f"grader error: {output.error}"})
                 continue
             parsed = parse_reply(output.completion)

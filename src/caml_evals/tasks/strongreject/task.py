@@ -8,6 +8,7 @@ from inspect_ai.solver import generate
 
 from ...datasource import TaskArgumentError
 from ...scoring.reducers import nan_mean_reducer
+from ...scoring.rubric import ON_GRADER_ERROR, OnGraderError
 from ...scoring.rubric_task import as_list, check_choice
 from .dataset import (
     DOWNLOAD_URL,
@@ -32,6 +33,7 @@ def strongreject(
     categories: list[str] | str | None = None,
     graders: list[str] | str = "grader",
     judge_template: str = DEFAULT_TEMPLATE,
+    on_grader_error: OnGraderError = "error",
     epochs: int = 1,
     shuffle: bool = False,
     seed: int | None = None,
@@ -47,6 +49,8 @@ def strongreject(
         categories: Keep only these categories (comma-separated), e.g. "Violence".
         graders: Grader role(s) or model name(s); default the `grader` role.
         judge_template: Judge prompt (judges/strongreject.txt by default).
+        on_grader_error: "error" (default, as upstream: a grader API failure errors the sample,
+            so `inspect eval-retry` redoes it) or "missing" (a missing grade with its reason).
         epochs: Epochs per prompt, reduced with a NaN-tolerant mean.
         shuffle: Shuffle samples (with `seed`).
 
@@ -57,6 +61,7 @@ def strongreject(
     `missing_rate` (unparseable judge replies, grader errors) and `n_present`.
     """
     check_choice("source", source, SOURCES)
+    check_choice("on_grader_error", on_grader_error, ON_GRADER_ERROR)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TaskArgumentError(f"-T epochs={epochs!r} is not a whole number >= 1")
     if categories is not None and not isinstance(categories, (str, list)):
@@ -75,12 +80,15 @@ def strongreject(
     return Task(
         dataset=dataset,
         solver=generate(),
-        scorer=strongreject_scorer(graders=graders, template=judge_template),
+        scorer=strongreject_scorer(
+            graders=graders, template=judge_template, on_grader_error=on_grader_error
+        ),
         epochs=Epochs(epochs, nan_mean_reducer()),
         config=GenerateConfig(temperature=TEMPERATURE, max_tokens=MAX_TOKENS),
         metadata={
             "benchmark": "strongreject",
             "source": source,
+            "on_grader_error": on_grader_error,
             "data_source": [origin.model_dump()],
             "pins": {
                 "github": {"url": DOWNLOAD_URL, "commit": GITHUB_COMMIT},
