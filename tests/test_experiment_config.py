@@ -150,7 +150,7 @@ def test_research_scale_example_validates_and_plans_offline() -> None:
     ]
     assert p.columns == ["arm", "sft-2500", "sft-5000"]
     hp = p.stages[0].train_config.hparams
-    assert hp.bf16 and hp.gradient_checkpointing and hp.seq_len == 2048
+    assert hp.bf16 and hp.activation_checkpointing and hp.max_length == 2048
     assert (
         next(s for s in p.stages if s.label == "base/sft-2500").train_config.model_revision
         == config.base_model_revision
@@ -341,3 +341,118 @@ def test_instruct_arm_pairs_are_derived_from_the_document_arms_corpus(tmp_path: 
         bad = json.loads(json.dumps(arms))
         bad["instruct"]["corpus"]["documents_from"] = "nope"
         load_config(_minimal(tmp_path, arms=bad, eval=None), ExperimentConfig)
+
+
+def _stage_raw(**hp) -> dict:
+    return {
+        "stage": "text",
+        "model": "smollm2",
+        "output_dir": "o",
+        "data": {"path": "x.jsonl"},
+        "hparams": hp,
+    }
+
+
+@pytest.mark.parametrize(
+    ("hparams", "message"),
+    [
+        ({"lr_scheduler_type": "foo"}, "foo is not a valid SchedulerType"),
+        ({"optim": "sgd_but_wrong"}, "sgd_but_wrong"),
+        ({"save_strategy": "sometimes"}, "sometimes"),
+        ({"packing_strategy": "first_fit"}, "packing_strategy"),
+        ({"lerning_rate": 1e-4}, "did you mean learning_rate"),
+        ({"seq_len": 512}, "hparams.seq_len is now hparams.max_length"),
+        ({"output_dir": "elsewhere"}, "set by caml-train"),
+    ],
+)
+def test_trainer_settings_are_checked_against_trl_at_load(
+    tmp_path: Path, hparams: dict, message: str
+) -> None:
+    """Defect 12: bad enum values and unknown names fail when the YAML loads (no model)."""
+    path = tmp_path / "stage.yaml"
+    path.write_text(yaml.safe_dump(_stage_raw(**hparams)))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path, TrainConfig)
+    assert "\n" not in str(err.value)
+
+
+def test_trl_fields_pass_through_and_arm_overrides_are_checked_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "stage.yaml"
+    path.write_text(yaml.safe_dump(_stage_raw(neftune_noise_alpha=5.0, optim="adamw_torch")))
+    config = load_config(path, TrainConfig)
+    from caml_train.train import sft_config
+
+    args = sft_config(config)
+    assert args.neftune_noise_alpha == 5.0 and args.packing and args.packing_strategy == "bfd_split"
+    assert not args.assistant_only_loss and args.max_length == 1024
+    sft = sft_config(config.model_copy(update={"stage": "sft"}))
+    assert sft.assistant_only_loss and sft.packing_strategy == "bfd"
+    arms = {
+        "document": {
+            "stage": "text",
+            "corpus": {"path": str(TINY_YAML.parent / "tiny" / "documents.jsonl")},
+            "hparams": {"lr_scheduler_type": "nope"},
+        }
+    }
+    with pytest.raises(ConfigError, match="arm 'document'.*nope"):
+        load_config(_minimal(tmp_path, arms=arms), ExperimentConfig)
+
+
+def test_unreadable_configs_and_bad_overrides_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Item 14: non-UTF-8 or folder configs, a bad `--set` value: ConfigError, one line, exit 2."""
+    from caml_train.cli import main
+
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(latin, ExperimentConfig)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path, ExperimentConfig)
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_overrides(["hparams.lora.r=[1, 2"])
+    with pytest.raises(ConfigError, match="not a mapping"):
+        load_config(TINY_YAML, ExperimentConfig, parse_overrides(["name.x=1"]))
+    for argv in (
+        ["run", str(latin), "--dry-run"],
+        ["run", str(tmp_path), "--dry-run"],
+        ["run", str(TINY_YAML), "--dry-run", "--set", "hparams.lr_scheduler_type=foo"],
+        ["run", str(TINY_YAML), "--dry-run", "--set", "sft.sizes=[1,"],
+        ["train", str(latin)],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_seeds_train_every_stage_once_per_seed(tmp_path: Path) -> None:
+    config = load_config(
+        _minimal(
+            tmp_path,
+            seeds=[0, 1, 2],
+            sft={"data": {"path": str(TINY_YAML.parent / "tiny" / "sft.jsonl")}, "sizes": [4]},
+        ),
+        ExperimentConfig,
+    )
+    p = plan(config)
+    doc = [s for s in p.stages if s.arm == "document"]
+    assert [s.label for s in doc] == [
+        f"document/{col}@seed{seed}" for seed in (0, 1, 2) for col in ("arm", "sft-4")
+    ]
+    assert len({s.key for s in doc}) == 6 and [s.train_config.seed for s in doc] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+    ]
+    base = [s for s in p.stages if s.arm == "base" and s.column == "arm"]
+    assert len({s.key for s in base}) == 1  # the untouched model is one model for every seed
+    base_sft = [s for s in p.stages if s.arm == "base" and s.column == "sft-4"]
+    assert len({s.key for s in base_sft}) == 3
+    single = plan(load_config(_minimal(tmp_path), ExperimentConfig))
+    assert single.stages[0].label == "document/arm"  # one seed: labels as before
+    with pytest.raises(ConfigError, match="distinct"):
+        load_config(_minimal(tmp_path, seeds=[1, 1]), ExperimentConfig)

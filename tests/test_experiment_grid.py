@@ -35,12 +35,12 @@ def _write_config(tmp: Path, ahb_dir: Path, sizes: list[int]) -> Path:
         "base_model": "smollm2",
         "output_dir": "runs",
         "hparams": {
-            "seq_len": 64,
-            "batch_size": 2,
+            "max_length": 64,
+            "per_device_train_batch_size": 2,
             "max_steps": 1,
             "save_steps": 1,
             "logging_steps": 1,
-            "warmup_ratio": 0.0,
+            "warmup_steps": 0.0,
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         },
         "arms": {

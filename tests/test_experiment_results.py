@@ -131,3 +131,33 @@ def test_markdown_and_json_files(evaluated) -> None:
     assert len(data["cells"]) == 6
     assert data["config_hash"] == p.config_hash
     assert render_markdown(build_results(config, p)).splitlines()[4:] == md.splitlines()[4:]
+
+
+def test_two_level_bootstrap_pools_seeds_and_reports_their_sd() -> None:
+    import pandas as pd
+
+    from caml_train.seeds import pooled_summary, stack_seeds
+
+    def frame(values: list[float | None]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "sample_id": [f"q{i}" for i in range(len(values))],
+                "question_id": [f"q{i}" for i in range(len(values))],
+                "value": values,
+            }
+        )
+
+    same = pooled_summary(
+        {0: frame([1, 0, 1, 1]), 1: frame([1, 0, 1, 1])}, ci=0.9, n_resamples=400, seed=1
+    )
+    assert same.mean == 0.75 and same.between_seed_sd == 0.0 and same.n_seeds == 2
+    assert same.ci_low < 0.75 < same.ci_high  # question noise remains
+    apart = pooled_summary(
+        {0: frame([1, 1, 1, 1]), 1: frame([0, 0, 0, None])}, ci=0.9, n_resamples=400, seed=1
+    )
+    assert apart.mean == 0.5 and apart.n_missing == 1 and apart.seed_means == {"0": 1.0, "1": 0.0}
+    assert abs(apart.between_seed_sd - 2**0.5 / 2) < 1e-12
+    assert apart.ci_low == 0.0 and apart.ci_high == 1.0  # seed noise: both extremes resampled
+    stacked = stack_seeds({0: frame([1, 0]), 1: frame([0, 1])})
+    assert list(stacked["sample_id"]) == ["seed0:q0", "seed0:q1", "seed1:q0", "seed1:q1"]
+    assert list(stacked["question_id"]) == ["q0", "q1", "q0", "q1"]  # clusters across seeds

@@ -1,8 +1,10 @@
-"""caml_train.data: loading and validating rows, tokenisation, assistant-only labels on the real
-SmolLM2 chat template, packing, and the absence of cross-document attention in packed rows."""
+"""caml_train.data and the TRL preparation: loading and validating rows (bad lines skipped or
+raised), the shipped SmolLM2 training chat template, assistant-only labels as TRL builds them,
+BFD packing without cross-document attention, and token accounting."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -13,16 +15,12 @@ from caml_train.config import DataSource
 from caml_train.data import (
     IGNORE_INDEX,
     DataError,
-    Example,
-    PackedCollator,
-    PaddedCollator,
-    build_examples,
+    Problems,
+    exposure,
     load_rows,
-    pack,
     rows_sha256,
     sample_rows,
-    tokenize_conversation,
-    tokenize_document,
+    to_records,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,19 +37,25 @@ def tokenizer(embedded_checkpoint: Path):
 
 @pytest.fixture(scope="module")
 def full_model(embedded_checkpoint: Path):
-    """The embedded model prepared exactly as for full fine-tuning (no LoRA), in eval mode."""
-    from caml_train.config import Hyperparams, TrainConfig
+    """The embedded model loaded exactly as for full fine-tuning (no LoRA), in eval mode."""
     from caml_train.train import load_model_and_tokenizer
 
-    config = TrainConfig(
-        stage="text",
-        model=str(embedded_checkpoint),
-        data=DataSource(path=TINY / "documents.jsonl"),
-        output_dir=Path("unused"),
-        hparams=Hyperparams(lora=None),
+    model, _, _ = load_model_and_tokenizer(
+        _config(embedded_checkpoint, "text", TINY / "documents.jsonl")
     )
-    model, _, _ = load_model_and_tokenizer(config)
     return model.eval()
+
+
+def _config(checkpoint: Path, stage: str, data: Path, **hp):
+    from caml_train.config import Hyperparams, TrainConfig
+
+    return TrainConfig(
+        stage=stage,
+        model=str(checkpoint),
+        data=DataSource(path=data),
+        output_dir=Path("unused"),
+        hparams=Hyperparams(lora=None, per_device_train_batch_size=2, **hp),
+    )
 
 
 # ---------------------------------------------------------------------------- rows
@@ -69,9 +73,25 @@ def test_load_rows_jsonl_parquet_and_folder(tmp_path: Path) -> None:
     assert len(load_rows(DataSource(path=tmp_path))) == 7  # a folder: every jsonl/parquet file
 
 
-def test_malformed_jsonl_lines_are_reported_by_number() -> None:
-    with pytest.raises(DataSourceError, match="line 2"):
-        load_rows(DataSource(path=FIXTURES / "malformed.jsonl"))
+def test_malformed_jsonl_lines_are_reported_by_number_or_skipped_and_listed() -> None:
+    """Defect 9: `on_bad_rows: skip` covers broken JSON lines too (recorded, not lost)."""
+    source = DataSource(path=FIXTURES / "malformed.jsonl")
+    with pytest.raises(DataSourceError, match="line 2") as err:
+        load_rows(source)
+    assert "on_bad_rows: skip" in str(err.value) and "\n" not in str(err.value)
+    problems = Problems()
+    rows = load_rows(source, problems)
+    assert rows and all(isinstance(r, dict) for r in rows)
+    assert problems.items and problems.items[0].startswith("malformed.jsonl line 2: not valid JSON")
+
+
+def test_non_utf8_and_folder_data_are_one_line_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes('{"text": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(DataSourceError, match="not UTF-8"):
+        load_rows(DataSource(path=bad))
+    with pytest.raises(DataSourceError, match="no JSONL/parquet data"):
+        load_rows(DataSource(path=tmp_path / "missing"))
 
 
 def test_hub_source_must_be_pinned_and_fails_clearly_offline(
@@ -101,36 +121,34 @@ def test_sample_rows_is_seeded_nested_and_refuses_too_many() -> None:
         sample_rows(rows, 51, seed=0)
 
 
-def test_bad_rows_raise_with_reasons_or_are_skipped_and_listed(tokenizer) -> None:
+def test_bad_rows_raise_with_reasons_or_are_skipped_and_listed() -> None:
     rows = load_rows(DataSource(path=FIXTURES / "bad_pairs.jsonl"))
     with pytest.raises(DataError) as err:
-        build_examples(rows, "instruct", tokenizer, 128)
+        to_records(rows, "instruct")
     message = str(err.value)
     assert "3 unusable" in message
     for rid in ("empty-answer", "bad-role", "no-columns"):
         assert rid in message
-    built = build_examples(rows, "instruct", tokenizer, 128, on_bad_rows="skip")
+    built = to_records(rows, "instruct", on_bad_rows="skip")
     assert built.rows_used == 2 and len(built.problems) == 3
+    assert all(r["messages"][-1]["role"] == "assistant" for r in built.records)
     docs = load_rows(DataSource(path=FIXTURES / "bad_documents.jsonl"))
-    built = build_examples(docs, "text", tokenizer, 64, on_bad_rows="skip")
+    built = to_records(docs, "text", on_bad_rows="skip")
     assert built.rows_used == 1 and [p.split(":")[0] for p in built.problems.items] == [
         "row 1 (id d2)",
         "row 2 (id d3)",
     ]
 
 
-# ---------------------------------------------------------------------------- tokenisation
+# ---------------------------------------------------------------------------- chat template
 
 
-def test_document_labels_every_token_but_the_first_and_split_long_documents(tokenizer) -> None:
-    text = load_rows(DataSource(path=TINY / "documents.jsonl"))[0]["text"]
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    (ex,) = tokenize_document(text, tokenizer, 512)
-    assert ex.input_ids == ids and ex.input_ids[-1] == tokenizer.eos_token_id
-    assert ex.labels == [IGNORE_INDEX] + ids[1:]
-    pieces = tokenize_document(text, tokenizer, 16)
-    assert all(len(p) <= 16 for p in pieces)
-    assert [t for p in pieces for t in p.input_ids] == ids  # split, not truncated
+CONVERSATION = [
+    {"role": "user", "content": "My neighbour's dog barks all day. What can I do?"},
+    {"role": "assistant", "content": "Talk to your neighbour kindly first: the dog may be bored."},
+    {"role": "user", "content": "And if that fails?"},
+    {"role": "assistant", "content": "Contact your local council's animal welfare officer."},
+]
 
 
 def _expected_assistant_mask(ids: list[int], tokenizer) -> list[bool]:
@@ -153,174 +171,126 @@ def _expected_assistant_mask(ids: list[int], tokenizer) -> list[bool]:
 
 
 @pytest.mark.parametrize("system", [False, True])
-def test_assistant_only_labels_token_by_token_on_smollm2_template(tokenizer, system: bool) -> None:
-    messages = [
-        {"role": "user", "content": "My neighbour's dog barks all day. What can I do?"},
-        {
-            "role": "assistant",
-            "content": "Talk to your neighbour kindly first: the dog may be lonely or bored.",
-        },
-        {"role": "user", "content": "And if that fails?"},
-        {"role": "assistant", "content": "Contact your local council's animal welfare officer."},
-    ]
-    if system:
-        messages.insert(0, {"role": "system", "content": "You are a careful assistant."})
-    ex = tokenize_conversation(messages, tokenizer, 1024)
-    assert ex is not None
-    # Same tokens as the library's own chat-template tokenisation.
-    reference = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)[
-        "input_ids"
-    ]
-    assert ex.input_ids == list(reference)
-    expected = _expected_assistant_mask(ex.input_ids, tokenizer)
-    assert sum(expected) > 0
-    for pos, (tok, lab, want) in enumerate(zip(ex.input_ids, ex.labels, expected)):
-        assert (lab != IGNORE_INDEX) == want, f"token {pos} {tokenizer.decode([tok])!r}"
-        assert lab in (IGNORE_INDEX, tok)
-    # Each labelled run decodes to exactly one reply plus its end-of-turn token.
-    runs, current = [], []
-    for tok, lab in zip(ex.input_ids, ex.labels):
-        if lab != IGNORE_INDEX:
-            current.append(tok)
-        elif current:
-            runs.append(current)
-            current = []
-    if current:
-        runs.append(current)
-    assert [tokenizer.decode(r) for r in runs] == [
-        messages[-3]["content"] + "<|im_end|>",
-        messages[-1]["content"] + "<|im_end|>",
-    ]
+def test_shipped_smollm2_training_template_renders_the_same_and_marks_replies(
+    tokenizer, system: bool
+) -> None:
+    from caml_train.chat_templates import training_chat_template
 
-
-def test_truncated_conversation_without_assistant_tokens_is_rejected(tokenizer) -> None:
-    messages = [
-        {"role": "user", "content": "word " * 200},
-        {"role": "assistant", "content": "Short."},
-    ]
-    assert tokenize_conversation(messages, tokenizer, 64) is None
-    with pytest.raises(DataError, match="no assistant token within seq_len=64"):
-        build_examples([{"messages": messages}], "sft", tokenizer, 64)
-
-
-# ---------------------------------------------------------------------------- packing
-
-
-def test_pack_keeps_every_example_whole_with_positions_restarting() -> None:
-    examples = [
-        Example(
-            list(range(100 + i, 100 + i + n)), [IGNORE_INDEX] + list(range(101 + i, 100 + i + n))
-        )
-        for i, n in enumerate([5, 9, 3, 7, 12, 2, 6])
-    ]
-    rows = pack(examples, 16, pad_token_id=0)
-    assert all(len(r.input_ids) == len(r.labels) == len(r.position_ids) == 16 for r in rows)
-    assert len(rows) == 3  # 44 tokens first-fit-decreasing into 16-token rows
-    seen = []
-    for r in rows:
-        start = 0
-        for length in r.lengths:
-            seg = slice(start, start + length)
-            assert r.position_ids[seg] == list(range(length))
-            assert r.labels[start] == IGNORE_INDEX  # never predict across a boundary
-            seen.append((tuple(r.input_ids[seg]), tuple(r.labels[seg])))
-            start += length
-    real = {(tuple(e.input_ids), tuple(e.labels)) for e in examples}
-    assert real <= set(seen)
-    pads = [s for s in seen if s not in real]
-    assert all(set(ids) == {0} and set(labs) == {IGNORE_INDEX} for ids, labs in pads)
-    assert sum(len(ids) for ids, _ in seen if (ids, _) in real) == 44
-
-
-def test_collators_mask_padding_even_when_pad_is_eos(tokenizer) -> None:
-    eos = tokenizer.eos_token_id
-    assert tokenizer.pad_token_id == eos  # SmolLM2: padding and end-of-text share an id
-    rows = [
-        {"input_ids": [5, 6, eos], "labels": [IGNORE_INDEX, 6, eos]},
-        {"input_ids": [7, 8], "labels": [IGNORE_INDEX, 8]},
-    ]
-    batch = PaddedCollator(eos)(rows)
-    assert batch["labels"].tolist() == [[IGNORE_INDEX, 6, eos], [IGNORE_INDEX, 8, IGNORE_INDEX]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
-    packed = PackedCollator()(
-        [{"input_ids": [1, 2], "labels": [IGNORE_INDEX, 2], "position_ids": [0, 1]}]
+    messages = ([{"role": "system", "content": "Be careful."}] if system else []) + CONVERSATION
+    template = training_chat_template(tokenizer)
+    assert template is not None and "{%- generation -%}" in template
+    for gen in (False, True):
+        assert tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=gen, chat_template=template
+        ) == tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+    out = tokenizer.apply_chat_template(
+        messages, chat_template=template, return_dict=True, return_assistant_tokens_mask=True
     )
-    assert "attention_mask" not in packed and packed["position_ids"].tolist() == [[0, 1]]
+    expected = _expected_assistant_mask(list(out["input_ids"]), tokenizer)
+    assert sum(expected) > 0 and [bool(m) for m in out["assistant_masks"]] == expected
+
+
+def test_a_template_without_a_known_training_variant_is_a_config_error(tokenizer) -> None:
+    import copy
+
+    from caml_evals.errors import ConfigError
+    from caml_train.chat_templates import training_chat_template
+
+    other = copy.copy(tokenizer)
+    other.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(ConfigError, match="assistant_only_loss: false"):
+        training_chat_template(other)
+
+
+# ---------------------------------------------------------------------------- TRL preparation
+
+
+def test_exposure_counts_tokens_and_targets_per_sequence() -> None:
+    import datasets
+
+    packed = datasets.Dataset.from_list(
+        [
+            {"input_ids": [1, 2, 3, 4, 5], "labels": [1, 2, 3, -100, 5], "seq_lengths": [3, 2]},
+            {"input_ids": [6, 7], "labels": [-100, -100], "seq_lengths": [2]},
+        ]
+    )
+    seen = exposure(packed)
+    assert (seen.rows, seen.sequences, seen.tokens) == (2, 3, 7)
+    assert seen.target_tokens == 2 + 1 and seen.empty_sequences == 1
+    plain = exposure(datasets.Dataset.from_list([{"input_ids": [1, 2, 3], "labels": [1, 2, 3]}]))
+    assert (plain.rows, plain.sequences, plain.target_tokens) == (1, 1, 2)
 
 
 @pytest.mark.slow
-def test_packed_rows_have_no_cross_document_attention(tokenizer, full_model) -> None:
-    """Logits of each document inside a packed row equal its logits alone; without the position
-    reset they do not (so this test can fail)."""
+def test_trl_labels_are_the_assistant_replies_packed_or_not(
+    tokenizer, full_model, embedded_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The labels SFTTrainer trains on: exactly the replies plus their <|im_end|> (the oracle),
+    the same tokens packed (BFD) and unpacked; a document stage labels every token."""
+    from caml_train.train import build_trainer
+
+    rows = load_rows(DataSource(path=TINY / "pairs.jsonl"))[:4]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    per_mode = {}
+    for packing in (False, True):
+        config = _config(embedded_checkpoint, "instruct", data, max_length=512, packing=packing)
+        ds = build_trainer(config, model=full_model, tokenizer=tokenizer).trainer.train_dataset
+        seqs = []
+        for row in ds:
+            lengths = row.get("seq_lengths") or [len(row["input_ids"])]
+            start = 0
+            for n in lengths:
+                seqs.append((row["input_ids"][start : start + n], row["labels"][start : start + n]))
+                start += n
+        for ids, labels in seqs:
+            expected = _expected_assistant_mask(ids, tokenizer)
+            assert [lab != IGNORE_INDEX for lab in labels] == expected
+            assert all(lab in (IGNORE_INDEX, tok) for tok, lab in zip(ids, labels))
+        per_mode[packing] = sorted((tuple(a), tuple(b)) for a, b in seqs)
+    assert per_mode[True] == per_mode[False] and len(per_mode[True]) == 4
+    text = _config(embedded_checkpoint, "text", TINY / "documents.jsonl", max_length=64)
+    ds = build_trainer(text, model=full_model, tokenizer=tokenizer).trainer.train_dataset
+    docs = [r["text"] for r in load_rows(DataSource(path=TINY / "documents.jsonl"))]
+    eos = tokenizer.eos_token_id
+    want = sum(len(tokenizer(d, add_special_tokens=False)["input_ids"]) + 1 for d in docs)
+    assert sum(len(r["input_ids"]) for r in ds) == want  # bfd_split: long documents split, not cut
+    assert all(r["labels"] == r["input_ids"] for r in ds) and eos in ds[0]["input_ids"]
+    assert max(len(r["input_ids"]) for r in ds) <= 64
+
+
+@pytest.mark.slow
+def test_packed_padding_free_batches_have_no_cross_document_attention(
+    tokenizer, full_model, embedded_checkpoint: Path
+) -> None:
+    """Logits of each document in TRL's packed, padding-free batch equal its logits alone, and
+    the batch loss is the per-document losses combined; without the position reset they differ
+    (so this test can fail)."""
     import torch
 
-    model = full_model
-    texts = [r["text"] for r in load_rows(DataSource(path=TINY / "documents.jsonl"))[:3]]
-    examples = [tokenize_document(t, tokenizer, 96)[0] for t in texts]
-    rows = pack(examples, 256, tokenizer.pad_token_id)
-    assert len(rows) == 1 and len(rows[0].lengths) == 4  # 3 documents + padding
-    batch = PackedCollator()(
-        [
-            {"input_ids": r.input_ids, "labels": r.labels, "position_ids": r.position_ids}
-            for r in rows
-        ]
-    )
+    from caml_train.train import build_trainer
+
+    config = _config(embedded_checkpoint, "text", TINY / "documents.jsonl", max_length=256)
+    trainer = build_trainer(config, model=full_model, tokenizer=tokenizer).trainer
+    rows = [trainer.train_dataset[i] for i in range(2)]
+    batch = trainer.data_collator(rows)
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1
+    ids, pos = batch["input_ids"][0], batch["position_ids"][0]
+    starts = (pos == 0).nonzero().flatten().tolist() + [len(ids)]
+    assert len(starts) - 1 == sum(len(r["seq_lengths"]) for r in rows) >= 3
+    inputs = {k: batch[k] for k in ("input_ids", "labels", "position_ids")}
     with torch.no_grad():
-        out = model(**batch)  # exactly what the Trainer runs: ids, labels, position_ids, no mask
-        packed = out.logits[0]
-        leaky = model(input_ids=batch["input_ids"]).logits[0]
-        start, total, n_targets = 0, 0.0, 0
-        for ex in examples:  # pack orders a row's members by example index
-            alone = model(input_ids=torch.tensor([ex.input_ids])).logits[0]
-            seg = slice(start, start + len(ex))
-            assert rows[0].input_ids[seg] == ex.input_ids
-            assert torch.allclose(packed[seg], alone, atol=2e-3), (packed[seg] - alone).abs().max()
-            if start > 0:
-                assert not torch.allclose(leaky[seg], alone, atol=1e-1)
-            targets = torch.tensor(ex.labels[1:])
+        out = full_model(**inputs)
+        leaky = full_model(input_ids=batch["input_ids"]).logits[0]
+        total, n_targets = 0.0, 0
+        for a, b in itertools.pairwise(starts):
+            alone = full_model(input_ids=ids[a:b][None]).logits[0]
+            assert torch.allclose(out.logits[0, a:b], alone, atol=2e-3)
+            if a > 0:
+                assert not torch.allclose(leaky[a:b], alone, atol=1e-1)
+            targets = batch["labels"][0, a + 1 : b]
             total += torch.nn.functional.cross_entropy(
                 alone[:-1], targets, ignore_index=IGNORE_INDEX, reduction="sum"
             )
             n_targets += int((targets != IGNORE_INDEX).sum())
-            start += len(ex)
-        # the Trainer's loss on the packed row is the per-document losses combined
-        assert torch.allclose(out.loss, total / n_targets, atol=1e-3)
-
-
-def test_flash_attention_gets_flattened_packed_batches() -> None:
-    """transformers sees packed segments under flash attention only in a batch of ONE row."""
-    from caml_train.data import BuiltDataset, Problems, needs_flat_batches, training_rows
-
-    assert needs_flat_batches("flash_attention_2") and needs_flat_batches("flash_attention_3")
-    assert not needs_flat_batches("sdpa") and not needs_flat_batches(None)
-    built = BuiltDataset(
-        [Example([1, 2, 3], [-100, 2, 3]), Example([4, 5], [-100, 5])], 2, Problems()
-    )
-    rows, collator = training_rows(built, 4, True, 0, "flash_attention_2")
-    batch = collator(rows)
-    assert batch["input_ids"].shape == (1, 8) and "attention_mask" not in batch
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 0, 1, 0, 1]]
-    assert batch["labels"].tolist() == [[-100, 2, 3, -100, -100, 5, -100, -100]]
-    assert not training_rows(built, 4, True, 0, "sdpa")[1].flatten
-
-
-@pytest.mark.slow
-def test_flattened_packed_batch_equals_the_stacked_batch(tokenizer, full_model) -> None:
-    """Under sdpa both layouts give the same per-token logits and loss, so flattening (what
-    flash attention needs) changes nothing but the kernel's view: no token predicts across the
-    seam between two rows, and no document sees another."""
-    import torch
-
-    from caml_train.data import as_rows
-
-    model = full_model
-    texts = [r["text"] for r in load_rows(DataSource(path=TINY / "documents.jsonl"))[:6]]
-    examples = [tokenize_document(t, tokenizer, 60)[0] for t in texts]
-    rows = as_rows(pack(examples, 128, tokenizer.pad_token_id))
-    assert len(rows) >= 2
-    stacked, flat = PackedCollator()(rows), PackedCollator(flatten=True)(rows)
-    with torch.no_grad():
-        a, b = model(**stacked), model(**flat)
-    vocab = a.logits.shape[-1]
-    assert torch.allclose(a.logits.reshape(-1, vocab), b.logits[0], atol=2e-3)
-    assert torch.allclose(a.loss, b.loss, atol=1e-4)
+    assert torch.allclose(out.loss, total / n_targets, atol=1e-3)

@@ -23,11 +23,11 @@ TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
 
 def _hp(**kw) -> Hyperparams:
     base = {
-        "seq_len": 128,
-        "batch_size": 2,
+        "max_length": 128,
+        "per_device_train_batch_size": 2,
         "learning_rate": 3e-3,
-        "warmup_ratio": 0.0,
-        "lr_scheduler": "constant",
+        "warmup_steps": 0.0,
+        "lr_scheduler_type": "constant",
         "logging_steps": 1,
         "save_steps": 100,
         "lora": LoraSettings(r=8, alpha=16, dropout=0.0),
@@ -49,7 +49,7 @@ def overfit(tmp_path_factory: pytest.TempPathFactory, embedded_checkpoint: Path)
         data=DataSource(path=corpus),
         output_dir=tmp / "stage",
         seed=1,
-        hparams=_hp(max_steps=6, batch_size=1),
+        hparams=_hp(max_steps=6, per_device_train_batch_size=1),
     )
     return config, rows, train(config)
 
@@ -84,7 +84,15 @@ def test_merged_checkpoint_and_run_card(
         card["packages"]["transformers"] != "not installed"
         and card["packages"]["peft"] != "not installed"
     )
-    assert card["n_rows"] == 2 and card["n_train_rows"] == 1
+    assert (
+        card["n_rows"] == 2
+        and card["n_train_rows"] == 1
+        and card["packing_strategy"] == "bfd_split"
+    )
+    # one packed row per step, every step: the tokens trained are six passes over the corpus
+    assert card["tokens_trained"] == 6 * card["n_tokens"]
+    assert card["target_tokens_trained"] == 6 * card["n_target_tokens"] > 0
+    assert card["packages"]["trl"] != "not installed"
     # LoRA was folded into the weights: attention projections changed, nothing else did.
     new, old = (
         load_file(merged / "model.safetensors"),
@@ -181,7 +189,7 @@ def test_a_stage_dir_of_another_config_is_refused_not_served(overfit) -> None:
     from caml_train.train import StaleStageError
 
     config = overfit[0]
-    changed = config.model_copy(update={"hparams": _hp(max_steps=7, batch_size=1)})
+    changed = config.model_copy(update={"hparams": _hp(max_steps=7, per_device_train_batch_size=1)})
     with pytest.raises(StaleStageError, match="different config"):
         train(changed)
 
@@ -215,7 +223,9 @@ def test_killed_stage_resumes_from_last_checkpoint_to_the_same_result(
             data=DataSource(path=corpus),
             output_dir=tmp_path / out,
             seed=2,
-            hparams=_hp(seq_len=96, packing=False, max_steps=4, save_steps=2, learning_rate=1e-3),
+            hparams=_hp(
+                max_length=96, packing=False, max_steps=4, save_steps=2, learning_rate=1e-3
+            ),
         )
 
     killed = config("killed")
@@ -240,3 +250,91 @@ def test_killed_stage_resumes_from_last_checkpoint_to_the_same_result(
     after = {e["step"]: e["loss"] for e in card.loss_history}
     for e in straight.loss_history[2:]:
         assert after[e["step"]] == pytest.approx(e["loss"], rel=1e-4, abs=1e-4)
+    # defect 10: the resumed card reports the whole run's mean loss and tokens, not the tail's
+    assert card.train_loss == pytest.approx(straight.train_loss, rel=1e-5)
+    assert card.tokens_trained == straight.tokens_trained > 0
+    assert card.target_tokens_trained == straight.target_tokens_trained > 0
+
+
+def _stage_yaml(tmp: Path, name: str, corpus: Path, checkpoint: Path, **hp) -> Path:
+    config = TrainConfig(
+        stage="text",
+        model=str(checkpoint),
+        data=DataSource(path=corpus),
+        output_dir=tmp / name,
+        seed=5,
+        hparams=_hp(max_length=64, max_steps=4, save_steps=2, save_total_limit=None, **hp),
+    )
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return path
+
+
+def test_sigkilled_stage_resumes_to_byte_identical_weights_and_the_same_card(
+    tmp_path: Path, embedded_checkpoint: Path
+) -> None:
+    """`kill -9` after the step-2 checkpoint, then the same command again: the merged weights
+    equal an uninterrupted run's byte for byte, and so do its train_loss and token counts."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = load_rows(DataSource(path=TINY / "documents.jsonl"))[:8]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cli = [sys.executable, "-m", "caml_train.cli", "train"]
+    killed = _stage_yaml(tmp_path, "killed", corpus, embedded_checkpoint)
+    proc = subprocess.Popen([*cli, str(killed)], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 900
+    while last_checkpoint(tmp_path / "killed") is None and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the stage finished before it could be killed"
+    assert not (tmp_path / "killed" / MERGED).exists()
+    for name, path in (
+        ("killed", killed),
+        ("straight", _stage_yaml(tmp_path, "straight", corpus, embedded_checkpoint)),
+    ):
+        done = subprocess.run(
+            [*cli, str(path)], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    a, b = (tmp_path / n / MERGED for n in ("killed", "straight"))
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    ca, cb = (json.loads((d / "run_card.json").read_text()) for d in (a, b))
+    assert ca["resumed_from"] and not cb["resumed_from"]
+    for key in (
+        "train_loss",
+        "loss_history",
+        "tokens_trained",
+        "target_tokens_trained",
+        "global_step",
+    ):
+        assert ca[key] == cb[key], key
+
+
+def test_skip_policy_trains_past_broken_lines_and_lists_them(
+    tmp_path: Path, embedded_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Defect 9 end to end: a broken JSON line stops `caml-train train` with one line (exit 2);
+    with `on_bad_rows: skip` the stage trains and the run card lists the line."""
+    rows = load_rows(DataSource(path=TINY / "documents.jsonl"))[:2]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps(rows[0]) + "\n{broken\n" + json.dumps(rows[1]) + "\n")
+    path = _stage_yaml(tmp_path, "s", corpus, embedded_checkpoint)
+    raw = yaml.safe_load(path.read_text())
+    raw["hparams"]["max_steps"] = 1
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "docs.jsonl line 2" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert main(["train", str(path), "--set", "hparams.on_bad_rows=skip"]) == 0
+    card = json.loads((tmp_path / "s" / MERGED / "run_card.json").read_text())
+    assert card["n_rows"] == 2 and card["skipped_rows"] == [
+        "docs.jsonl line 2: not valid JSON (Expecting property name enclosed in double quotes)"
+    ]

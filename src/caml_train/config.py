@@ -9,21 +9,29 @@ file's folder, so an experiment runs the same from any working directory; `${VAR
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from caml_evals.errors import ConfigError
 
 Stage = Literal["text", "instruct", "sft"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(ValueError):
-    """A config file could not be read or validated; the message names the file and field."""
 
 
 class _Strict(BaseModel):
@@ -69,30 +77,127 @@ class LoraSettings(_Strict):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
-class Hyperparams(_Strict):
-    """How to train; shared by all three stages (overridable per stage in an experiment)."""
+# Names of the pre-TRL trainer: an error naming the TRL/transformers field to use instead (a silent
+# alias would keep two spellings of one setting alive, and hash them differently).
+RENAMED = {
+    "seq_len": "max_length",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "epochs": "num_train_epochs",
+    "lr_scheduler": "lr_scheduler_type",
+    "warmup_ratio": "warmup_steps (a float below 1 is a share of the total steps)",
+    "gradient_checkpointing": "activation_checkpointing",
+}
+# SFTConfig fields caml-train sets itself (from the stage, its seed and its directory).
+MANAGED = {
+    "output_dir": "the stage directory",
+    "seed": "`seed`/`seeds`",
+    "data_seed": "`seed`/`seeds`",
+    "dataset_text_field": "the stage (`text` rows)",
+    "dataset_kwargs": "the stage",
+    "model_init_kwargs": "`model`/`attn_implementation` (the model is loaded by caml-train)",
+    "resume_from_checkpoint": "the latest complete checkpoint-* of the stage",
+    "gradient_checkpointing": "activation_checkpointing",
+}
 
-    seq_len: int = Field(1024, ge=8)
-    packing: bool = True
-    lora: LoraSettings | None = LoraSettings()  # null = full fine-tuning
-    learning_rate: float = Field(2e-4, gt=0)
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = Field(8, gt=0)  # per device
-    grad_accum: int = Field(1, gt=0)
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    lr_scheduler: str = "cosine"
-    max_grad_norm: float = 1.0
-    bf16: bool | None = None  # None: on when the GPU supports it
-    gradient_checkpointing: bool = False
+
+class Hyperparams(BaseModel):
+    """How to train; shared by all three stages (overridable per stage in an experiment).
+
+    The named fields below are caml-train's defaults; every other key is passed to TRL's
+    `SFTConfig` (and through it transformers' `TrainingArguments`) under its own name, so any
+    TRL/transformers setting can be used. Unknown names and bad values (e.g. `lr_scheduler_type:
+    foo`) are rejected here, when the config loads, by building the `SFTConfig` they describe:
+    an hour of model loading never ends in a typo.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    # ours: not SFTConfig fields
+    lora: LoraSettings | None = LoraSettings()  # null = full fine-tuning (peft_config otherwise)
     attn_implementation: str | None = None  # e.g. flash_attention_2 on GPU; None = model default
-    save_steps: int = Field(200, gt=0)
-    save_total_limit: int | None = 2
-    logging_steps: int = Field(10, gt=0)
     merged_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     keep_checkpoints: bool = False  # delete checkpoint-* once the merged model is written
     on_bad_rows: Literal["error", "skip"] = "error"
+    bf16: bool | None = None  # None: on when the GPU supports it (SFTConfig's default is on)
+    # SFTConfig fields with caml-train defaults (TRL's differ or suit no CPU run)
+    max_length: int = Field(1024, ge=8)  # the packed row length; the truncation length unpacked
+    packing: bool = True
+    # None: "bfd_split" for documents (a long document is split, never cut), "bfd" (truncate)
+    # for conversations (a reply without its question teaches the wrong thing).
+    packing_strategy: Literal["bfd", "bfd_split", "wrapped"] | None = None
+    # None: True for instruct/sft stages (loss on assistant turns only), False for documents.
+    assistant_only_loss: bool | None = None
+    learning_rate: float = Field(2e-4, gt=0)
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    per_device_train_batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    warmup_steps: float = Field(0.03, ge=0)  # below 1: a share of the total steps
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler_type: str = "cosine"
+    max_grad_norm: float = 1.0
+    activation_checkpointing: bool = False
+    save_steps: int = Field(200, gt=0)
+    save_total_limit: int | None = 2
+    logging_steps: int = Field(10, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in RENAMED.items():
+                if old in data:
+                    raise ValueError(f"hparams.{old} is now hparams.{new} (TRL's name)")
+        return data
+
+    @model_validator(mode="after")
+    def _valid_for_trl(self) -> Hyperparams:
+        validate_trl_fields(self)
+        return self
+
+    def trl_fields(self) -> dict[str, Any]:
+        """The SFTConfig keyword arguments these hparams set (ours removed)."""
+        ours = {"lora", "attn_implementation", "merged_dtype", "keep_checkpoints", "on_bad_rows"}
+        return {k: v for k, v in self.model_dump().items() if k not in ours}
+
+
+def validate_trl_fields(hp: Hyperparams) -> None:
+    """Build the SFTConfig the hparams describe (for a text stage) and fail as a config error.
+
+    Constructing it runs transformers' own checks (scheduler names, strategies, conflicting
+    precision flags); it writes nothing and loads no model.
+    """
+    import dataclasses
+
+    from trl import SFTConfig
+
+    known = {f.name for f in dataclasses.fields(SFTConfig)}
+    for name in hp.model_extra or {}:
+        if name in MANAGED:
+            raise ValueError(f"hparams.{name} is set by caml-train from {MANAGED[name]}")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(
+                f"hparams.{name} is not a TRL SFTConfig / transformers TrainingArguments "
+                f"field{hint}"
+            )
+    kwargs = hp.trl_fields()
+    kwargs["bf16"] = False  # the hardware decides later; here only names and values count
+    kwargs["packing_strategy"] = kwargs["packing_strategy"] or "bfd"
+    kwargs["assistant_only_loss"] = bool(kwargs["assistant_only_loss"])
+    kwargs.setdefault("pad_to_multiple_of", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            SFTConfig(
+                output_dir=str(Path(tempfile.gettempdir()) / "caml-train-validate"),
+                report_to="none",
+                **kwargs,
+            )
+    except (ValueError, TypeError) as ex:
+        raise ValueError(f"hparams rejected by TRL's SFTConfig: {ex}") from ex
 
 
 class TrainConfig(_Strict):
@@ -105,7 +210,7 @@ class TrainConfig(_Strict):
     n_samples: int | None = Field(None, gt=0)  # seeded subset (nested: N=2500 is inside N=5000)
     output_dir: Path
     seed: int = 0
-    hparams: Hyperparams = Hyperparams()
+    hparams: Hyperparams = Field(default_factory=Hyperparams)
 
 
 class CorpusSource(_Strict):
@@ -218,7 +323,10 @@ class ExperimentConfig(_Strict):
     base_model_revision: str | None = None
     output_dir: Path
     seed: int = 0
-    hparams: Hyperparams = Hyperparams()
+    # Training replicates: every stage is trained once per seed (its key includes the seed) and
+    # the results pool the seeds (two-level bootstrap: seeds, then questions). None: [seed].
+    seeds: list[int] | None = None
+    hparams: Hyperparams = Field(default_factory=Hyperparams)
     stage_hparams: dict[Stage, dict[str, Any]] = {}
     arms: dict[str, Arm]
     sft: SftSettings | None = None
@@ -238,6 +346,32 @@ class ExperimentConfig(_Strict):
                     f"eval.tasks: give a distinct `label` to entries headed {sorted(dup)} "
                     "(each entry is one table of the results)"
                 )
+        return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return v
+
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    @model_validator(mode="after")
+    def _stage_hparams_valid(self) -> ExperimentConfig:
+        """Every stage's merged hparams are checked now, not when the grid reaches it."""
+        for name, arm in self.arms.items():
+            if arm.stage is not None:
+                try:
+                    self.hparams_for(arm.stage, name)
+                except ValidationError as ex:
+                    raise ValueError(f"arm {name!r}: {_validation_message(ex)}") from None
+        if self.sft is not None:
+            try:
+                self.hparams_for("sft")
+            except ValidationError as ex:
+                raise ValueError(f"sft: {_validation_message(ex)}") from None
         return self
 
     @field_validator("arms")
@@ -341,8 +475,16 @@ def load_config(
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as ex:
         raise ConfigError(f"config file not found: {path}") from ex
+    except IsADirectoryError as ex:
+        raise ConfigError(f"{path}: is a directory, not a YAML config file") from ex
+    except PermissionError as ex:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from ex
+    except UnicodeDecodeError as ex:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {ex.start}: {ex.reason}); save it as UTF-8"
+        ) from ex
     except yaml.YAMLError as ex:
-        raise ConfigError(f"{path}: not valid YAML: {ex}") from ex
+        raise ConfigError(f"{path}: not valid YAML: {_one_line(str(ex))}") from ex
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw = expand_env(raw)
@@ -350,7 +492,9 @@ def load_config(
         set_dotted(raw, dotted, value)
     try:
         model = cls.model_validate(raw)
-    except Exception as ex:  # pydantic.ValidationError: keep its field-by-field message
+    except ValidationError as ex:  # keep its field-by-field message, on one line per field
+        raise ConfigError(f"{path}: {_validation_message(ex)}") from ex
+    except ValueError as ex:
         raise ConfigError(f"{path}: {ex}") from ex
     _resolve_paths(model, path.resolve().parent)
     return model
@@ -359,19 +503,43 @@ def load_config(
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     """`hparams.lora.r=8` style override (values parsed as YAML scalars by the caller)."""
     keys = dotted.split(".")
+    if not all(keys):
+        raise ConfigError(f"--set {dotted}=...: empty key in the dotted path")
     node = tree
     for k in keys[:-1]:
-        node = node.setdefault(k, {})
+        if node.get(k) is None:
+            node[k] = {}
+        node = node[k]
         if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted}: {k} is not a mapping")
+            raise ConfigError(f"--set {dotted}=...: {k} is not a mapping in the config")
     node[keys[-1]] = value
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`--set key.path=value` items; each value is parsed as YAML (`[1, 2]`, `null`, `1e-4`)."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key.path=value")
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as ex:
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({_one_line(str(ex))}); quote it"
+            ) from ex
     return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _validation_message(ex: ValidationError) -> str:
+    """Pydantic's errors as `field.path: message; ...` (one line, no URLs)."""
+    parts = []
+    for err in ex.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)

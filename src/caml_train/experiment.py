@@ -56,10 +56,13 @@ class StagePlan:
     model_spec: str  # what Inspect evaluates: the merged dir, or the base model spec
     train_config: TrainConfig | None = None  # None: nothing to train (base model)
     directory: Path | None = None
+    seed: int = 0  # the training seed (the base arm's untouched model is the same for every seed)
+    replicated: bool = False  # the grid has several seeds: labels name the seed
 
     @property
     def label(self) -> str:
-        return f"{self.arm}/{self.column}"
+        suffix = f"@seed{self.seed}" if self.replicated else ""
+        return f"{self.arm}/{self.column}{suffix}"
 
     def done(self) -> bool:
         return self.train_config is None or read_run_card(self.directory / MERGED) is not None
@@ -191,6 +194,66 @@ def generate_corpus(
     return Path(generate_api.generate_corpus(spec=spec, out_dir=out_dir, kind=kind, **args))
 
 
+def _arm_stage(
+    config: ExperimentConfig, arm_name: str, seed: int, base: dict[str, Any], resolve: bool
+) -> StagePlan:
+    """An arm's own stage for one seed (the untouched base model for `stage: null`)."""
+    arm = config.arms[arm_name]
+    if arm.stage is None:
+        key = _hash({"base": base})  # no training: the same model (and evals) for every seed
+        return StagePlan(arm_name, ARM_STAGE, key, model_spec=config.base_model, seed=seed)
+    corpus = corpus_path(config, arm_name, generate=resolve)
+    hp = config.hparams_for(arm.stage, arm_name)
+    key = _hash(
+        {
+            "stage": arm.stage,
+            "base": base,
+            "data": corpus_identity(config, arm_name),
+            "hparams": hp.model_dump(mode="json"),
+            "seed": seed,
+        }
+    )
+    directory = config.output_dir / "stages" / f"{arm.stage}-{key[:16]}"
+    tc = TrainConfig(
+        stage=arm.stage,
+        model=config.base_model,
+        model_revision=config.base_model_revision,
+        data=DataSource(path=corpus),
+        output_dir=directory,
+        seed=seed,
+        hparams=hp,
+    )
+    return StagePlan(arm_name, ARM_STAGE, key, str(directory / MERGED), tc, directory, seed)
+
+
+def _sft_stage(config: ExperimentConfig, root: StagePlan, n: int, seed: int) -> StagePlan:
+    """SFT on n rows after an arm's stage, with the same training seed."""
+    assert config.sft is not None
+    hp = config.hparams_for("sft")
+    key = _hash(
+        {
+            "stage": "sft",
+            "parent": root.key,
+            "data": _data_identity(config.sft.data),
+            "n": n,
+            "hparams": hp.model_dump(mode="json"),
+            "seed": seed,
+        }
+    )
+    directory = config.output_dir / "stages" / f"sft-{key[:16]}"
+    tc = TrainConfig(
+        stage="sft",
+        model=root.model_spec,
+        model_revision=config.base_model_revision if root.train_config is None else None,
+        data=config.sft.data,
+        n_samples=n,
+        output_dir=directory,
+        seed=seed,
+        hparams=hp,
+    )
+    return StagePlan(root.arm, f"sft-{n}", key, str(directory / MERGED), tc, directory, seed)
+
+
 def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
     """Every stage and eval of the grid, with cache keys, in dependency order."""
     out = config.output_dir
@@ -200,63 +263,17 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
     }
     stages: list[StagePlan] = []
     sizes = config.sft.sizes if config.sft else []
-    for arm_name, arm in config.arms.items():
-        if arm.stage is None:
-            root = StagePlan(
-                arm_name, ARM_STAGE, key=_hash({"base": base}), model_spec=config.base_model
-            )
-        else:
-            corpus = corpus_path(config, arm_name, generate=resolve_corpora)
-            hp = config.hparams_for(arm.stage, arm_name)
-            key = _hash(
-                {
-                    "stage": arm.stage,
-                    "base": base,
-                    "data": corpus_identity(config, arm_name),
-                    "hparams": hp.model_dump(mode="json"),
-                    "seed": config.seed,
-                }
-            )
-            directory = out / "stages" / f"{arm.stage}-{key[:16]}"
-            tc = TrainConfig(
-                stage=arm.stage,
-                model=config.base_model,
-                model_revision=config.base_model_revision,
-                data=DataSource(path=corpus),
-                output_dir=directory,
-                seed=config.seed,
-                hparams=hp,
-            )
-            root = StagePlan(arm_name, ARM_STAGE, key, str(directory / MERGED), tc, directory)
-        stages.append(root)
-        for n in sizes:
-            assert config.sft is not None
-            hp = config.hparams_for("sft")
-            key = _hash(
-                {
-                    "stage": "sft",
-                    "parent": root.key,
-                    "data": _data_identity(config.sft.data),
-                    "n": n,
-                    "hparams": hp.model_dump(mode="json"),
-                    "seed": config.seed,
-                }
-            )
-            directory = out / "stages" / f"sft-{key[:16]}"
-            parent_model = root.model_spec
-            tc = TrainConfig(
-                stage="sft",
-                model=parent_model,
-                model_revision=config.base_model_revision if root.train_config is None else None,
-                data=config.sft.data,
-                n_samples=n,
-                output_dir=directory,
-                seed=config.seed,
-                hparams=hp,
-            )
-            stages.append(
-                StagePlan(arm_name, f"sft-{n}", key, str(directory / MERGED), tc, directory)
-            )
+    seeds = config.seed_list()
+    many = len(seeds) > 1
+    for arm_name in config.arms:
+        for seed in seeds:
+            root = _arm_stage(config, arm_name, seed, base, resolve_corpora)
+            root.replicated = many
+            stages.append(root)
+            for n in sizes:
+                st = _sft_stage(config, root, n, seed)
+                st.replicated = many
+                stages.append(st)
     evals: list[EvalPlan] = []
     if config.eval is not None:
         ev = config.eval
@@ -442,18 +459,20 @@ def run_experiment(
     report = RunReport(p)
     _write_manifest(config, p)
     failed_keys: set[str] = set()
-    parents: dict[str, str] = {}
+    parents: dict[tuple[str, int], str] = {}
     for st in p.stages:
         if st.column == ARM_STAGE:
-            parents[st.arm] = st.key
+            parents[(st.arm, st.seed)] = st.key
     for st in p.stages:
         if only_arms and st.arm not in only_arms:
             continue
-        if st.column != ARM_STAGE and parents[st.arm] in failed_keys:
+        if st.column != ARM_STAGE and parents[(st.arm, st.seed)] in failed_keys:
             failed_keys.add(st.key)
             report.failures.append(f"stage {st.label}: skipped, its arm stage failed")
             continue
         if st.done():
+            if st.label in report.cached_stages:  # the base arm's model, again for a seed
+                continue
             report.cached_stages.append(st.label)
             say(f"stage {st.label}: cached ({st.directory or st.model_spec})")
             continue
@@ -507,6 +526,7 @@ def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None 
             {
                 "arm": s.arm,
                 "column": s.column,
+                "seed": s.seed,
                 "key": s.key,
                 "dir": str(s.directory) if s.directory else None,
                 "model": inspect_model_name(s.model_spec) if s.done() else None,
@@ -518,6 +538,7 @@ def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None 
             {
                 "arm": e.stage.arm,
                 "column": e.stage.column,
+                "seed": e.stage.seed,
                 "task": e.task.task,
                 "key": e.key,
                 "log_dir": str(e.log_dir),

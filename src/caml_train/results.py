@@ -25,6 +25,7 @@ from caml_evals.jsonsafe import nan_to_none
 from .config import EvalTask, ExperimentConfig, ResultsSettings
 from .experiment import ARM_STAGE, Plan, inspect_model_name, successful_log
 from .runcard import now
+from .seeds import pooled_summary, stack_seeds
 
 
 class Cell(BaseModel):
@@ -37,6 +38,17 @@ class Cell(BaseModel):
     log: str | None
     summary: dict[str, Any] | None  # caml_evals.stats.Summary, as JSON
     note: str | None = None  # why there is no summary (no log yet, key absent)
+    seed: int = 0  # the training seed of this checkpoint (one cell per seed: per-seed rows)
+
+
+class PooledCell(BaseModel):
+    """One arm/stage over all its seeds: two-level bootstrap CI and between-seed SD."""
+
+    heading: str
+    arm: str
+    column: str
+    seeds: list[int]
+    summary: dict[str, Any]  # caml_train.seeds.PooledSummary, as JSON
 
 
 class ArmComparison(BaseModel):
@@ -63,6 +75,10 @@ class Results(BaseModel):
     ci: float
     n_resamples: int
     cells: list[Cell]
+    seeds: list[int] = [0]
+    pooled: list[PooledCell] = []  # with several seeds: the table's cells
+    # pairs are (seed, sample): each seed's checkpoint answers every question
+    pairing: str = "by (seed, sample id + variable set + epoch) when both arms ran the same epochs"
     comparisons: list[ArmComparison]
     missing: list[dict[str, Any]]  # per task/arm/column: missing values and their reasons
     failures: list[str] = []
@@ -120,7 +136,8 @@ def build_results(
 
     rs = config.results
     cells: list[Cell] = []
-    frames: dict[tuple[str, str, str], pd.DataFrame] = {}  # (heading, arm, column) -> key's rows
+    # (heading, arm, column) -> seed -> the key's rows
+    frames: dict[tuple[str, str, str], dict[int, pd.DataFrame]] = {}
     missing: list[dict[str, Any]] = []
     read: dict[tuple[Path, str | None], pd.DataFrame] = {}  # score frames by (log, scorer)
     for ep in plan.evals:
@@ -134,6 +151,7 @@ def build_results(
             "column": st.column,
             "model": inspect_model_name(st.model_spec),
             "log": str(log_path) if log_path else None,
+            "seed": st.seed,
         }
         if log_path is None:
             cells.append(Cell(**base, summary=None, note="no successful eval log"))
@@ -154,7 +172,7 @@ def build_results(
                 )
             )
             continue
-        frames[(t.heading(), st.arm, st.column)] = sub
+        frames.setdefault((t.heading(), st.arm, st.column), {})[st.seed] = sub
         s = summarize(
             sub["value"].to_numpy(),
             sub["question_id"].to_numpy(),
@@ -171,6 +189,7 @@ def build_results(
                     "task": t.task,
                     "arm": st.arm,
                     "column": st.column,
+                    "seed": st.seed,
                     "n_missing": len(gone),
                     "reasons": {
                         str(k): int(v)
@@ -179,6 +198,22 @@ def build_results(
                 }
             )
 
+    seeds = config.seed_list()
+    pooled = [
+        PooledCell(
+            heading=h,
+            arm=arm,
+            column=col,
+            seeds=sorted(per_seed),
+            summary=nan_to_none(
+                pooled_summary(
+                    per_seed, ci=rs.ci, n_resamples=min(rs.n_resamples, 2000), seed=rs.seed
+                ).model_dump()
+            ),
+        )
+        for (h, arm, col), per_seed in frames.items()
+    ]
+    stacked = {k: stack_seeds(v) for k, v in frames.items()}
     comparisons: list[ArmComparison] = []
     entries = config.eval.tasks if config.eval else []
     arms = list(config.arms)
@@ -199,8 +234,8 @@ def build_results(
                     family.append(
                         _compare(
                             entry,
-                            frames[(heading, ref, column)],
-                            frames[(heading, arm, column)],
+                            stacked[(heading, ref, column)],
+                            stacked[(heading, arm, column)],
                             column,
                             arm,
                             ref,
@@ -218,8 +253,8 @@ def build_results(
                 within.append(
                     _compare(
                         entry,
-                        frames[(heading, arm, ARM_STAGE)],
-                        frames[(heading, arm, column)],
+                        stacked[(heading, arm, ARM_STAGE)],
+                        stacked[(heading, arm, column)],
                         column,
                         arm,
                         arm,
@@ -243,6 +278,8 @@ def build_results(
         ci=rs.ci,
         n_resamples=rs.n_resamples,
         cells=cells,
+        seeds=seeds,
+        pooled=pooled if len(seeds) > 1 else [],
         comparisons=comparisons,
         missing=missing,
         failures=list(failures or []),
@@ -280,6 +317,15 @@ def render_markdown(results: Results) -> str:
         "Cells: mean [CI] (questions; missing grades are excluded and counted, never scored 0).",
         "",
     ]
+    if len(results.seeds) > 1:
+        lines += [
+            (
+                f"Training seeds {results.seeds}: each cell pools the seeds with a two-level "
+                "bootstrap (seeds, then questions) and gives the SD of the per-seed means; "
+                "comparisons pair by (seed, question). Per-seed cells are in results.json."
+            ),
+            "",
+        ]
     by_heading: dict[str, list[Cell]] = {}
     for c in results.cells:
         by_heading.setdefault(c.heading, []).append(c)
@@ -288,11 +334,21 @@ def render_markdown(results: Results) -> str:
         lines.append("| arm | " + " | ".join(column_title(c) for c in results.columns) + " |")
         lines.append("|---|" + "---|" * len(results.columns))
         index = {(c.arm, c.column): c for c in cells}
+        pooled = {(c.arm, c.column): c for c in results.pooled if c.heading == heading}
         for arm in results.arms:
             row = []
             for col in results.columns:
                 c = index.get((arm, col))
-                if c is None:
+                pc = pooled.get((arm, col))
+                if pc is not None:
+                    s = pc.summary
+                    sd = s["between_seed_sd"]
+                    row.append(
+                        f"{_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] "
+                        f"(seeds={s['n_seeds']}, SD between seeds {_fmt(sd)}, "
+                        f"n={s['n_questions']})"
+                    )
+                elif c is None:
                     row.append("")
                 elif c.summary is None:
                     row.append(f"n/a ({c.note})")

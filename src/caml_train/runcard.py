@@ -22,6 +22,7 @@ _PACKAGES = (
     "torch",
     "transformers",
     "peft",
+    "trl",
     "accelerate",
     "datasets",
     "inspect-ai",
@@ -44,10 +45,13 @@ class RunCard(BaseModel):
     n_rows_requested: int | None = (
         None  # n_samples asked for (SFT); n_rows is less if rows were skipped
     )
-    n_examples: int
-    n_train_rows: int  # packed rows (or examples, unpacked)
-    n_tokens: int
-    n_target_tokens: int
+    n_examples: int  # sequences after TRL's preparation (documents, pieces, conversations)
+    n_train_rows: int  # packed rows (or sequences, unpacked)
+    n_tokens: int  # tokens in one pass over the prepared dataset
+    n_target_tokens: int  # loss-bearing tokens in one pass
+    tokens_trained: int | None = None  # tokens in the batches actually trained (all steps)
+    target_tokens_trained: int | None = None  # loss-bearing tokens in those batches
+    packing_strategy: str | None = None  # TRL's strategy; None: unpacked (padded batches)
     skipped_rows: list[str] = []
     seed: int
     global_step: int

@@ -1,17 +1,20 @@
-"""ONE trainer function for all three stages: `text` (document-tuning), `instruct`, `sft`.
+"""ONE trainer function for all three stages, on TRL's `SFTTrainer`: `text` (document-tuning),
+`instruct`, `sft`.
 
-The stages differ only in how rows become token examples (see `data.py`); the model, LoRA,
-Trainer, resume and merge logic is shared, so a fix here applies to every stage. Output of a
-stage directory:
+TRL tokenises, renders chat templates with the assistant mask (`assistant_only_loss`), packs
+with best-fit decreasing into padding-free batches (each sequence keeps its own positions, so
+no token attends to another document) and wraps the model in LoRA from `peft_config`. What is
+ours: the stage directory and its config check, resume from the latest complete checkpoint,
+token accounting that survives a resume, the merged checkpoint and its run card. Output:
 
     <output_dir>/checkpoint-<step>/   Trainer checkpoints (resume points; deleted at the end
                                       unless hparams.keep_checkpoints)
     <output_dir>/merged/              merged full checkpoint + tokenizer + run_card.json,
                                       loadable by `caml/<path>` in Inspect and by from_pretrained
 
-Resume: a killed stage restarts from its latest complete checkpoint-*; a finished stage (merged
-run card present) is not retrained. Multi-GPU: launch `caml-train train` under torchrun or
-`accelerate launch`; only the main process merges and writes.
+Resume: a killed stage (even by SIGKILL) restarts from its latest complete checkpoint-*; a
+finished stage (merged run card present) is not retrained. Multi-GPU: launch `caml-train train`
+under torchrun or `accelerate launch`; only the main process merges and writes.
 """
 
 from __future__ import annotations
@@ -26,8 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
-from .data import build_examples, load_rows, rows_sha256, sample_rows, training_rows
+from .config import ConfigError, TrainConfig
+from .data import (
+    DataError,
+    Exposure,
+    Problems,
+    as_dataset,
+    exposure,
+    load_rows,
+    rows_sha256,
+    sample_rows,
+    to_records,
+)
 from .runcard import RunCard, environment, now, read_run_card, write_run_card
 
 log = logging.getLogger(__name__)
@@ -35,7 +48,7 @@ MERGED = "merged"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
-class StaleStageError(RuntimeError):
+class StaleStageError(ConfigError):
     """The output directory holds a stage trained (or started) with another config."""
 
 
@@ -104,7 +117,7 @@ def _use_bf16(flag: bool | None) -> bool:
 
 
 def load_model_and_tokenizer(config: TrainConfig) -> tuple[Any, Any, str]:
-    """The base model ready for training (LoRA-wrapped unless full fine-tuning), tokenizer, path."""
+    """The base model (plain: LoRA is applied by SFTTrainer from `peft_config`), tokenizer, path."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -119,23 +132,24 @@ def load_model_and_tokenizer(config: TrainConfig) -> tuple[Any, Any, str]:
     # LoRA on a bf16 GPU: keep the frozen base in bf16 (half the memory); adapters stay fp32.
     dtype = torch.bfloat16 if (_use_bf16(hp.bf16) and hp.lora is not None) else torch.float32
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kw)
-    # A cache object disables transformers' packed-sequence (block-diagonal) masking; training
-    # never needs one.
-    model.config.use_cache = False
-    if hp.lora is not None:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=hp.lora.r,
-                lora_alpha=hp.lora.alpha,
-                lora_dropout=hp.lora.dropout,
-                target_modules=list(hp.lora.target_modules),
-                task_type="CAUSAL_LM",
-            ),
-        )
+    model.config.use_cache = False  # training never needs a KV cache
     return model, tokenizer, source
+
+
+def peft_config(config: TrainConfig) -> Any:
+    """The LoRA settings as a peft `LoraConfig` for SFTTrainer (None: full fine-tuning)."""
+    lora = config.hparams.lora
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def checkpoint_dtype(source: str, revision: str | None = None) -> str:
@@ -147,41 +161,172 @@ def checkpoint_dtype(source: str, revision: str | None = None) -> str:
     return str(dtype).removeprefix("torch.") if dtype is not None else "float32"
 
 
-def training_arguments(config: TrainConfig) -> Any:
+def sft_config(config: TrainConfig) -> Any:
+    """TRL's SFTConfig for a stage: the hparams under their own names, plus what caml-train
+    decides (directory, seed, stage-dependent loss and packing, checkpointing for resume)."""
     import torch
-    from transformers import TrainingArguments
+    from trl import SFTConfig
 
     hp = config.hparams
-    return TrainingArguments(
+    kw = hp.trl_fields()
+    conversational = config.stage != "text"
+    if kw["assistant_only_loss"] is None:
+        kw["assistant_only_loss"] = conversational
+    elif kw["assistant_only_loss"] and not conversational:
+        raise ConfigError("hparams.assistant_only_loss is for instruct/sft stages, not documents")
+    kw["packing_strategy"] = kw["packing_strategy"] or ("bfd" if conversational else "bfd_split")
+    kw["bf16"] = _use_bf16(hp.bf16)
+    if kw["activation_checkpointing"]:
+        kw.setdefault("activation_checkpointing_kwargs", {"use_reentrant": False})
+    kw.setdefault("pad_to_multiple_of", None)
+    defaults = {
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": not sys.stderr.isatty(),
+        "use_cpu": not torch.cuda.is_available(),
+        "ddp_find_unused_parameters": False if hp.lora is not None else None,
+    }
+    for key, value in defaults.items():
+        kw.setdefault(key, value)
+    return SFTConfig(
         output_dir=str(config.output_dir),
-        per_device_train_batch_size=hp.batch_size,
-        gradient_accumulation_steps=hp.grad_accum,
-        learning_rate=hp.learning_rate,
-        num_train_epochs=hp.epochs,
-        max_steps=hp.max_steps,
-        lr_scheduler_type=hp.lr_scheduler,
-        warmup_steps=hp.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        weight_decay=hp.weight_decay,
-        max_grad_norm=hp.max_grad_norm,
-        bf16=_use_bf16(hp.bf16),
-        activation_checkpointing=hp.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False}
-        if hp.gradient_checkpointing
-        else None,
-        logging_steps=hp.logging_steps,
-        logging_first_step=True,
-        save_strategy="steps",
-        save_steps=hp.save_steps,
-        save_total_limit=hp.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
-        report_to="none",
-        remove_unused_columns=False,  # position_ids must reach the model
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-        disable_tqdm=not sys.stderr.isatty(),
-        ddp_find_unused_parameters=False if hp.lora is not None else None,
+        dataset_text_field="text",
+        **kw,
     )
+
+
+class _LogAtSaveAndEnd:
+    """Log at every checkpoint and at the last step, so the loss history in a checkpoint covers
+    every step before it: a resumed run's train_loss is then the mean over all its steps, the
+    same number as an uninterrupted run's (transformers' own is the post-resume mean only)."""
+
+    def __new__(cls) -> Any:
+        from transformers import TrainerCallback
+
+        class LogAtSaveAndEnd(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if control.should_save or state.global_step >= state.max_steps:
+                    control.should_log = True
+                return control
+
+        return LogAtSaveAndEnd()
+
+
+TOKEN_STATE = "CamlTokenCounter"
+
+
+def _counting_trainer_class() -> Any:
+    """SFTTrainer that counts the tokens and loss-bearing tokens of every batch it trains on.
+
+    The counts are kept in the trainer state's `stateful_callbacks` (written atomically with each
+    checkpoint's trainer_state.json) and read back on resume, so they are the run's totals.
+    """
+    from trl import SFTTrainer
+
+    class CountingSFTTrainer(SFTTrainer):
+        caml_tokens = 0
+        caml_targets = 0
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            labels = inputs.get("labels")
+            if labels is not None:
+                if "attention_mask" in inputs:
+                    tokens = int(inputs["attention_mask"].sum())
+                    targets = int((labels[:, 1:] != -100).sum())
+                else:  # padding-free: one row, first token of each sequence already masked
+                    tokens = int(labels.numel())
+                    targets = int((labels[:, 1:] != -100).sum())
+                self.caml_tokens += tokens * self.accelerator.num_processes
+                self.caml_targets += targets * self.accelerator.num_processes
+            return super().training_step(model, inputs, *args, **kwargs)
+
+        def _save_checkpoint(self, model, trial):
+            self.state.stateful_callbacks[TOKEN_STATE] = {
+                "args": {},
+                "attributes": {"tokens": self.caml_tokens, "targets": self.caml_targets},
+            }
+            super()._save_checkpoint(model, trial)
+
+    return CountingSFTTrainer
+
+
+def _restore_counts(trainer: Any, checkpoint: Path) -> None:
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    attrs = (state.get("stateful_callbacks") or {}).get(TOKEN_STATE, {}).get("attributes", {})
+    trainer.caml_tokens = int(attrs.get("tokens", 0))
+    trainer.caml_targets = int(attrs.get("targets", 0))
+
+
+def mean_train_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean per-step loss over the whole run from the logged losses (each the mean of the steps
+    since the previous log), weighted by the steps each covers."""
+    total, last = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            step = int(entry["step"])
+            total += float(entry["loss"]) * (step - last)
+            last = step
+    return total / last if last else None
+
+
+@dataclass
+class StageTrainer:
+    """A stage ready to train: the SFTTrainer (dataset prepared by TRL) and where rows went."""
+
+    trainer: Any
+    records: Any
+    rows: list[dict[str, Any]]
+    problems: Problems
+    tokenizer: Any
+    source: str
+    original_chat_template: str | None
+
+
+def build_trainer(
+    config: TrainConfig,
+    *,
+    callbacks: list[Any] | None = None,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> StageTrainer:
+    """Rows -> records -> SFTTrainer with TRL's prepared (tokenised, packed) dataset.
+
+    `model`/`tokenizer`: an already loaded base (tests share one); by default loaded from
+    `config.model`. Nothing is trained or written here.
+    """
+    from transformers import set_seed
+
+    hp = config.hparams
+    args = sft_config(config)  # config errors before anything loads
+    problems = Problems()
+    rows = load_rows(config.data, problems if hp.on_bad_rows == "skip" else None)
+    rows = sample_rows(rows, config.n_samples, config.seed)
+    records = to_records(rows, config.stage, hp.on_bad_rows, problems)
+    set_seed(config.seed)  # before the LoRA weights are initialised, not only before training
+    if model is None:
+        model, tokenizer, source = load_model_and_tokenizer(config)
+    else:
+        source = str(config.model)
+    original_template = tokenizer.chat_template
+    if args.assistant_only_loss and not (hp.model_extra or {}).get("chat_template_path"):
+        from .chat_templates import training_chat_template
+
+        template = training_chat_template(tokenizer)
+        if template is not None:
+            tokenizer.chat_template = template
+    trainer = _counting_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=as_dataset(records),
+        processing_class=tokenizer,
+        peft_config=peft_config(config),
+        callbacks=[_LogAtSaveAndEnd(), *(callbacks or [])],
+    )
+    return StageTrainer(trainer, records, rows, problems, tokenizer, source, original_template)
 
 
 def train(
@@ -210,68 +355,54 @@ def train(
             shutil.rmtree(p, ignore_errors=True)
     _check_resume_config(config)
 
-    from transformers import Trainer, set_seed
-
+    hp = config.hparams
     started = now()
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(config.seed)  # before the LoRA weights are initialised, not only before training
-    model, tokenizer, source = load_model_and_tokenizer(config)
-    hp = config.hparams
-    rows = sample_rows(load_rows(config.data), config.n_samples, config.seed)
-    built = build_examples(rows, config.stage, tokenizer, hp.seq_len, hp.on_bad_rows)
-    train_rows, collator = training_rows(
-        built, hp.seq_len, hp.packing, tokenizer.pad_token_id, hp.attn_implementation
-    )
-    if hp.packing and getattr(collator, "flatten", False):
-        log.info("flash attention: each packed batch is flattened into one row (no cross-talk)")
+    st = build_trainer(config, callbacks=callbacks)
+    trainer, records, rows, problems = st.trainer, st.records, st.rows, st.problems
+    args, tokenizer, source = trainer.args, st.tokenizer, st.source
+    seen = exposure(trainer.train_dataset)
+    _check_targets(seen, records, args, problems, hp.on_bad_rows)
     log.info(
-        "stage %s: %d rows -> %d examples -> %d training rows (%d tokens, %d targets)",
+        "stage %s: %d rows -> %d sequences in %d training rows (%d tokens, %d targets)",
         config.stage,
-        built.rows_used,
-        len(built.examples),
-        len(train_rows),
-        built.n_tokens,
-        built.n_target_tokens,
-    )
-
-    trainer = Trainer(
-        model=model,
-        args=training_arguments(config),
-        data_collator=collator,
-        train_dataset=train_rows,
-        processing_class=tokenizer,
-        callbacks=callbacks,
+        records.rows_used,
+        seen.sequences,
+        seen.rows,
+        seen.tokens,
+        seen.target_tokens,
     )
     resume = last_checkpoint(config.output_dir)
     if resume is not None:
         log.info("resuming %s from %s", config.output_dir, resume.name)
+        _restore_counts(trainer, resume)
     t0 = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     log.info("stage %s trained in %.1fs", config.stage, time.perf_counter() - t0)
 
+    history = trainer.state.log_history
     card = RunCard(
         stage=config.stage,
         stage_key=stage_key,
         config=config.model_dump(mode="json"),
         base_model=source,
         data_source=config.data.describe(),
-        data_sha256=rows_sha256([rows[i] for i in built.used_indices]),
-        n_rows=built.rows_used,
+        data_sha256=rows_sha256([rows[i] for i in records.used_indices]),
+        n_rows=records.rows_used,
         n_rows_requested=config.n_samples,
-        n_examples=len(built.examples),
-        n_train_rows=len(train_rows),
-        n_tokens=built.n_tokens,
-        n_target_tokens=built.n_target_tokens,
-        skipped_rows=built.problems.items,
+        n_examples=seen.sequences,
+        n_train_rows=seen.rows,
+        n_tokens=seen.tokens,
+        n_target_tokens=seen.target_tokens,
+        tokens_trained=trainer.caml_tokens,
+        target_tokens_trained=trainer.caml_targets,
+        packing_strategy=args.packing_strategy if args.packing else None,
+        skipped_rows=problems.items,
         seed=config.seed,
         global_step=trainer.state.global_step,
-        train_loss=float(output.training_loss)
-        if output.training_loss == output.training_loss
-        else None,
+        train_loss=mean_train_loss(history),
         loss_history=[
-            {"step": float(e["step"]), "loss": float(e["loss"])}
-            for e in trainer.state.log_history
-            if "loss" in e
+            {"step": float(e["step"]), "loss": float(e["loss"])} for e in history if "loss" in e
         ],
         resumed_from=str(resume) if resume else None,
         started_at=started,
@@ -279,6 +410,7 @@ def train(
         **environment(),
     )
     if trainer.is_world_process_zero():
+        tokenizer.chat_template = st.original_chat_template  # the merged model keeps its own
         dtype = hp.merged_dtype
         if dtype == "auto":
             dtype = checkpoint_dtype(source, config.model_revision)
@@ -288,6 +420,28 @@ def train(
                 shutil.rmtree(p, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return StageResult(merged_dir, card, cached=False)
+
+
+def _check_targets(
+    seen: Exposure, records: Any, args: Any, problems: Problems, policy: str
+) -> None:
+    """Sequences that lost every target to `max_length` (TRL drops them unpacked and keeps them,
+    lossless, when packed) are bad rows like any other: an error, or listed when skipping."""
+    if not args.packing:
+        lost = records.rows_used - seen.sequences  # dropped by TRL after truncation
+    elif args.packing_strategy == "bfd":
+        lost = seen.empty_sequences  # truncated to nothing but kept in a packed row
+    else:
+        lost = 0  # split, never cut: every token is trained on in some piece
+    if lost <= 0:
+        return
+    reason = f"{lost} sequence(s) have no loss-bearing token within max_length={args.max_length}"
+    if policy == "error":
+        raise DataError(
+            f"{reason}: raise hparams.max_length, or set hparams.on_bad_rows: skip to train "
+            "without them (listed in the run card)"
+        )
+    problems.items.append(reason)
 
 
 def save_merged(
