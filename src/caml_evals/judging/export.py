@@ -24,9 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from inspect_ai.log import EvalLog, EvalSample, read_eval_log
+from inspect_ai.log import EvalLog, EvalSample
 
-from ..errors import LogReadError, UserError
+from ..errors import UserError
+from ..logs import find_logs, read_log
 from ..scoring.rubric import DEFAULT_SCORING  # the rule the judge saw; raters see it too
 from .schema import JudgeGrade, KeyEntry, KeySource, RatingItem, RatingKey, RatingSet, RubricText
 
@@ -274,38 +275,20 @@ def _grades_by_criterion(
 
 
 def read_logs(paths: Sequence[str | Path]) -> list[tuple[str, EvalLog]]:
-    out = []
-    for p in paths:
-        if Path(p).is_dir():
-            raise LogReadError(f"{p}: is a folder, not a log file")
-        if not Path(p).is_file():
-            raise LogReadError(f"{p}: no such log file")
-        try:
-            out.append((str(p), read_eval_log(str(p))))
-        except Exception as ex:  # noqa: BLE001 - Inspect raises many kinds for a bad file
-            detail = (str(ex).strip().splitlines() or [""])[0][:200]
-            raise LogReadError(
-                f"{p}: cannot read the log ({type(ex).__name__}: {detail}); is it a complete "
-                "Inspect .eval/.json log?"
-            ) from None
-    return out
+    """Each log with its samples, through the one log reader (`caml_evals.logs.read_log`): a
+    missing, truncated or corrupt file is a one-line LogReadError naming it."""
+    return [(str(p), read_log(p)) for p in paths]
 
 
 def expand_log_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders expand to the .eval/.json logs inside them (sorted)."""
+    """Files as given; folders expand to every log inside them, sorted by path (the one log
+    finder, `caml_evals.logs.find_logs`). Every log is kept, not one per task and model: the
+    export merges all judgings of the same answers. A missing path or a folder without logs is
+    a LogReadError."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                q for q in p.rglob("*") if q.suffix in (".eval", ".json") and q.is_file()
-            )
-            if not found:
-                raise LogReadError(f"{p}: no .eval or .json logs in this folder")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise LogReadError(f"{p}: no such log file or folder")
+        found = find_logs([p], require=True)
+        out.extend(sorted(found) if p.is_dir() else found)
     return out
 
 
