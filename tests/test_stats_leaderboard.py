@@ -127,6 +127,7 @@ def test_superseded_logs_carry_their_status(site):
     data = json.loads((site.parent / "leaderboard.json").read_text())
     zeta = next(c for c in data["cells"] if c["model"] == "scripted/zeta")
     assert zeta["other_log_status"] == ["success"] and zeta["status"] == "success"
+    assert "1 other log(s) not used: success; the newest successful log is used" in site.read_text()
 
 
 def test_a_corrupt_log_fails_the_build_naming_it(site, tmp_path):
