@@ -399,3 +399,17 @@ def test_card_headlines_in_summary_and_leaderboard(suite_run):
     assert direction_for("power_seeking") == "lower" and direction_for("someone/else") == "n/a"
     row = next(r for r in summary.rows if r.task == "power_seeking")
     assert row.headline == "risky" and row.better == "lower"
+
+
+def test_an_unwritable_log_dir_fails_before_any_work(tmp_path, monkeypatch):
+    from caml_evals.errors import OutputError
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("tasks were built although the log dir cannot be written")
+
+    monkeypatch.setattr(suite, "suite_tasks", no_building)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="in the way"):
+        suite.run_suite("scripted/x", log_dir=blocker / "logs")
+    assert blocker.read_text() == "x"

@@ -348,9 +348,12 @@ def run_suite(
     display: str | None = None,
     **eval_kwargs: Any,
 ) -> SuiteSummary:
-    """Run the suite with Inspect's `eval_set` (resumable) and write the summary table."""
+    """Run the suite with Inspect's `eval_set` (resumable) and write the summary table.
+
+    An unwritable `log_dir` is an OutputError before any task is built or run."""
     from inspect_ai import eval_set
 
+    writable_dir(log_dir)
     built, unavailable = suite_tasks(
         tasks,
         data_dir=data_dir,
