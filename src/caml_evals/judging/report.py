@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..jsonsafe import nan_to_none
 from ..outputs import write_text
 from .analysis import CEILING_METRICS, VARIANT_METRICS
 
@@ -175,7 +176,8 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     json_path = out / "agreement.json"
     html_path = out / "agreement.html"
-    json_text, html_text = json.dumps(report, indent=2), render_html(report)
+    report = nan_to_none(report)  # strict JSON readers (browsers, jq) reject NaN
+    json_text, html_text = json.dumps(report, indent=2, allow_nan=False), render_html(report)
     write_text(json_path, json_text)
     write_text(html_path, html_text)
     return html_path, json_path
