@@ -333,3 +333,16 @@ def test_a_grader_api_failure_errors_the_sample_by_default(tmp_path):
     assert errored[0].metadata["row"] == 2
     with pytest.raises(TaskArgumentError, match="on_grader_error"):
         strongreject(data_dir=str(FIXTURES), on_grader_error="ignore")
+
+
+def test_a_download_that_is_not_the_csv_is_not_cached(monkeypatch, tmp_path, csv_server):
+    """E.g. a proxy's HTML error page served with 200: one error, and nothing kept."""
+    monkeypatch.delenv("CAML_EVALS_DATA_DIR", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("CAML_EVALS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sr_dataset, "GITHUB_CSV", f"{csv_server}/hellaswag.jsonl")
+    with pytest.raises(DataSourceError, match=r"\(downloaded; not cached\): missing column"):
+        strongreject_dataset()
+    cached = tmp_path / "cache" / "data" / "strongreject" / sr_dataset.GITHUB_COMMIT
+    assert not cached.exists() or not any(cached.iterdir())

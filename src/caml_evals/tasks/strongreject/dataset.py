@@ -27,6 +27,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,9 +118,10 @@ def parse_csv(text: str, where: str) -> list[dict[str, Any]]:
         header = ["forbidden_prompt" if h == "prompt" else h for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
+        shown = [h[:40] for h in header[:6]] + (["..."] if len(header) > 6 else [])
         raise DataSourceError(
             f"{where}: missing column(s) {', '.join(missing)}; expected columns category, source, "
-            f"forbidden_prompt; got {header}"
+            f"forbidden_prompt; got {shown}"
         )
     rows: list[dict[str, Any]] = []
     ragged: list[str] = []
@@ -150,11 +152,13 @@ def cache_dir() -> Path:
     return cache_root() / "data" / LOCAL_SUBFOLDER / GITHUB_COMMIT
 
 
-def fetch_cached(url: str, dest: Path) -> Path:
+def fetch_cached(url: str, dest: Path, validate: Callable[[bytes], object] | None = None) -> Path:
     """`dest` if cached, else download `url` to it (atomically: a temporary file, then rename).
 
     The URL names a commit, so the bytes never change and a cached copy is never refetched.
-    Offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) allows the cache and refuses the network.
+    `validate` (raising DataSourceError) checks the bytes before they are cached, so a proxy's
+    error page is never kept. Offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) allows the
+    cache and refuses the network.
     """
     if dest.is_file():
         return dest
@@ -174,6 +178,9 @@ def fetch_cached(url: str, dest: Path) -> Path:
         raise DataSourceError(
             f"Could not download {url}: {type(ex).__name__}: {ex}. {hint}"
         ) from ex
+    if validate is not None:
+        validate(payload)
+    tmp: str | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
@@ -181,9 +188,24 @@ def fetch_cached(url: str, dest: Path) -> Path:
             f.write(payload)
         os.replace(tmp, dest)
     except OSError as ex:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         raise DataSourceError(f"Could not write the download cache {dest}: {ex}. {hint}") from ex
     logger.info("StrongREJECT: downloaded %s (%d bytes) to %s", url, len(payload), dest)
     return dest
+
+
+def _csv_check(url: str) -> Callable[[bytes], object]:
+    def check(payload: bytes) -> object:
+        try:
+            text = payload.decode("utf-8-sig")
+        except UnicodeDecodeError as ex:
+            raise DataSourceError(
+                f"{url}: the download is not UTF-8 text (byte {ex.start}); nothing was cached"
+            ) from None
+        return parse_csv(text, f"{url} (downloaded; not cached)")
+
+    return check
 
 
 def load_rows(
@@ -199,7 +221,7 @@ def load_rows(
         rows = read_csv_rows(files[0])
         return rows, local_origin("prompts", files[0], len(rows))
     if source == "github":
-        path = fetch_cached(GITHUB_CSV, cache_dir() / CSV_NAME)
+        path = fetch_cached(GITHUB_CSV, cache_dir() / CSV_NAME, validate=_csv_check(GITHUB_CSV))
         rows = read_csv_rows(path)
         origin = local_origin("prompts", path, len(rows))
         origin.repo_id, origin.revision = f"github:{GITHUB_REPO}", GITHUB_COMMIT
