@@ -119,10 +119,15 @@ def load_part(
 
 
 def describe_origins(origins: Sequence[DataOrigin]) -> str:
-    """One line: the Hub id@revision when every part has it, else each part's source."""
+    """One line: the Hub id@revision or the one local folder when every part shares it, else
+    each part's source (`DataOrigin`s keep the exact files and hashes)."""
     parts = list(dict.fromkeys(o.describe() for o in origins))
     if len(parts) == 1:
         return parts[0]
+    if all(o.kind != "hub" and o.path for o in origins):
+        folders = {str(Path(o.path).parent) for o in origins}  # type: ignore[arg-type]
+        if len(folders) == 1:
+            return folders.pop()
     return "; ".join(f"{o.part}: {o.describe()}" for o in origins)
 
 
