@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
-from ...scoring.rubric import JudgeMode, OnGraderError
+from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import SET_VERSION, human_compassion_dataset
 
@@ -23,6 +23,7 @@ def human_compassion(
     dimensions: list[str] | str | None = None,
     graders: list[str] | str | None = None,
     judge_mode: JudgeMode = "single_call",
+    verdict: Verdict | None = None,
     judge_template: str | None = None,
     judge_logprobs: bool = False,
     on_grader_error: OnGraderError = "error",
@@ -40,6 +41,8 @@ def human_compassion(
         dimensions: Score only these dimensions (and only questions tagged with them).
         graders: Grader roles or model names (default: the `grader` role).
         judge_mode: "single_call" (one JSON call per sample) or "per_dimension".
+        verdict: per_dimension only: "ci" (`GRADE: C/I`, the default with the built-in
+            template) or "yes_no".
         judge_template: A judge prompt file (default per mode, from judges/).
         judge_logprobs: per_dimension only: P(YES) at the verdict as the grade.
         on_grader_error: "error" (default: a grader API failure errors the sample, so
@@ -65,6 +68,8 @@ def human_compassion(
         judge_mode=judge_mode,
         judge_template=judge_template,
         judge_logprobs=judge_logprobs,
+        verdict=verdict,
+        protocol_template="moru",  # MORU's C/I prompt fits: same row and rubric shape
         epochs=epochs,
         on_grader_error=on_grader_error,
         metadata={
