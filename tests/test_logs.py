@@ -69,6 +69,7 @@ def test_find_logs_recurses_and_deduplicates(folder):
     found = find_logs([folder["root"], folder["ok"]])
     assert set(found) == {folder[k] for k in ("ok", "failed", "err1", "err2", "other")}
     assert len(found) == 5
+    assert folder["failed"] not in find_logs(folder["root"], recursive=False)
 
 
 def test_missing_paths_and_empty_folders_are_one_line_errors(tmp_path):

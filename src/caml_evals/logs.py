@@ -50,8 +50,11 @@ def _uri_to_path(name: str) -> Path:
     return Path(name.removeprefix("file://"))
 
 
-def find_logs(paths: PathLike | Iterable[PathLike], *, require: bool = False) -> list[Path]:
-    """Log files in `paths` (files as given, folders searched recursively), without duplicates.
+def find_logs(
+    paths: PathLike | Iterable[PathLike], *, require: bool = False, recursive: bool = True
+) -> list[Path]:
+    """Log files in `paths` (files as given, folders searched recursively unless not
+    `recursive`), without duplicates.
 
     Raises LogReadError for a path that does not exist, and (with `require`) when no log is
     found at all (the message names the paths searched).
@@ -63,7 +66,9 @@ def find_logs(paths: PathLike | Iterable[PathLike], *, require: bool = False) ->
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found.extend(_uri_to_path(info.name) for info in list_eval_logs(str(path)))
+            found.extend(
+                _uri_to_path(info.name) for info in list_eval_logs(str(path), recursive=recursive)
+            )
         elif path.is_file():
             found.append(path)
         else:
@@ -194,11 +199,12 @@ def choose_logs(
     *,
     unreadable: Literal["raise", "skip"] = "raise",
     require: bool = False,
+    recursive: bool = True,
 ) -> LogSelection:
     """`find_logs(paths)`, each header read, one log per (task, model) by the rule."""
     entries: list[LogEntry] = []
     skipped: dict[str, str] = {}
-    for path in find_logs(paths, require=require):
+    for path in find_logs(paths, require=require, recursive=recursive):
         try:
             entries.append(log_entry(path))
         except LogReadError as ex:
@@ -213,9 +219,10 @@ def latest_logs(
     *,
     status: str | None = None,
     unreadable: Literal["raise", "skip"] = "raise",
+    recursive: bool = True,
 ) -> list[LogChoice]:
     """The chosen log per (task, model); with `status`, only logs of that status count."""
-    selection = choose_logs(paths, unreadable=unreadable)
+    selection = choose_logs(paths, unreadable=unreadable, recursive=recursive)
     if status is None:
         return selection.choices
     entries = [e for c in selection.choices for e in (c.log, *c.others) if e.status == status]
