@@ -22,8 +22,6 @@ from inspect_ai.tool import ToolInfo
 upstream = pytest.importorskip(
     "inspect_evals.tac", reason="inspect-evals (dev extra) not installed"
 )
-from inspect_evals.tac import multiturn as up_multiturn
-from inspect_evals.tac import prompts as up_prompts
 from inspect_evals.tac.scorer import nudge_rate as up_nudge_rate
 
 from caml_evals.tasks.tac import prompts
@@ -233,10 +231,19 @@ def test_welfare_prompt_is_upstream_tac_welfare(tmp_path):
     assert _transcript(ours.samples[0]) == _transcript(theirs.samples[0])
 
 
-def test_protocol_texts_are_upstreams():
-    assert prompts.NEUTRAL_SYSTEM_PROMPT == up_prompts.SYSTEM_PROMPT
-    assert prompts.WELFARE_SYSTEM_PROMPT == up_prompts.SYSTEM_PROMPT_WELFARE
-    assert prompts.CONFIRM_MESSAGE == up_multiturn.CONFIRM_MESSAGE
+def test_controlled_protocol_search_keeps_display_order_and_is_ours():
+    """Our one tool: the order-controlled search. Same name and parameters as upstream's (so the
+    agent's action space is unchanged), listings in display order, our own wording."""
+    from inspect_ai.tool import ToolDef
+
+    from caml_evals.tasks.tac.tools import travel_tools
+
+    published = [ToolDef(t) for t in travel_tools(sort_by_rating=True)]
+    controlled = [ToolDef(t) for t in travel_tools(sort_by_rating=False)]
+    assert [t.name for t in published] == [t.name for t in controlled]
+    assert list(published[0].parameters.properties) == list(controlled[0].parameters.properties)
+    assert published[0].description != controlled[0].description
+    assert [t.description for t in published[1:]] == [t.description for t in controlled[1:]]
 
 
 # --- where we differ on purpose ----------------------------------------------------------------
