@@ -470,7 +470,8 @@ def _to_json(scores: LogScores, key: tuple[str, int, int]) -> str:
         "full_reads": scores.full_reads,
         "pending": scores.pending,
     }
-    return json.dumps({**head, "samples": samples}, default=str, ensure_ascii=False)
+    # no default=: a value JSON cannot hold exactly is not cached (TypeError), never coerced
+    return json.dumps({**head, "samples": samples}, ensure_ascii=False)
 
 
 def _from_json(text: str, key: tuple[str, int, int], location: str) -> LogScores | None:
