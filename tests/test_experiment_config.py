@@ -456,3 +456,19 @@ def test_seeds_train_every_stage_once_per_seed(tmp_path: Path) -> None:
     assert single.stages[0].label == "document/arm"  # one seed: labels as before
     with pytest.raises(ConfigError, match="distinct"):
         load_config(_minimal(tmp_path, seeds=[1, 1]), ExperimentConfig)
+
+
+def test_budget_and_value_keywords_reach_every_arm_stage(tmp_path: Path) -> None:
+    steps = load_config(_minimal(tmp_path, budget={"steps": 7}), ExperimentConfig)
+    doc = plan(steps).stages[0].train_config
+    assert doc.hparams.max_steps == 7 and doc.target_token_budget is None
+    tokens = load_config(
+        _minimal(tmp_path, budget={"target_tokens": 5000}, value_keywords="animal_welfare"),
+        ExperimentConfig,
+    )
+    doc = plan(tokens).stages[0]
+    assert doc.train_config.target_token_budget == 5000
+    assert doc.train_config.value_keywords and all(doc.train_config.value_keywords)
+    assert doc.key != plan(steps).stages[0].key
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_config(_minimal(tmp_path, budget={"steps": 1, "target_tokens": 2}), ExperimentConfig)

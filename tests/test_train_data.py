@@ -294,3 +294,26 @@ def test_packed_padding_free_batches_have_no_cross_document_attention(
             )
             n_targets += int((targets != IGNORE_INDEX).sum())
     assert torch.allclose(out.loss, total / n_targets, atol=1e-3)
+
+
+def test_value_tokens_count_sentences_with_a_keyword(tokenizer) -> None:
+    from caml_train.data import Records, value_tokens
+
+    records = Records(
+        [
+            {"text": "Hens feel pain. The market rose today.\nCalves call for their mothers!"},
+            {
+                "messages": [
+                    {"role": "user", "content": "Do hens feel pain?"},
+                    {"role": "assistant", "content": "Yes, hens feel pain. Stocks fell."},
+                ]
+            },
+        ],
+        [0, 1],
+        Problems(),
+    )
+    count = lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"])
+    want = count("Hens feel pain.") + count("Calves call for their mothers!")
+    want += count("Yes, hens feel pain.")  # the user's question is not trained on
+    assert value_tokens(records, tokenizer, ["feel PAIN", "mothers"]) == want
+    assert value_tokens(records, tokenizer, []) == 0

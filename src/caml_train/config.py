@@ -211,6 +211,24 @@ class TrainConfig(_Strict):
     output_dir: Path
     seed: int = 0
     hparams: Hyperparams = Field(default_factory=Hyperparams)
+    # Stop once this many loss-bearing tokens were trained (epochs are added as needed): arms
+    # trained to the same budget see the same amount of supervision.
+    target_token_budget: int | None = Field(None, gt=0)
+    # Count the tokens of sentences that contain one of these phrases (value-relevant tokens).
+    value_keywords: list[str] | None = None
+
+
+class Budget(_Strict):
+    """Every arm stage trains to the same budget: loss-bearing tokens, or optimizer steps."""
+
+    target_tokens: int | None = Field(None, gt=0)
+    steps: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Budget:
+        if (self.target_tokens is None) == (self.steps is None):
+            raise ValueError("budget: give exactly one of `target_tokens` or `steps`")
+        return self
 
 
 class CorpusSource(_Strict):
@@ -326,6 +344,12 @@ class ExperimentConfig(_Strict):
     # Training replicates: every stage is trained once per seed (its key includes the seed) and
     # the results pool the seeds (two-level bootstrap: seeds, then questions). None: [seed].
     seeds: list[int] | None = None
+    # Token-match the arms: every arm stage trains to this budget (SFT stages are unaffected).
+    budget: Budget | None = None
+    # Value-relevant tokens in run cards and tables: sentences containing one of these phrases;
+    # a string names a generation spec (shipped name or YAML path) whose key_phrases are used.
+    # The same list counts every arm, so the control arm is measured against the same values.
+    value_keywords: list[str] | str | None = None
     hparams: Hyperparams = Field(default_factory=Hyperparams)
     stage_hparams: dict[Stage, dict[str, Any]] = {}
     arms: dict[str, Arm]
@@ -357,6 +381,19 @@ class ExperimentConfig(_Strict):
 
     def seed_list(self) -> list[int]:
         return list(self.seeds) if self.seeds else [self.seed]
+
+    def keyword_list(self) -> list[str] | None:
+        """`value_keywords` as phrases (a spec's key_phrases when it names a spec)."""
+        if self.value_keywords is None or isinstance(self.value_keywords, list):
+            return self.value_keywords
+        from caml_train.generate.spec import load_spec
+
+        try:
+            return list(load_spec(self.value_keywords).key_phrases)
+        except Exception as ex:  # noqa: BLE001 - any failure to read the spec is the user's
+            raise ConfigError(
+                f"value_keywords: cannot read spec {self.value_keywords!r}: {ex}"
+            ) from None
 
     @model_validator(mode="after")
     def _stage_hparams_valid(self) -> ExperimentConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,3 +322,30 @@ def exposure(dataset: Any) -> Exposure:
             out.lengths.append(n)
             start += n
     return out
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def value_tokens(records: Records, tokenizer: Any, keywords: Sequence[str]) -> int:
+    """Tokens in sentences that contain one of the keywords (case-insensitive): documents whole,
+    conversations in their assistant replies (what is trained on). One pass over the records."""
+    phrases = [k.lower() for k in keywords if k.strip()]
+    if not phrases:
+        return 0
+    sentences = []
+    for r in records.records:
+        texts = (
+            [r["text"]]
+            if "text" in r
+            else [m["content"] for m in r["messages"] if m["role"] == "assistant"]
+        )
+        for text in texts:
+            for sentence in _SENTENCE.split(text):
+                low = sentence.lower()
+                if sentence.strip() and any(p in low for p in phrases):
+                    sentences.append(sentence)
+    if not sentences:
+        return 0
+    ids = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    return sum(len(x) for x in ids)

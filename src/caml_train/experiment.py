@@ -204,6 +204,11 @@ def _arm_stage(
         return StagePlan(arm_name, ARM_STAGE, key, model_spec=config.base_model, seed=seed)
     corpus = corpus_path(config, arm_name, generate=resolve)
     hp = config.hparams_for(arm.stage, arm_name)
+    budget = config.budget
+    if budget is not None and budget.steps is not None:
+        hp = hp.model_copy(update={"max_steps": budget.steps})
+    tokens = budget.target_tokens if budget is not None else None
+    keywords = config.keyword_list()
     key = _hash(
         {
             "stage": arm.stage,
@@ -211,6 +216,7 @@ def _arm_stage(
             "data": corpus_identity(config, arm_name),
             "hparams": hp.model_dump(mode="json"),
             "seed": seed,
+            **({"target_token_budget": tokens} if tokens else {}),
         }
     )
     directory = config.output_dir / "stages" / f"{arm.stage}-{key[:16]}"
@@ -222,6 +228,8 @@ def _arm_stage(
         output_dir=directory,
         seed=seed,
         hparams=hp,
+        target_token_budget=tokens,
+        value_keywords=keywords,
     )
     return StagePlan(arm_name, ARM_STAGE, key, str(directory / MERGED), tc, directory, seed)
 
@@ -250,6 +258,7 @@ def _sft_stage(config: ExperimentConfig, root: StagePlan, n: int, seed: int) -> 
         output_dir=directory,
         seed=seed,
         hparams=hp,
+        value_keywords=config.keyword_list(),
     )
     return StagePlan(root.arm, f"sft-{n}", key, str(directory / MERGED), tc, directory, seed)
 

@@ -52,6 +52,10 @@ class RunCard(BaseModel):
     tokens_trained: int | None = None  # tokens in the batches actually trained (all steps)
     target_tokens_trained: int | None = None  # loss-bearing tokens in those batches
     packing_strategy: str | None = None  # TRL's strategy; None: unpacked (padded batches)
+    target_token_budget: int | None = None  # the stage stopped once this many targets trained
+    # tokens in sentences with a value keyword: per pass, and scaled by the passes trained
+    n_value_tokens: int | None = None
+    value_tokens_trained: int | None = None
     skipped_rows: list[str] = []
     seed: int
     global_step: int

@@ -40,6 +40,7 @@ from .data import (
     rows_sha256,
     sample_rows,
     to_records,
+    value_tokens,
 )
 from .runcard import RunCard, environment, now, read_run_card, write_run_card
 
@@ -372,6 +373,8 @@ def train(
         seen.tokens,
         seen.target_tokens,
     )
+    if config.target_token_budget is not None:
+        _apply_budget(trainer, config.target_token_budget, seen)
     resume = last_checkpoint(config.output_dir)
     if resume is not None:
         log.info("resuming %s from %s", config.output_dir, resume.name)
@@ -381,6 +384,10 @@ def train(
     log.info("stage %s trained in %.1fs", config.stage, time.perf_counter() - t0)
 
     history = trainer.state.log_history
+    n_value = None
+    if config.value_keywords is not None:
+        n_value = value_tokens(records, tokenizer, config.value_keywords)
+    passes = trainer.caml_targets / seen.target_tokens if seen.target_tokens else 0.0
     card = RunCard(
         stage=config.stage,
         stage_key=stage_key,
@@ -397,6 +404,9 @@ def train(
         tokens_trained=trainer.caml_tokens,
         target_tokens_trained=trainer.caml_targets,
         packing_strategy=args.packing_strategy if args.packing else None,
+        target_token_budget=config.target_token_budget,
+        n_value_tokens=n_value,
+        value_tokens_trained=None if n_value is None else round(n_value * passes),
         skipped_rows=problems.items,
         seed=config.seed,
         global_step=trainer.state.global_step,
@@ -420,6 +430,31 @@ def train(
                 shutil.rmtree(p, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return StageResult(merged_dir, card, cached=False)
+
+
+def _apply_budget(trainer: Any, budget: int, seen: Exposure) -> None:
+    """Train until `budget` loss-bearing tokens: enough epochs to hold it, then stop at it.
+
+    The stop is decided on the running count (restored on resume), so a resumed stage stops
+    at the same step as an uninterrupted one.
+    """
+    import math
+
+    from transformers import TrainerCallback
+
+    if seen.target_tokens <= 0:
+        raise DataError("target_token_budget: the data has no loss-bearing tokens")
+    trainer.args.max_steps = -1
+    trainer.args.num_train_epochs = max(1, math.ceil(budget / seen.target_tokens))
+
+    class StopAtBudget(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if trainer.caml_targets >= budget:
+                control.should_training_stop = True
+                control.should_log = True
+            return control
+
+    trainer.add_callback(StopAtBudget())
 
 
 def _check_targets(
