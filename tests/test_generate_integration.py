@@ -418,8 +418,7 @@ def test_spec_mismatch_and_bad_spec_exit_2(tmp_path: Path, capsys) -> None:
     assert "not 'tiny'" in capsys.readouterr().err
     assert main(["generate", "--spec", str(FIXTURES / "bad_spec_many_errors.yaml"), *base]) == 2
     assert "grid.domains" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["generate", "--spec", TINY, "--shard", "3/3", *base])
+    assert main(["generate", "--spec", TINY, "--shard", "3/3", *base]) == 2  # one line, no usage
     assert "0-based" in capsys.readouterr().err
 
 

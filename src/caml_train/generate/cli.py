@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from platformdirs import user_cache_dir
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -91,7 +92,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="show the plan, cache hits and the first prompt; call nothing",
+        help="show the plan, cache hits, the first prompt and the forecast (tokens, price online"
+        " and in batch mode, wall time); call nothing",
+    )
+    p.add_argument(
+        "--rpm", type=float, default=None, help="provider's requests-per-minute limit (forecast)"
+    )
+    p.add_argument(
+        "--tpm", type=float, default=None, help="provider's tokens-per-minute limit (forecast)"
+    )
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=None,
+        help="seconds per request for the forecast (default: 0.5 s + completion tokens at 60/s)",
     )
 
 
@@ -149,18 +163,74 @@ def _config(args: argparse.Namespace):  # -> RunConfig (import kept lazy: litell
     )
 
 
-def _dry_run(cfg, jobs, console: Console) -> int:
+def completion_target(cfg, kind: str) -> int:
+    """Expected completion tokens per request: the spec's length target for a document (about
+    400 tokens per Q/A pair for instructions), never more than max_tokens."""
+    max_tokens = int(cfg.request_params()["max_tokens"])
+    target = cfg.spec.target_tokens if kind == "documents" else 400 * cfg.spec.qa_pairs_per_request
+    return min(target, max_tokens)
+
+
+def _dry_run(cfg, jobs, console: Console, args: argparse.Namespace, kind: str) -> int:
+    from caml_train.generate.forecast import forecast
+
     cache = ResponseCache(cfg.cache_dir)
-    cached = sum(1 for j in jobs if j.key in cache)
+    unique = {j.key: j for j in jobs}
+    cached = {k for k in unique if k in cache}
     console.print(
         f"spec {cfg.spec.name} (grid {cfg.spec.grid.size} cells), shard {cfg.shard.label}: "
-        f"{len(jobs)} requests planned, {cached} already cached, {len(jobs) - cached} to send to {cfg.model}"
+        f"{len(jobs)} requests planned, {len(cached)} already cached,"
+        f" {len(unique) - len(cached)} to send to {cfg.model}"
     )
     if jobs:
         console.print("first request:")
         for message in jobs[0].messages:
             console.print(f"[{message['role']}]\n{message['content']}\n", markup=False)
+    result = forecast(
+        (j.messages for k, j in unique.items() if k not in cached),
+        model=cfg.model,
+        planned=len(jobs),
+        cached=len(cached),
+        completion_tokens_per_request=completion_target(cfg, kind),
+        concurrency=cfg.concurrency,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        latency_s=args.latency,
+    )
+    console.print("forecast:", markup=False)
+    for line in result.lines():
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     return 0
+
+
+def _user_error(ex: Exception) -> Exception:
+    """The project's one-line user error for a problem with the spec, the flags or the input
+    corpus (`caml_evals.cli.errors.run_cli` prints it as `caml-train generate: <message>`)."""
+    from caml_evals.errors import ConfigError, DataSourceError
+
+    if isinstance(ex, FileNotFoundError):
+        return DataSourceError(f"{ex.filename or ex}: no such file")
+    if isinstance(ex, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'option'}: {e['msg']}" for e in ex.errors()
+        )
+        return ConfigError(f"invalid generation option(s): {problems}")
+    return ConfigError(str(ex))
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail before any request is paid for when the output folder cannot be created or written."""
+    from caml_evals.errors import OutputError
+
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputError(f"cannot create output folder {out}: {probe} is not a directory")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write output folder {out}: permission denied on {probe}")
 
 
 def _run(args: argparse.Namespace, kind: str) -> int:
@@ -169,18 +239,19 @@ def _run(args: argparse.Namespace, kind: str) -> int:
     console = Console(stderr=True)
     try:
         cfg = _config(args)
+        if not args.dry_run:
+            check_out_dir(cfg.out_dir)
         if args.dry_run:
             jobs = (
                 pipeline.plan_documents(cfg)
                 if kind == "documents"
                 else pipeline.plan_instructions(cfg)[0]
             )
-            return _dry_run(cfg, jobs, console)
+            return _dry_run(cfg, jobs, console, args, kind)
         run = pipeline.generate_documents if kind == "documents" else pipeline.generate_instructions
         manifest = run(cfg, console)
-    except (SpecError, pipeline.SpecMismatchError, ValueError, FileNotFoundError) as ex:
-        console.print(f"[red]error:[/red] {ex}", highlight=False)
-        return 2
+    except (SpecError, pipeline.SpecMismatchError, ValidationError, FileNotFoundError) as ex:
+        raise _user_error(ex) from ex
     print_summary(manifest, Console())
     if not manifest.complete:
         console.print(
@@ -239,10 +310,20 @@ def print_summary(manifest: Manifest, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point, under the same one-line error rule as `caml-train`."""
+    from caml_evals.cli.errors import command_prog, one_line_argparse, run_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="caml-train", description="Synthetic corpus generation.")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    one_line_argparse(parser)
+    commands = [n for a in parser._subparsers._group_actions for n in a.choices]  # type: ignore[union-attr]
+
+    def _main() -> int:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+
+    return run_cli(command_prog("caml-train", argv, commands), _main)
 
 
 if __name__ == "__main__":

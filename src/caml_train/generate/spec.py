@@ -224,7 +224,14 @@ def _read_yaml(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
     if looks_like_path:
         if not path.is_file():
             raise SpecError(f"spec file not found: {path}")
-        text, label = path.read_text(encoding="utf-8"), str(path)
+        label = str(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as ex:
+            raise SpecError(
+                f"spec {label} cannot be read: not UTF-8 text ({ex.reason} at byte {ex.start});"
+                " save it as UTF-8"
+            ) from ex
     else:
         resource = resources.files(SPEC_PACKAGE) / f"{name_or_path}.yaml"
         if not resource.is_file():
