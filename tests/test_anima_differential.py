@@ -29,10 +29,10 @@ from inspect_ai.model import get_model
 
 pytest.importorskip("inspect_evals.anima")
 
-import inspect_evals.anima.dataset as upstream_dataset  # noqa: E402
-from inspect_evals.anima import anima as upstream_anima  # noqa: E402
+import inspect_evals.anima.dataset as upstream_dataset
+from inspect_evals.anima import anima as upstream_anima
 
-from caml_evals.tasks.ahb.task import ahb, anima  # noqa: E402
+from caml_evals.tasks.ahb.task import ahb, anima
 
 ROOT = Path(__file__).resolve().parents[1]
 AHB_DIR = ROOT.parent / "shared" / "data" / "ahb-2.1"

@@ -26,11 +26,11 @@ from inspect_ai.model import get_model
 
 pytest.importorskip("inspect_evals.moru")
 
-import inspect_evals.moru.dataset as upstream_dataset  # noqa: E402
-from inspect_evals.moru import moru as upstream_moru  # noqa: E402
+import inspect_evals.moru.dataset as upstream_dataset
+from inspect_evals.moru import moru as upstream_moru
 
-from caml_evals.errors import DataSourceError, TaskArgumentError  # noqa: E402
-from caml_evals.tasks.moru.task import moru  # noqa: E402
+from caml_evals.errors import DataSourceError, TaskArgumentError
+from caml_evals.tasks.moru.task import moru
 
 FIXTURE = Path(__file__).parent / "fixtures" / "moru_upstream"
 
@@ -197,12 +197,12 @@ def test_grader_api_failure_errors_the_sample_in_both(upstream_reads, tmp_path: 
     def judge(prompt: str):
         return RuntimeError("service unavailable") if "Europa" in prompt else "GRADE: C"
 
-    kw = dict(
-        model=get_model("scripted/answerer", memoize=False, responder=answerer),
-        display="none",
-        epochs=1,
-        fail_on_error=False,
-    )
+    kw = {
+        "model": get_model("scripted/answerer", memoize=False, responder=answerer),
+        "display": "none",
+        "epochs": 1,
+        "fail_on_error": False,
+    }
     [theirs] = eval(_upstream(judge), log_dir=str(tmp_path / "u"), **kw)
     [ours] = eval(
         moru(data_dir=str(FIXTURE)),
@@ -210,7 +210,7 @@ def test_grader_api_failure_errors_the_sample_in_both(upstream_reads, tmp_path: 
         log_dir=str(tmp_path / "o"),
         **kw,
     )
-    errored = lambda log: sorted(str(s.id) for s in log.samples if s.error)  # noqa: E731
+    errored = lambda log: sorted(str(s.id) for s in log.samples if s.error)
     assert errored(ours) == errored(theirs) != []
     # opting in to partial grading: the failure is a missing grade, nothing errors
     [partial] = eval(

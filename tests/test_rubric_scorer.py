@@ -489,3 +489,39 @@ def test_grader_usage_in_metadata_matches_inspect_role_usage(tmp_path: Path, mod
             1 for e in sample.events if e.event == "model" and getattr(e, "role", None) == "grader"
         )
         assert usage["total_tokens"] == sample.role_usage["grader"].total_tokens > 0
+
+
+@pytest.mark.parametrize(
+    "reply, value",
+    [
+        ("Reasoning.\nGRADE: C", 1.0),
+        ("grade: i", 0.0),
+        ("GRADE: C earlier, but finally\nGRADE: I", 0.0),  # the last verdict decides
+        ("GRADE: Correct.", 1.0),
+        ("GRADE: Incorrect", 0.0),
+        ("GRADE: P", None),  # not offered by the published instructions
+        ("GRADE: CI", None),
+        ("downgrade: C", None),
+        ("no verdict", None),
+    ],
+)
+def test_published_letter_verdicts_read_as_model_graded_qa(reply: str, value) -> None:
+    from caml_evals.scoring.judge_replies import parse_ci_verdict
+
+    parsed = parse_ci_verdict(reply)
+    assert parsed.value == value
+    assert (parsed.missing is None) == (value is not None)
+
+
+def test_bad_judging_options_are_task_argument_errors() -> None:
+    from caml_evals.errors import TaskArgumentError
+    from caml_evals.scoring.rubric_task import resolve_verdict
+
+    assert resolve_verdict("per_dimension", None, False) == "ci"
+    assert resolve_verdict("per_dimension", None, True) == "yes_no"
+    assert resolve_verdict("per_dimension", None, False, "my_template.txt") == "yes_no"
+    assert resolve_verdict("single_call", None, False) == "yes_no"
+    with pytest.raises(TaskArgumentError, match="judge_mode"):
+        resolve_verdict("both", None, False)
+    with pytest.raises(TaskArgumentError, match="verdict"):
+        resolve_verdict("per_dimension", "maybe", False)

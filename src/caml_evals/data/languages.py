@@ -8,6 +8,8 @@ in any case. `language_name` gives the canonical English name (AHB's metadata an
 
 from __future__ import annotations
 
+import math
+
 ENGLISH = "English"
 
 # ISO code -> canonical name
@@ -68,7 +70,8 @@ def _key(label: object) -> str:
 
 
 def is_blank(label: object) -> bool:
-    return label is None or (isinstance(label, float) and label != label) or not str(label).strip()
+    """None, NaN (an empty parquet/CSV cell) or only whitespace."""
+    return label is None or (isinstance(label, float) and math.isnan(label)) or not str(label).strip()
 
 
 def language_name(label: object) -> str:

@@ -38,7 +38,6 @@ from .grades import (
     weighted_mean,
 )
 
-
 CLUSTER_KEY = "cluster_id"  # sample metadata: the cluster of a sample in every SE (optional)
 
 

@@ -33,9 +33,11 @@ from ...data.tagged import (
     HubPart,
     TaggedLayout,
     build_tagged_samples,
-    canonical_source as _canonical_source,
     describe_origins,
     load_part,
+)
+from ...data.tagged import (
+    canonical_source as _canonical_source,
 )
 from ...data.tagged import dimension_table as _dimension_table
 from ...dataset_report import DatasetReport
