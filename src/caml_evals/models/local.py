@@ -296,7 +296,11 @@ class LocalTransformersAPI(HuggingFaceAPI):
         from inspect_ai.model._providers.util import HFHandler
 
         handler = HFHandler(self.model_name, self.model_family()) if tools else None
-        chat = self.hf_chat(input, tools)
+        if input and input[-1].role == "assistant" and not input[-1].tool_calls:
+            # an assistant prefill (caml_evals.probes.prefill): continue it, not a new turn
+            chat = self.hf_chat(input[:-1], tools) + input[-1].text
+        else:
+            chat = self.hf_chat(input, tools)
         kwargs = self._generation_kwargs(config)
         batch_size = config.max_connections or self.max_connections()
         request = _Request(

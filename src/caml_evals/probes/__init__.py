@@ -1,0 +1,26 @@
+"""Depth probes: is an instilled value more than a few tokens deep? (docs/probes.md)
+
+Solvers that wrap any rubric task (`with_probe`: prefill, pushback, reasoning split), the
+report that pairs their scores (`probe_report`), and analyses on local checkpoints
+(`caml_evals.probes.depth`: per-token KL between two checkpoints by position).
+"""
+
+from .prefill import PREFILL_PROVIDERS, prefill, resolve_prefill
+from .pushback import FIRST_TURN_SCORER, first_turn_scorer, pushback
+from .reasoning import REASONING_SCORER, reasoning_scorer, reasoning_split, split_reasoning
+from .wrap import PROBE_METADATA_KEY, with_probe
+
+__all__ = [
+    "FIRST_TURN_SCORER",
+    "PREFILL_PROVIDERS",
+    "PROBE_METADATA_KEY",
+    "REASONING_SCORER",
+    "first_turn_scorer",
+    "prefill",
+    "pushback",
+    "reasoning_scorer",
+    "reasoning_split",
+    "resolve_prefill",
+    "split_reasoning",
+    "with_probe",
+]
