@@ -11,6 +11,9 @@ with `value = NaN` and a reason in `missing`; it is never turned into 0. An erro
 epochs, else for every key the scorer writes on all scored samples of the log (a rubric sample:
 the non-dimension keys plus its own tagged dimensions), so the loss shows on the real keys and
 no `overall` is invented for a scorer that has none.
+
+What a frame is built from (the logs' sample summaries, never their messages, cached per file)
+is `caml_evals.stats.reader`'s job; this module only turns those records into rows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
+from inspect_ai.log import EvalLog, list_eval_logs
 
 from caml_evals.scoring.grades import MISSING_RATE_KEY, OVERALL_KEY, dimension_keys
 
@@ -30,10 +33,8 @@ from .reader import (
     SampleRecord,
     ScoreFrameError,
     UnreadableLogError,
-    grade_reasons,
     read_log_scores,
     score_to_float,
-    variant_text,
 )
 
 __all__ = [
@@ -98,17 +99,6 @@ def _uri_to_path(name: str) -> Path:
     return Path(name[len("file://") :]) if name.startswith("file://") else Path(name)
 
 
-def load_log(ref: LogRef) -> EvalLog:
-    """Read a whole log (with samples) unless an EvalLog was given (for callers that need the
-    messages; score readers use `read_log_scores`, which reads only the sample summaries)."""
-    if isinstance(ref, EvalLog):
-        return ref
-    try:
-        return read_eval_log(str(ref))
-    except Exception as ex:
-        raise UnreadableLogError(f"cannot read Inspect log {ref}: {ex}") from ex
-
-
 def log_location(log: EvalLog | None, ref: LogRef) -> str:
     if not isinstance(ref, EvalLog):
         return str(Path(ref))
@@ -145,15 +135,6 @@ def cluster_id(metadata: Mapping[str, Any], sample_id: str) -> str:
         if metadata.get(field) not in (None, ""):
             return str(metadata[field])
     return sample_id
-
-
-def _variant(metadata: Mapping[str, Any]) -> str:
-    """Canonical text of a sample's variable set, so pairing can check it, not assume it."""
-    return variant_text(metadata)
-
-
-def _grade_reasons(metadata: Mapping[str, Any]) -> dict[str, str]:
-    return grade_reasons(metadata)
 
 
 class _KeyLayout:
