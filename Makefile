@@ -50,7 +50,7 @@ DATA_DIR ?= $(wildcard $(CURDIR)/../shared/data)
 demo: install
 	HF_HUB_OFFLINE=$(if $(DATA_DIR),1,0) $(VENV)/bin/inspect eval caml_evals/ahb \
 	  --model caml/smollm2 --model-role grader=caml/smollm2 --limit $(LIMIT) --max-tokens 200 \
-	  -T judge_mode=per_dimension -T judge_logprobs=true $(if $(DATA_DIR),-T data_dir=$(DATA_DIR)) \
+	  -T judge_mode=per_dimension -T judge_logprobs=true -T epochs=1 $(if $(DATA_DIR),-T data_dir=$(DATA_DIR)) \
 	  --log-dir logs/demo --display plain
 	$(VENV)/bin/caml-evals summary logs/demo --json logs/demo/summary.json
 
