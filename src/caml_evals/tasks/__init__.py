@@ -7,6 +7,7 @@ from .human_compassion.task import human_compassion
 from .moru.task import moru
 from .strongreject.task import strongreject
 from .tac.task import tac
+from .value_pressure.task import value_pressure
 
 __all__ = [
     "ahb",
@@ -19,5 +20,6 @@ __all__ = [
     "strongreject",
     "survival_instinct",
     "tac",
+    "value_pressure",
     "wealth_seeking",
 ]
