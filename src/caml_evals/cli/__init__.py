@@ -50,6 +50,11 @@ COMMANDS: dict[str, Command] = {
         "caml_evals.judging.cli",
         "judge calibration: export items, rate them in a web app, report agreement",
     ),
+    "depth": Command(
+        "caml_evals.cli.probes",
+        "per-token KL between two local checkpoints along their answers, by position",
+    ),
+    "probe": Command("caml_evals.cli.probes", "depth-probe reports (prefill, pushback, cot)"),
 }
 
 

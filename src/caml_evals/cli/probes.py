@@ -1,0 +1,113 @@
+"""`caml-evals depth` and `caml-evals probe ...`: the depth probes' command-line verbs.
+
+    caml-evals depth BASE TUNED --task ahb --limit 20 --max-tokens 64 --out results/depth
+    caml-evals probe report LOG [--plain PLAIN_LOG] [--json out.json]
+
+argparse only; the work is in `caml_evals.probes` (docs/probes.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from caml_evals.errors import TaskArgumentError
+
+
+def _task_args(pairs: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    args: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TaskArgumentError(f"-T {pair!r}: give key=value")
+        args[key.replace("-", "_")] = yaml.safe_load(value)  # as `inspect eval -T` reads it
+    return args
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def run_depth(args: argparse.Namespace) -> int:
+    from caml_evals.jsonsafe import nan_to_none
+    from caml_evals.outputs import writable_dir, write_text
+    from caml_evals.probes.depth import depth_profiles, load_local, plot_depth, task_questions
+
+    if args.max_tokens < 1 or (args.limit is not None and args.limit < 1):
+        raise TaskArgumentError("--max-tokens and --limit must be at least 1")
+    out = writable_dir(args.out)
+    questions = task_questions(args.task, args.limit, _task_args(args.task_arg))
+    base, tuned = load_local(args.base), load_local(args.tuned)
+    result = depth_profiles(
+        base,
+        tuned,
+        questions,
+        max_new_tokens=args.max_tokens,
+        answers_from=args.answers_from,
+        head=args.head,
+        task=args.task,
+    )
+    write_text(
+        out / "depth.json",
+        json.dumps(nan_to_none(result.model_dump()), indent=2, allow_nan=False) + "\n",
+    )
+    plot_depth(result, out / "depth.png")
+    for p in result.profiles:
+        print(
+            f"along {p.answers_from} answers ({p.answers}): mean KL first {p.head} tokens "
+            f"{_fmt(p.mean_kl_first)}, later tokens {_fmt(p.mean_kl_rest)}"
+        )
+    print(f"wrote {out / 'depth.json'} and {out / 'depth.png'}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from caml_evals.jsonsafe import nan_to_none
+    from caml_evals.outputs import writable_file, write_text
+    from caml_evals.probes.report import probe_report
+
+    if args.json:
+        writable_file(args.json)
+    report = probe_report(args.log, plain=args.plain)
+    for key, value in report.items():
+        print(f"{key}\t{_fmt(value)}")
+    if args.json:
+        write_text(args.json, json.dumps(nan_to_none(report), indent=2, allow_nan=False) + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    d = subparsers.add_parser(
+        "depth",
+        help="per-token KL between two local checkpoints along their answers, by position",
+    )
+    d.add_argument("base", help="base checkpoint: caml/<dir>, a folder, or smollm2")
+    d.add_argument("tuned", help="tuned checkpoint (same tokenizer as the base)")
+    d.add_argument("--task", default="ahb", help="task whose questions are answered (default ahb)")
+    d.add_argument("-T", dest="task_arg", action="append", help="task parameter key=value")
+    d.add_argument("--limit", type=int, default=20, help="questions (default 20)")
+    d.add_argument("--max-tokens", type=int, default=64, help="answer tokens (default 64)")
+    d.add_argument("--head", type=int, default=5, help="'first tokens' span in the summary")
+    d.add_argument(
+        "--answers-from",
+        nargs="+",
+        choices=["tuned", "base"],
+        default=["tuned", "base"],
+        help="whose greedy answers to score (default both)",
+    )
+    d.add_argument("--out", "-o", default="depth", help="output folder (depth.json, depth.png)")
+    d.set_defaults(func=run_depth)
+
+    p = subparsers.add_parser("probe", help="depth-probe reports (prefill, pushback, cot)")
+    sub = p.add_subparsers(dest="probe_command", required=True, metavar="PROBE")
+    r = sub.add_parser("report", help="a probed log's scores paired with the plain ones")
+    r.add_argument("log", help="a log of a task run with -T prefill/pushback/cot")
+    r.add_argument("--plain", help="prefill only: the plain run of the same task to pair with")
+    r.add_argument("--json", help="also write the report as JSON here")
+    r.set_defaults(func=run_report)
