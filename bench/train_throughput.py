@@ -1,186 +1,226 @@
-"""Training throughput: packed vs padded batches on the same corpus (ours vs the baseline).
+"""Training throughput through the TRL path: packed (BFD, padding-free) vs padded batches on the
+same realistic corpus, with the losses of both paths compared.
 
-    python bench/train_throughput.py --steps 5 --seq-len 256
-    python bench/train_throughput.py --steps 50 --seq-len 2048 --batch-size 8 --bf16 \\
-        --corpus my_corpus.jsonl --model HuggingFaceTB/SmolLM2-1.7B     # on a GPU
+    python bench/train_throughput.py                      # CPU: lengths scaled down 10x
+    python bench/train_throughput.py --scale 1 --steps 20 --max-length 4096 --bf16 \\
+        --model HuggingFaceTB/SmolLM2-1.7B-Instruct       # GPU: the research's lengths
 
-Both variants run the same model preparation, collators and optimizer as `caml_train.train`
-(LoRA unless --full), for the same number of optimizer steps; the measure is NON-PAD tokens per
-second (padding is work that teaches nothing). On a GPU it also prints model FLOPs utilisation,
-6 * params * tokens / time / peak (6N per token is the full fine-tuning count; with LoRA the
-frozen weights need no weight gradients, so ~4N is closer and MFU is overstated by up to 1.5x).
+The corpus is made here: documents whose lengths follow a log-normal distribution with the
+research corpus's ~2,500-token mean and a wide spread (sigma 0.6: a few hundred to ~10,000
+tokens), `--scale` shrinks every length by the same factor for CPU runs (the shape stays).
+Both paths are `caml_train.train.build_trainer` (TRL's SFTTrainer, LoRA r=16 unless --full),
+one optimizer step per batch of `--batch-size` sequences (padded) or packed rows (packed).
+Printed per path: non-pad tokens/s, the padding share of the positions computed, and on a GPU
+model FLOPs utilisation (6 * params * non-pad tokens / time / peak; with LoRA ~4N is closer,
+so MFU is overstated by up to 1.5x). Then the ratio, and the ratio to the pre-TRL trainer's
+figure (1.31x, on the tiny corpus: short, even documents). Before timing, the mean loss of the
+untrained model over the whole corpus is computed through each path's own batches: the two
+must agree (same tokens, same targets, no cross-document attention), else the bench fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
+import math
+import random
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# Dense bf16 peak TFLOP/s by device name fragment (vendor data sheets; SXM parts).
-PEAK_TFLOPS = {
-    "H200": 989.0,
-    "H100": 989.0,
-    "A100": 312.0,
-    "L40S": 362.0,
-    "A10G": 125.0,
-    "L4": 121.0,
-}
+PRE_TRL_RATIO = 1.31
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+WORDS = [
+    "the",
+    "hen",
+    "barn",
+    "water",
+    "grain",
+    "field",
+    "farmer",
+    "calf",
+    "welfare",
+    "market",
+    "rain",
+    "river",
+    "price",
+    "law",
+    "court",
+    "study",
+    "pain",
+    "care",
+    "light",
+    "city",
+    "road",
+    "school",
+    "fish",
+    "sea",
+    "net",
+    "boat",
+    "cost",
+    "plan",
+    "vote",
+    "report",
+    "data",
+]
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--steps", type=int, default=5, help="timed optimizer steps per variant")
+    p.add_argument("--steps", type=int, default=3, help="timed optimizer steps per path")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--docs", type=int, default=24, help="documents in the corpus")
+    p.add_argument("--mean-tokens", type=float, default=2500.0)
+    p.add_argument("--sigma", type=float, default=0.6, help="log-normal spread of lengths")
+    p.add_argument("--scale", type=float, default=0.1, help="length factor (1 = research)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="packed row length; default: a power of two above the longest document, so both "
+        "paths train on the same whole documents (nothing truncated or split)",
+    )
+    p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--model", default="smollm2")
-    p.add_argument(
-        "--corpus",
-        type=Path,
-        nargs="+",
-        default=[
-            ROOT / "examples/tiny/documents.jsonl",
-            ROOT / "examples/tiny/control_documents.jsonl",
-        ],
-    )
-    p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA r=16")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
-    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    p.add_argument("--bf16", action="store_true")
     p.add_argument("--attn", default=None, help="attn_implementation, e.g. flash_attention_2")
-    p.add_argument(
-        "--peak-tflops", type=float, default=None, help="override the device's bf16 peak"
-    )
+    p.add_argument("--rtol", type=float, default=2e-3, help="allowed relative loss gap")
+    p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
 
-def main() -> None:
+def make_corpus(path: Path, args: argparse.Namespace) -> list[int]:
+    """Documents of log-normal word counts (mean `mean_tokens * scale`); returns the lengths."""
+    rng = random.Random(args.seed)
+    mu = math.log(args.mean_tokens * args.scale) - args.sigma**2 / 2
+    lengths = [max(8, round(rng.lognormvariate(mu, args.sigma))) for _ in range(args.docs)]
+    with path.open("w", encoding="utf-8") as f:
+        for i, n in enumerate(lengths):
+            words = [rng.choice(WORDS) for _ in range(n)]
+            text = " ".join(words).capitalize() + "."
+            f.write(json.dumps({"id": f"bench-{i}", "text": text}) + "\n")
+    return lengths
+
+
+def corpus_loss(trainer) -> tuple[float, int]:
+    """Mean token loss of the current model over one pass of the trainer's own batches."""
     import torch
 
-    from caml_train.config import DataSource, Hyperparams, TrainConfig
-    from caml_train.data import (
-        IGNORE_INDEX,
-        PackedCollator,
-        PaddedCollator,
-        build_examples,
-        load_rows,
-        needs_flat_batches,
-        pack,
-    )
-    from caml_train.train import load_model_and_tokenizer
+    model = trainer.model
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for batch in trainer.get_train_dataloader():
+            targets = int((batch["labels"][:, 1:] != -100).sum())
+            out = model(**{k: v for k, v in batch.items()})
+            total += float(out.loss) * targets
+            n += targets
+    model.train()
+    return total / n, n
+
+
+def main() -> int:
+    import torch
+    from transformers import TrainerCallback
+
+    from caml_train.config import DataSource, Hyperparams, LoraSettings, TrainConfig
+    from caml_train.train import build_trainer
 
     args = parse_args()
-    hp = Hyperparams(
-        seq_len=args.seq_len,
-        lora=None if args.full else Hyperparams().lora,
-        bf16=args.bf16,
-        gradient_checkpointing=args.gradient_checkpointing,
-        attn_implementation=args.attn,
-    )
-    config = TrainConfig(
-        stage="text",
-        model=args.model,
-        data=DataSource(path=args.corpus[0]),
-        output_dir=Path("unused"),
-        hparams=hp,
-    )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, tokenizer, source = load_model_and_tokenizer(config)
-    model.to(device).train()
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    rows = [r for path in args.corpus for r in load_rows(DataSource(path=path))]
-    examples = build_examples(rows, "text", tokenizer, args.seq_len).examples
-    n_params = sum(p.numel() for p in model.parameters())
-    pad = tokenizer.pad_token_id
-
-    packed_rows = [
-        {"input_ids": r.input_ids, "labels": r.labels, "position_ids": r.position_ids}
-        for r in pack(examples, args.seq_len, pad)
-    ]
-    padded_rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
-    variants = {
-        "padded": (padded_rows, PaddedCollator(pad)),
-        # flash attention sees packed segments only in one flattened row (as caml_train.train does)
-        "packed": (packed_rows, PackedCollator(flatten=needs_flat_batches(args.attn))),
-    }
+    tmp = Path(tempfile.mkdtemp(prefix="caml-bench-"))
+    corpus = tmp / "corpus.jsonl"
+    lengths = make_corpus(corpus, args)
+    if args.max_length is None:  # ~1.1 tokens per word of this vocabulary, plus EOS
+        args.max_length = 2 ** math.ceil(math.log2(max(lengths) * 1.5 + 2))
     print(
-        f"model {source} ({n_params / 1e6:.0f}M params, {'full' if args.full else 'LoRA r=16'}), "
-        f"device {device}, corpus {len(rows)} docs -> {len(examples)} examples, "
-        f"seq_len {args.seq_len}, batch {args.batch_size}, "
-        f"{args.steps} steps (+{args.warmup} warm-up)"
+        f"corpus: {len(lengths)} documents, words per document mean {sum(lengths) / len(lengths):.0f}"
+        f" (min {min(lengths)}, max {max(lengths)}; research mean {args.mean_tokens:.0f} x scale "
+        f"{args.scale}), max_length {args.max_length}, batch {args.batch_size}"
     )
 
-    results = {}
-    for name, (data, collate) in variants.items():
-        optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-        batches = (collate(list(b)) for b in _batched(itertools.cycle(data), args.batch_size))
-        real = total = 0
-        elapsed = 0.0
-        for step in range(args.warmup + args.steps):
-            batch = {k: v.to(device) for k, v in next(batches).items()}
-            if device == "cuda":
+    class Clock(TrainerCallback):
+        def __init__(self, trainer):
+            self.trainer, self.elapsed, self.t0 = trainer, 0.0, 0.0
+            self.tokens = self.slots = 0
+
+        def on_step_begin(self, a, state, control, **kw):
+            if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=args.bf16):
-                loss = model(**batch).loss
-            loss.backward()
-            optim.step()
-            optim.zero_grad(set_to_none=True)
-            if device == "cuda":
+            self.t0 = time.perf_counter()
+            self.before = (self.trainer.caml_tokens, self.trainer.caml_slots)
+
+        def on_step_end(self, a, state, control, **kw):
+            if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            if step >= args.warmup:
-                elapsed += time.perf_counter() - t0
-                ids = batch["input_ids"]
-                mask = batch.get("attention_mask")
-                if mask is None:  # packed: padding is the label-less tail segment of each row
-                    mask = _packed_real_mask(batch, IGNORE_INDEX)
-                real += int(mask.sum())
-                total += ids.numel()
-        results[name] = (real / elapsed, real, total, elapsed)
-        print(
-            f"{name:>7}: {real / elapsed:9.1f} non-pad tokens/s  ({real}/{total} tokens real, "
-            f"{100 * (1 - real / total):.0f}% padding, {elapsed:.2f}s)"
+            if state.global_step > args.warmup:
+                self.elapsed += time.perf_counter() - self.t0
+                self.tokens += self.trainer.caml_tokens - self.before[0]
+                self.slots += self.trainer.caml_slots - self.before[1]
+
+    results, losses = {}, {}
+    n_params = 0
+    for name, packing in (("padded", False), ("packed", True)):
+        hp = Hyperparams(
+            max_length=args.max_length,
+            packing=packing,
+            packing_strategy="bfd_split",
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.warmup + args.steps,
+            learning_rate=1e-5,
+            warmup_steps=0.0,
+            logging_steps=1000,
+            save_steps=10_000,
+            lora=None if args.full else LoraSettings(),
+            bf16=args.bf16,
+            attn_implementation=args.attn,
         )
-        if device == "cuda":
-            peak = args.peak_tflops or _peak(torch.cuda.get_device_name())
+        config = TrainConfig(
+            stage="text",
+            model=args.model,
+            data=DataSource(path=corpus),
+            output_dir=tmp / name,
+            seed=args.seed,
+            hparams=hp,
+        )
+        st = build_trainer(config)
+        trainer = st.trainer
+        losses[name] = corpus_loss(trainer)
+        clock = Clock(trainer)
+        trainer.add_callback(clock)
+        trainer.train()
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        rate = clock.tokens / clock.elapsed
+        pad = 1 - clock.tokens / clock.slots
+        results[name] = rate
+        line = f"{name:>7}: {rate:9.1f} non-pad tokens/s, {100 * pad:4.1f}% padding"
+        line += f", loss before training {losses[name][0]:.4f} over {losses[name][1]} targets"
+        if torch.cuda.is_available():
+            peak = next(
+                (v for k, v in PEAK_TFLOPS.items() if k in torch.cuda.get_device_name()), None
+            )
             if peak:
-                mfu = 6 * n_params * real / elapsed / (peak * 1e12)
-                print(f"         MFU {100 * mfu:.1f}% of {peak:.0f} TFLOP/s (6*N*non-pad tokens)")
-    ratio = results["packed"][0] / results["padded"][0]
-    print(f"packed/padded non-pad tokens/s ratio: {ratio:.2f}x")
-
-
-def _packed_real_mask(batch, ignore_index: int):
-    """Real tokens of packed rows: everything before the trailing padding segment. The padding
-    segment is the last one, starts at position 0 and has no labels at all."""
-    import torch
-
-    pos, labels = batch["position_ids"], batch["labels"]
-    mask = torch.ones_like(pos)
-    for r in range(pos.shape[0]):
-        starts = (pos[r] == 0).nonzero().flatten().tolist()
-        last = starts[-1]
-        if last > 0 and bool((labels[r, last:] == ignore_index).all()):
-            mask[r, last:] = 0
-    return mask
-
-
-def _batched(it, n):
-    while True:
-        yield [next(it) for _ in range(n)]
-
-
-def _peak(name: str) -> float | None:
-    for key, tflops in PEAK_TFLOPS.items():
-        if key in name:
-            return tflops
-    return None
+                line += f", MFU {100 * 6 * n_params * rate / (peak * 1e12):.1f}%"
+        print(line, flush=True)
+        del trainer, st
+    ratio = results["packed"] / results["padded"]
+    print(
+        f"packed/padded: {ratio:.2f}x  (pre-TRL trainer, tiny corpus: {PRE_TRL_RATIO:.2f}x; "
+        f"this / that = {ratio / PRE_TRL_RATIO:.2f})"
+    )
+    (a, na), (b, nb) = losses["padded"], losses["packed"]
+    gap = abs(a - b) / abs(a)
+    print(
+        f"losses: padded {a:.5f} vs packed {b:.5f} (relative gap {gap:.1e}, tolerance {args.rtol:.0e})"
+    )
+    if na != nb or gap > args.rtol:
+        print("FAIL: the two paths do not train on the same targets", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -50,7 +50,11 @@ def _write_config(tmp: Path, ahb_dir: Path, sizes: list[int]) -> Path:
         "sft": {"data": {"path": str(TINY / "sft.jsonl")}, "sizes": sizes},
         "eval": {
             "tasks": [
-                {"task": "caml_evals/ahb", "limit": 2, "args": {"judge_mode": "per_dimension"}}
+                {
+                    "task": "caml_evals/ahb",
+                    "limit": 2,
+                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
+                }
             ],
             "data_dir": str(ahb_dir.parent),
             "max_tokens": 8,

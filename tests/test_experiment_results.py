@@ -27,11 +27,15 @@ def _config(tmp_path: Path, ahb_dir: Path) -> ExperimentConfig:
         },
         "eval": {
             "tasks": [
-                {"task": "caml_evals/ahb", "limit": 3, "args": {"judge_mode": "per_dimension"}},
+                {
+                    "task": "caml_evals/ahb",
+                    "limit": 3,
+                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
+                },
                 {  # a second table from the SAME log: one dimension
                     "task": "caml_evals/ahb",
                     "limit": 3,
-                    "args": {"judge_mode": "per_dimension"},
+                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
                     "score_key": "Sentience Acknowledgement",
                 },
             ],

@@ -80,6 +80,9 @@ class Results(BaseModel):
     # pairs are (seed, sample): each seed's checkpoint answers every question
     pairing: str = "by (seed, sample id + variable set + epoch) when both arms ran the same epochs"
     comparisons: list[ArmComparison]
+    # planned by the config but not made, with the reason; they stay in the Holm family (as p=1)
+    not_compared: list[dict[str, Any]] = []
+    exposure: list[dict[str, Any]] = []  # per trained stage: steps and tokens (its run card)
     missing: list[dict[str, Any]]  # per task/arm/column: missing values and their reasons
     failures: list[str] = []
 
@@ -127,6 +130,54 @@ def _compare(
         p_adjusted=None,
         kind=kind,
     )
+
+
+def _why_not(
+    frames: dict[tuple[str, str, str], dict[int, pd.DataFrame]],
+    heading: str,
+    sides: list[tuple[str, str]],
+) -> str | None:
+    absent = [f"{arm}/{column}" for arm, column in sides if (heading, arm, column) not in frames]
+    if absent:
+        return "no scores for " + " and ".join(absent) + " (no successful eval log, or no key)"
+    return None
+
+
+def _skip(heading: str, column: str, arm: str, ref: str, kind: str, why: str) -> dict[str, Any]:
+    return {
+        "heading": heading,
+        "column": column,
+        "arm": arm,
+        "reference": ref,
+        "kind": kind,
+        "reason": why,
+    }
+
+
+def stage_exposure(plan: Plan) -> list[dict[str, Any]]:
+    """Steps and tokens of every trained stage, from its run card (what each arm saw)."""
+    from .runcard import read_run_card
+    from .train import MERGED
+
+    out = []
+    for st in plan.stages:
+        if st.directory is None:
+            continue
+        card = read_run_card(st.directory / MERGED)
+        out.append(
+            {
+                "arm": st.arm,
+                "column": st.column,
+                "seed": st.seed,
+                "done": card is not None,
+                "steps": card.global_step if card else None,
+                "tokens_trained": card.tokens_trained if card else None,
+                "target_tokens_trained": card.target_tokens_trained if card else None,
+                "value_tokens_trained": card.value_tokens_trained if card else None,
+                "train_loss": card.train_loss if card else None,
+            }
+        )
+    return out
 
 
 def build_results(
@@ -215,22 +266,30 @@ def build_results(
     ]
     stacked = {k: stack_seeds(v) for k, v in frames.items()}
     comparisons: list[ArmComparison] = []
+    not_compared: list[dict[str, Any]] = []
     entries = config.eval.tasks if config.eval else []
     arms = list(config.arms)
     for entry in entries:
         heading = entry.heading()
         family: list[ArmComparison] = []
+        within: list[ArmComparison] = []
+        planned_family = planned_within = 0
         for column in plan.columns:
             for ref in rs.reference_arms:
-                if (heading, ref, column) not in frames:
+                if ref not in config.arms:
                     continue
                 for arm in arms:
-                    if arm == ref or (heading, arm, column) not in frames:
+                    if arm == ref:
                         continue
                     if arm in rs.reference_arms and rs.reference_arms.index(
                         arm
                     ) < rs.reference_arms.index(ref):
                         continue  # compared already the other way round
+                    planned_family += 1
+                    why = _why_not(frames, heading, [(ref, column), (arm, column)])
+                    if why:
+                        not_compared.append(_skip(heading, column, arm, ref, "between_arms", why))
+                        continue
                     family.append(
                         _compare(
                             entry,
@@ -243,12 +302,14 @@ def build_results(
                             "between_arms",
                         )
                     )
-        within: list[ArmComparison] = []
         for arm in arms:
-            if (heading, arm, ARM_STAGE) not in frames:
-                continue
             for column in plan.columns:
-                if column == ARM_STAGE or (heading, arm, column) not in frames:
+                if column == ARM_STAGE:
+                    continue
+                planned_within += 1
+                why = _why_not(frames, heading, [(arm, ARM_STAGE), (arm, column)])
+                if why:
+                    not_compared.append(_skip(heading, column, arm, arm, "within_arm", why))
                     continue
                 within.append(
                     _compare(
@@ -262,8 +323,12 @@ def build_results(
                         "within_arm",
                     )
                 )
-        for group in (family, within):  # two Holm families per table
-            adjusted = adjust_pvalues([f.comparison["p_value"] for f in group], "holm")
+        # Two Holm families per table, each as large as the config plans: a comparison that
+        # could not be made counts as p = 1, so missing logs never make the others look better.
+        for group, planned in ((family, planned_family), (within, planned_within)):
+            ps = [f.comparison["p_value"] for f in group]
+            ps += [1.0] * (planned - len(group))
+            adjusted = adjust_pvalues(ps, "holm")
             for f, p in zip(group, adjusted.tolist()):
                 f.p_adjusted = None if math.isnan(p) else p
                 f.comparison = nan_to_none(f.comparison)
@@ -281,6 +346,8 @@ def build_results(
         seeds=seeds,
         pooled=pooled if len(seeds) > 1 else [],
         comparisons=comparisons,
+        not_compared=not_compared,
+        exposure=stage_exposure(plan),
         missing=missing,
         failures=list(failures or []),
     )
@@ -303,6 +370,13 @@ def _stats_cells(c: ArmComparison) -> str:
         f"{_fmt(m['diff'])} | [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | "
         f"{_fmt_p(m['p_value'])} | {_fmt_p(c.p_adjusted)} | {_fmt(m['effect_size'], 2)} | {m['n']}"
     )
+
+
+def _pairing(c: ArmComparison) -> str:
+    m = c.comparison
+    if not m.get("paired"):
+        return "unpaired (too few matching samples)"
+    return str(m.get("pairing") or "paired")
 
 
 def render_markdown(results: Results) -> str:
@@ -372,12 +446,16 @@ def render_markdown(results: Results) -> str:
                     "p from a sign-flip permutation test over questions, Holm-adjusted in this table."
                 ),
                 "",
-                "| stage | arm | reference | diff | CI | p | p (Holm) | effect size d | pairs |",
-                "|---|---|---|---|---|---|---|---|---|",
+                (
+                    "| stage | arm | reference | diff | CI | p | p (Holm) | effect size d "
+                    "| pairs | pairing |"
+                ),
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for c in comps:
                 lines.append(
-                    f"| {column_title(c.column)} | {c.arm} | {c.reference} | {_stats_cells(c)} |"
+                    f"| {column_title(c.column)} | {c.arm} | {c.reference} | {_stats_cells(c)} "
+                    f"| {_pairing(c)} |"
                 )
         if within:
             lines += [
@@ -387,11 +465,50 @@ def render_markdown(results: Results) -> str:
                     f"stage, paired by sample; {pct}% CI; sign-flip p, Holm-adjusted in this table."
                 ),
                 "",
-                "| arm | stage | diff | CI | p | p (Holm) | effect size d | pairs |",
-                "|---|---|---|---|---|---|---|---|",
+                "| arm | stage | diff | CI | p | p (Holm) | effect size d | pairs | pairing |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for c in within:
-                lines.append(f"| {c.arm} | {column_title(c.column)} | {_stats_cells(c)} |")
+                lines.append(
+                    f"| {c.arm} | {column_title(c.column)} | {_stats_cells(c)} | {_pairing(c)} |"
+                )
+        notes = sorted(
+            {
+                f"{c.arm} vs {c.reference} ({column_title(c.column)}): {n}"
+                for c in comps + within
+                for n in c.comparison.get("notes") or []
+            }
+        )
+        skipped = [m for m in results.not_compared if m["heading"] == heading]
+        if notes:
+            lines += ["", "Reliability notes:", ""] + [f"- {n}" for n in notes]
+        if skipped:
+            lines += [
+                "",
+                "Not compared (still counted in the Holm family, as p = 1):",
+                "",
+            ] + [
+                f"- {m['arm']} vs {m['reference'] if m['kind'] == 'between_arms' else 'its own stage'}"
+                f" ({column_title(m['column'])}): {m['reason']}"
+                for m in skipped
+            ]
+        lines.append("")
+    if results.exposure:
+        lines += [
+            "## Training exposure",
+            "",
+            "| arm | stage | seed | steps | tokens | target tokens | value tokens | train loss |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in results.exposure:
+            cells = [e["steps"], e["tokens_trained"], e["target_tokens_trained"]]
+            cells += [e["value_tokens_trained"]]
+            shown = ["–" if v is None else f"{v:,}" for v in cells]
+            lines.append(
+                f"| {e['arm']} | {column_title(e['column'])} | {e['seed']} | "
+                + " | ".join(shown)
+                + f" | {_fmt(e['train_loss'])} |"
+            )
         lines.append("")
     if results.missing:
         lines += [

@@ -231,9 +231,11 @@ def _counting_trainer_class() -> Any:
     class CountingSFTTrainer(SFTTrainer):
         caml_tokens = 0
         caml_targets = 0
+        caml_slots = 0  # token positions computed, padding included (not kept across resume)
 
         def training_step(self, model, inputs, *args, **kwargs):
             labels = inputs.get("labels")
+            self.caml_slots += int(inputs["input_ids"].numel())
             if labels is not None:
                 if "attention_mask" in inputs:
                     tokens = int(inputs["attention_mask"].sum())
