@@ -472,3 +472,28 @@ def test_budget_and_value_keywords_reach_every_arm_stage(tmp_path: Path) -> None
     assert doc.key != plan(steps).stages[0].key
     with pytest.raises(ConfigError, match="exactly one"):
         load_config(_minimal(tmp_path, budget={"steps": 1, "target_tokens": 2}), ExperimentConfig)
+
+
+def test_shipped_launchers_and_eval_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml as _yaml
+
+    from caml_train.experiment import inspect_model_name, resolve_provider
+    from caml_train.launch import SHIPPED, launcher_command
+
+    for name, path in SHIPPED.items():
+        cmd = launcher_command(f"{name}:4")
+        assert cmd[-4:] == ["--config_file", str(path), "--num_processes", "4"]
+        assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+        cfg = _yaml.safe_load(path.read_text())
+        assert cfg["distributed_type"] in {"FSDP", "DEEPSPEED"} and cfg["mixed_precision"] == "bf16"
+    assert launcher_command("torchrun --nproc_per_node 2") == ["torchrun", "--nproc_per_node", "2"]
+    with pytest.raises(ConfigError, match="process count"):
+        launcher_command("fsdp:x")
+    here = str(ROOT)
+    assert inspect_model_name(here) == f"caml/{ROOT}" and inspect_model_name("org/m") == "hf/org/m"
+    assert inspect_model_name(here, "vllm") == f"vllm/{ROOT}"
+    assert inspect_model_name(here, "hf") == f"hf/{ROOT}"
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert resolve_provider("auto") == "local"  # no vLLM: the local provider

@@ -324,6 +324,9 @@ class EvalSettings(_Strict):
     )  # Inspect's --epochs for every task; None: the task's own
     seed: int = 0
     model_args: dict[str, Any] = {}
+    # How checkpoints are served to Inspect: `auto` is vLLM (`vllm/<path>`) when vLLM is
+    # installed and a GPU is present, else the local provider (`caml/<path>`, `hf/<hub id>`).
+    provider: Literal["auto", "vllm", "hf", "caml"] = "auto"
 
 
 class ResultsSettings(_Strict):

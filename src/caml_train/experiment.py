@@ -20,7 +20,6 @@ import gc
 import hashlib
 import json
 import logging
-import shlex
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,14 +127,35 @@ def checkpoint_sha256(path: Path) -> str:
     return files_sha256(files)
 
 
-def inspect_model_name(spec: str) -> str:
-    """The Inspect model: `caml/<dir>` (or `caml/smollm2`); `hf/<id>` for Hub ids."""
-    if spec.lower() in {"smollm2", "default"}:
-        return "caml/smollm2"
+def resolve_provider(provider: str = "auto") -> str:
+    """`auto` -> `vllm` when vLLM is importable and a GPU is present, else `local`."""
+    if provider != "auto":
+        return provider
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return "local"
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "local"
+
+
+def inspect_model_name(spec: str, provider: str = "local") -> str:
+    """The Inspect model for a checkpoint. `local` (default): `caml/<dir>` (or `caml/smollm2`),
+    `hf/<id>` for Hub ids; `vllm`/`hf`/`caml`: that provider (`auto`: see resolve_provider)."""
+    provider = resolve_provider(provider)
     path = Path(spec).expanduser()
-    if path.is_dir() or spec.startswith(("/", ".", "~")):
-        return f"caml/{path.resolve()}"
-    return f"hf/{spec}"
+    local = path.is_dir() or spec.startswith(("/", ".", "~"))
+    if spec.lower() in {"smollm2", "default"}:
+        if provider in {"local", "caml"}:
+            return "caml/smollm2"
+        from caml_evals.models.embedded import ensure_embedded_checkpoint
+
+        return f"{provider}/{ensure_embedded_checkpoint()}"
+    target = str(path.resolve()) if local else spec
+    if provider == "local":
+        return f"caml/{target}" if local else f"hf/{target}"
+    return f"{provider}/{target}"
 
 
 def corpus_identity(config: ExperimentConfig, arm: str) -> dict[str, Any]:
@@ -298,6 +318,12 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
                         "max_tokens": ev.max_tokens,
                         "seed": ev.seed,
                         "model_args": ev.model_args,
+                        # served another way than the default local provider: its own logs
+                        **(
+                            {"provider": resolve_provider(ev.provider)}
+                            if resolve_provider(ev.provider) != "local"
+                            else {}
+                        ),
                     }
                 )
                 slug = t.task.replace("/", "_")
@@ -325,7 +351,9 @@ def run_stage(st: StagePlan, launcher: str | None) -> None:
     st.directory.mkdir(parents=True, exist_ok=True)
     cfg_path = st.directory / "stage_config.yaml"
     cfg_path.write_text(yaml.safe_dump(st.train_config.model_dump(mode="json"), sort_keys=False))
-    cmd = shlex.split(launcher) + [
+    from .launch import launcher_command
+
+    cmd = launcher_command(launcher) + [
         "-m",
         "caml_train.cli",
         "train",
@@ -388,14 +416,14 @@ def run_eval(ep: EvalPlan, config: ExperimentConfig, grader: Any = None) -> Path
                 "arm": ep.stage.arm,
                 "column": ep.stage.column,
                 "stage_key": ep.stage.key,
-                "model": inspect_model_name(ep.stage.model_spec),
+                "model": inspect_model_name(ep.stage.model_spec, ev.provider),
                 "task": ep.task.task,
             },
             indent=2,
         )
     )
     # The model under test is not memoised: a grid has many checkpoints and each would stay in RAM.
-    name = inspect_model_name(ep.stage.model_spec)
+    name = inspect_model_name(ep.stage.model_spec, ev.provider)
     model_args = dict(ev.model_args)
     if name.startswith("hf/"):  # a Hub base model: pinned, greedy like caml/ (reproducible scores)
         model_args.setdefault("do_sample", False)

@@ -200,7 +200,9 @@ def build_results(
             "key": t.score_key,
             "arm": st.arm,
             "column": st.column,
-            "model": inspect_model_name(st.model_spec),
+            "model": inspect_model_name(
+                st.model_spec, config.eval.provider if config.eval else "local"
+            ),
             "log": str(log_path) if log_path else None,
             "seed": st.seed,
         }

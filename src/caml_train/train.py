@@ -421,12 +421,23 @@ def train(
         finished_at=now(),
         **environment(),
     )
+    tokenizer.chat_template = st.original_chat_template  # the merged model keeps its own
+    model = trainer.model
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        # Sharded weights: every rank takes part in gathering them into one saved checkpoint
+        # (the shipped configs save full / 16-bit state dicts), then rank 0 merges from disk.
+        gathered = config.output_dir / "gathered"
+        trainer.save_model(str(gathered))
+        trainer.accelerator.wait_for_everyone()
+        model = (
+            _load_gathered(config, source, gathered) if trainer.is_world_process_zero() else None
+        )
     if trainer.is_world_process_zero():
-        tokenizer.chat_template = st.original_chat_template  # the merged model keeps its own
         dtype = hp.merged_dtype
         if dtype == "auto":
             dtype = checkpoint_dtype(source, config.model_revision)
-        save_merged(trainer.model, tokenizer, merged_dir, card, dtype)
+        save_merged(model, tokenizer, merged_dir, card, dtype)
+        shutil.rmtree(config.output_dir / "gathered", ignore_errors=True)
         if not hp.keep_checkpoints:
             for p in config.output_dir.glob("checkpoint-*"):
                 shutil.rmtree(p, ignore_errors=True)
@@ -479,6 +490,19 @@ def _check_targets(
             "without them (listed in the run card)"
         )
     problems.items.append(reason)
+
+
+def _load_gathered(config: TrainConfig, source: str, gathered: Path) -> Any:
+    """The trained model from a gathered save: the base plus the LoRA adapter, or the full model."""
+    from transformers import AutoModelForCausalLM
+
+    kw = {"revision": config.model_revision} if config.model_revision else {}
+    if config.hparams.lora is None:
+        return AutoModelForCausalLM.from_pretrained(gathered, dtype="float32")
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(source, dtype="float32", **kw)
+    return PeftModel.from_pretrained(base, gathered)
 
 
 def save_merged(
