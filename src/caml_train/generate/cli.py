@@ -136,6 +136,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     qa.set_defaults(func=run_generate_instructions)
 
+    merge = subparsers.add_parser(
+        "merge-shards",
+        help="merge shard corpora into one and remove near-duplicates across shards (bounded memory)",
+        description=(
+            "Stream the shards' corpora in order, drop rows that near-duplicate an earlier kept row"
+            " of any shard (MinHash LSH on disk) or repeat an id, write the merged corpus, the"
+            " dropped rows and a JSON report."
+        ),
+    )
+    merge.add_argument("inputs", nargs="+", type=Path, help="shard output folders or JSONL files")
+    merge.add_argument("--out", type=Path, required=True, help="folder for the merged corpus")
+    merge.add_argument("--kind", choices=["documents", "instructions"], default="documents")
+    merge.add_argument("--threshold", type=float, default=None, help="Jaccard threshold (default: the spec's)")
+    merge.add_argument("--num-perm", type=int, default=None, help="MinHash permutations (default: the spec's)")
+    merge.add_argument("--shingle-words", type=int, default=None, help="words per shingle (default: the spec's)")
+    merge.set_defaults(func=run_merge)
+
 
 def _config(args: argparse.Namespace):  # -> RunConfig (import kept lazy: litellm is heavy)
     from caml_train.generate.pipeline import RunConfig
@@ -269,6 +286,36 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_generate_instructions(args: argparse.Namespace) -> int:
     return _run(args, "instructions")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from caml_evals.errors import ConfigError
+
+    from caml_train.generate.merge import MergeError, merge_corpora
+
+    if not args.inputs:
+        raise ConfigError("merge-shards needs at least one input")
+    check_out_dir(args.out)
+    try:
+        report = merge_corpora(
+            args.inputs,
+            args.out,
+            kind=args.kind,
+            threshold=args.threshold,
+            num_perm=args.num_perm,
+            shingle_words=args.shingle_words,
+        )
+    except (MergeError, UnicodeDecodeError) as ex:
+        raise ConfigError(f"merge-shards: {ex}") from ex
+    except ValueError as ex:  # a dedup setting out of range
+        raise ConfigError(str(ex)) from ex
+    dropped = ", ".join(f"{k} {v}" for k, v in report.dropped.items()) or "none"
+    print(
+        f"merged {len(report.inputs)} file(s): {report.rows_in} rows in, {report.written} written,"
+        f" dropped: {dropped}; malformed lines: {len(report.malformed)}"
+    )
+    print(f"corpus: {report.files['corpus']}\nreport: {report.files['report']}")
+    return 0
 
 
 def print_summary(manifest: Manifest, console: Console) -> None:
