@@ -153,6 +153,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("--shingle-words", type=int, default=None, help="words per shingle (default: the spec's)")
     merge.set_defaults(func=run_merge)
 
+    report = subparsers.add_parser(
+        "corpus-report",
+        help="grid coverage, distinct-n, key phrases per 1k tokens, lengths, preaching hit rate (+ PNG)",
+        description=(
+            "Measure a generated documents corpus (a folder of documents*.jsonl with their manifests,"
+            " or one JSONL file); print it, write corpus_report.json and corpus_report.png."
+        ),
+    )
+    report.add_argument("path", type=Path, help="generate --out folder, merged folder or a JSONL file")
+    report.add_argument("--spec", default=None, help="spec (default: the one in the manifests)")
+    report.add_argument("--out", type=Path, default=None, help="folder for the JSON and PNG (default: beside the corpus)")
+    report.add_argument("--sample", type=int, default=5000, help="documents for distinct-n (default 5000)")
+    report.set_defaults(func=run_corpus_report)
+
 
 def _config(args: argparse.Namespace):  # -> RunConfig (import kept lazy: litellm is heavy)
     from caml_train.generate.pipeline import RunConfig
@@ -315,6 +329,55 @@ def run_merge(args: argparse.Namespace) -> int:
         f" dropped: {dropped}; malformed lines: {len(report.malformed)}"
     )
     print(f"corpus: {report.files['corpus']}\nreport: {report.files['report']}")
+    return 0
+
+
+def run_corpus_report(args: argparse.Namespace) -> int:
+    import json
+
+    from caml_evals.errors import ConfigError, DataSourceError
+
+    from caml_train.generate.corpus_report import corpus_stats, plot, read_rows
+    from caml_train.generate.rows import write_json
+    from caml_train.generate.spec import GenerationSpec
+
+    path: Path = args.path
+    if path.is_dir():
+        files = sorted(path.glob("documents*.jsonl"))
+        folder = path
+    elif path.is_file():
+        files, folder = [path], path.parent
+    else:
+        raise DataSourceError(f"{path}: no such file or folder")
+    if not files:
+        raise DataSourceError(f"{path}: no documents*.jsonl in it (a generate --out folder?)")
+    manifests = []
+    for f in files:
+        m = f.with_name(f.name.removesuffix(".jsonl") + ".manifest.json")
+        if m.is_file():
+            try:
+                manifests.append(json.loads(m.read_text(encoding="utf-8")))
+            except (ValueError, UnicodeDecodeError) as ex:
+                raise DataSourceError(f"{m}: cannot read manifest ({ex})") from ex
+    if args.spec:
+        try:
+            spec = load_spec(args.spec)
+        except SpecError as ex:
+            raise ConfigError(str(ex)) from ex
+    elif manifests and "spec_config" in manifests[0]:
+        spec = GenerationSpec.model_validate(manifests[0]["spec_config"])
+    else:
+        raise ConfigError(f"{path}: no manifest beside the corpus; pass --spec")
+    out = args.out or folder
+    check_out_dir(out)
+    rows, bad = read_rows(files)
+    stats = corpus_stats(rows, spec, manifests, diversity_sample=args.sample)
+    stats.malformed_lines = bad[0]
+    write_json(out / "corpus_report.json", stats.model_dump(mode="json"))
+    png = plot(stats, out / "corpus_report.png")
+    for line in stats.lines():
+        print(line)
+    print(f"report: {out / 'corpus_report.json'}\nplot: {png}")
     return 0
 
 
