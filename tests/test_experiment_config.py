@@ -497,3 +497,44 @@ def test_shipped_launchers_and_eval_providers(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert resolve_provider("auto") == "local"  # no vLLM: the local provider
+
+
+def test_corpus_sizes_train_nested_subsets_and_draw_a_scaling_curve(tmp_path: Path) -> None:
+    from caml_train.results import PooledCell, scaling_plot, scaling_points
+
+    docs = str(TINY_YAML.parent / "tiny" / "documents.jsonl")
+    arms = {
+        "document": {"stage": "text", "corpus": {"path": docs}, "corpus_sizes": [8, 4]},
+        "base": {"stage": None},
+    }
+    config = load_config(_minimal(tmp_path, arms=arms), ExperimentConfig)
+    p = plan(config)
+    rows = [(s.arm, s.config_arm, s.corpus_size) for s in p.stages if s.column == "arm"]
+    assert rows == [
+        ("document@4", "document", 4),
+        ("document@8", "document", 8),
+        ("base", "base", None),
+    ]
+    small, large = (s for s in p.stages if s.arm.startswith("document@"))
+    assert small.train_config.n_samples == 4 and large.train_config.n_samples == 8
+    assert small.key != large.key and small.train_config.data == large.train_config.data
+    summary = lambda m: {"mean": m, "ci_low": m - 0.1, "ci_high": m + 0.1, "n_seeds": 1}
+    pooled = [
+        PooledCell(heading="ahb", arm=a, column="arm", seeds=[0], summary=summary(m))
+        for a, m in (("document@4", 0.4), ("document@8", 0.6), ("base", 0.3))
+    ]
+    points = scaling_points(p, pooled)
+    assert [(q["arm"], q["n_documents"], q["mean"]) for q in points] == [
+        ("document", 4, 0.4),
+        ("document", 8, 0.6),
+    ]
+    png = scaling_plot(points, tmp_path / "scaling.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ConfigError, match="distinct positive"):
+        load_config(
+            _minimal(
+                tmp_path,
+                arms={"d": {"stage": "text", "corpus": {"path": docs}, "corpus_sizes": [2, 2]}},
+            ),
+            ExperimentConfig,
+        )

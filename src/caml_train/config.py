@@ -261,6 +261,16 @@ class Arm(_Strict):
     stage: Literal["text", "instruct"] | None
     corpus: CorpusSource | None = None
     hparams: dict[str, Any] = {}  # overrides on top of the experiment's stage hparams
+    # A scaling sweep: the arm is trained once per size on nested seeded subsets of its corpus
+    # (the 250 rows are the first 250 of the 500); its rows in the tables are `<arm>@<n>`.
+    corpus_sizes: list[int] | None = None
+
+    @field_validator("corpus_sizes")
+    @classmethod
+    def _sizes(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(n <= 0 for n in v) or len(set(v)) != len(v)):
+            raise ValueError("corpus_sizes must be distinct positive integers")
+        return sorted(v) if v else v
 
     @model_validator(mode="after")
     def _corpus_needed(self) -> Arm:
@@ -268,6 +278,8 @@ class Arm(_Strict):
             raise ValueError(f"an arm with stage {self.stage!r} needs a `corpus`")
         if self.stage is None and self.corpus is not None:
             raise ValueError("the base arm (stage: null) takes no corpus")
+        if self.stage is None and self.corpus_sizes:
+            raise ValueError("the base arm (stage: null) takes no corpus_sizes")
         return self
 
 
@@ -381,6 +393,16 @@ class ExperimentConfig(_Strict):
         if v is not None and (not v or len(set(v)) != len(v)):
             raise ValueError("seeds must be a non-empty list of distinct integers")
         return v
+
+    def arm_variants(self) -> list[tuple[str, str, int | None]]:
+        """(row name, arm, corpus size): one per arm, or one per size of a scaling sweep."""
+        out: list[tuple[str, str, int | None]] = []
+        for name, arm in self.arms.items():
+            if arm.corpus_sizes:
+                out += [(f"{name}@{n}", name, n) for n in arm.corpus_sizes]
+            else:
+                out.append((name, name, None))
+        return out
 
     def seed_list(self) -> list[int]:
         return list(self.seeds) if self.seeds else [self.seed]

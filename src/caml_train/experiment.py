@@ -57,6 +57,12 @@ class StagePlan:
     directory: Path | None = None
     seed: int = 0  # the training seed (the base arm's untouched model is the same for every seed)
     replicated: bool = False  # the grid has several seeds: labels name the seed
+    source_arm: str | None = None  # the config's arm, when `arm` is a corpus-size row `<arm>@<n>`
+    corpus_size: int | None = None  # documents (rows) of the arm's corpus trained on
+
+    @property
+    def config_arm(self) -> str:
+        return self.source_arm or self.arm
 
     @property
     def label(self) -> str:
@@ -215,7 +221,12 @@ def generate_corpus(
 
 
 def _arm_stage(
-    config: ExperimentConfig, arm_name: str, seed: int, base: dict[str, Any], resolve: bool
+    config: ExperimentConfig,
+    arm_name: str,
+    seed: int,
+    base: dict[str, Any],
+    resolve: bool,
+    size: int | None = None,
 ) -> StagePlan:
     """An arm's own stage for one seed (the untouched base model for `stage: null`)."""
     arm = config.arms[arm_name]
@@ -237,6 +248,7 @@ def _arm_stage(
             "hparams": hp.model_dump(mode="json"),
             "seed": seed,
             **({"target_token_budget": tokens} if tokens else {}),
+            **({"corpus_size": size} if size else {}),
         }
     )
     directory = config.output_dir / "stages" / f"{arm.stage}-{key[:16]}"
@@ -245,13 +257,16 @@ def _arm_stage(
         model=config.base_model,
         model_revision=config.base_model_revision,
         data=DataSource(path=corpus),
+        n_samples=size,  # nested: sample_rows keeps the first n of one seeded order
         output_dir=directory,
         seed=seed,
         hparams=hp,
         target_token_budget=tokens,
         value_keywords=keywords,
     )
-    return StagePlan(arm_name, ARM_STAGE, key, str(directory / MERGED), tc, directory, seed)
+    return StagePlan(
+        arm_name, ARM_STAGE, key, str(directory / MERGED), tc, directory, seed, corpus_size=size
+    )
 
 
 def _sft_stage(config: ExperimentConfig, root: StagePlan, n: int, seed: int) -> StagePlan:
@@ -280,7 +295,17 @@ def _sft_stage(config: ExperimentConfig, root: StagePlan, n: int, seed: int) -> 
         hparams=hp,
         value_keywords=config.keyword_list(),
     )
-    return StagePlan(root.arm, f"sft-{n}", key, str(directory / MERGED), tc, directory, seed)
+    return StagePlan(
+        root.arm,
+        f"sft-{n}",
+        key,
+        str(directory / MERGED),
+        tc,
+        directory,
+        seed,
+        source_arm=root.source_arm,
+        corpus_size=root.corpus_size,
+    )
 
 
 def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
@@ -294,9 +319,10 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
     sizes = config.sft.sizes if config.sft else []
     seeds = config.seed_list()
     many = len(seeds) > 1
-    for arm_name in config.arms:
+    for row, arm_name, size in config.arm_variants():
         for seed in seeds:
-            root = _arm_stage(config, arm_name, seed, base, resolve_corpora)
+            root = _arm_stage(config, arm_name, seed, base, resolve_corpora, size)
+            root.arm, root.source_arm = row, arm_name if row != arm_name else None
             root.replicated = many
             stages.append(root)
             for n in sizes:
@@ -370,10 +396,10 @@ def run_stage(st: StagePlan, launcher: str | None) -> None:
 def _attach_corpus(st: StagePlan, config: ExperimentConfig, say: Callable[[str], None]) -> None:
     """Point an arm stage at its corpus, generating it first when the arm asks for that."""
     assert st.train_config is not None
-    source = config.arms[st.arm].corpus
+    source = config.arms[st.config_arm].corpus
     if source is not None and source.generate is not None:
         say(f"stage {st.label}: generating its corpus from {source.generate}")
-    path = corpus_path(config, st.arm, generate=True)
+    path = corpus_path(config, st.config_arm, generate=True)
     st.train_config = st.train_config.model_copy(update={"data": DataSource(path=path)})
 
 
@@ -501,7 +527,7 @@ def run_experiment(
         if st.column == ARM_STAGE:
             parents[(st.arm, st.seed)] = st.key
     for st in p.stages:
-        if only_arms and st.arm not in only_arms:
+        if only_arms and st.config_arm not in only_arms and st.arm not in only_arms:
             continue
         if st.column != ARM_STAGE and parents[(st.arm, st.seed)] in failed_keys:
             failed_keys.add(st.key)
@@ -514,7 +540,7 @@ def run_experiment(
             say(f"stage {st.label}: cached ({st.directory or st.model_spec})")
             continue
         try:
-            if st.column == ARM_STAGE and config.arms[st.arm].corpus is not None:
+            if st.column == ARM_STAGE and config.arms[st.config_arm].corpus is not None:
                 _attach_corpus(st, config, say)
             say(f"stage {st.label}: training -> {st.directory}")
             run_stage(st, config.launcher)
@@ -525,7 +551,8 @@ def run_experiment(
             log.exception("stage %s failed", st.label)
     if evaluate:
         for ep in p.evals:
-            if (only_arms and ep.stage.arm not in only_arms) or ep.stage.key in failed_keys:
+            chosen = not only_arms or {ep.stage.arm, ep.stage.config_arm} & set(only_arms)
+            if not chosen or ep.stage.key in failed_keys:
                 continue
             label = f"{ep.task.task} on {ep.stage.label}"
             if successful_log(ep.log_dir) is not None:

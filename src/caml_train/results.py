@@ -83,6 +83,8 @@ class Results(BaseModel):
     # planned by the config but not made, with the reason; they stay in the Holm family (as p=1)
     not_compared: list[dict[str, Any]] = []
     exposure: list[dict[str, Any]] = []  # per trained stage: steps and tokens (its run card)
+    # corpus-size sweeps: score vs documents per arm and stage (scaling.json / scaling.png)
+    scaling: list[dict[str, Any]] = []
     missing: list[dict[str, Any]]  # per task/arm/column: missing values and their reasons
     failures: list[str] = []
 
@@ -152,6 +154,61 @@ def _skip(heading: str, column: str, arm: str, ref: str, kind: str, why: str) ->
         "kind": kind,
         "reason": why,
     }
+
+
+def scaling_points(plan: Plan, pooled: list[PooledCell]) -> list[dict[str, Any]]:
+    """One point per (table, swept arm, stage, corpus size): the pooled mean and its CI."""
+    sizes = {(st.arm, st.column): (st.config_arm, st.corpus_size) for st in plan.stages}
+    out = []
+    for c in pooled:
+        arm, size = sizes.get((c.arm, c.column), (c.arm, None))
+        if size is None:
+            continue
+        s = c.summary
+        out.append(
+            {
+                "heading": c.heading,
+                "arm": arm,
+                "column": c.column,
+                "n_documents": size,
+                "mean": s["mean"],
+                "ci_low": s["ci_low"],
+                "ci_high": s["ci_high"],
+                "n_seeds": s["n_seeds"],
+            }
+        )
+    return sorted(out, key=lambda r: (r["heading"], r["arm"], r["column"], r["n_documents"]))
+
+
+def scaling_plot(points: list[dict[str, Any]], path: Path) -> Path:
+    """Score vs documents per arm (one panel per table and stage), CI bands; headless."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(p["heading"], p["column"]) for p in points})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (heading, column) in zip(axes[0], panels):
+        for arm in sorted({p["arm"] for p in points}):
+            pts = [
+                p for p in points if (p["heading"], p["column"], p["arm"]) == (heading, column, arm)
+            ]
+            pts = [p for p in pts if p["mean"] is not None]
+            if not pts:
+                continue
+            x = [p["n_documents"] for p in pts]
+            ax.plot(x, [p["mean"] for p in pts], marker="o", label=arm)
+            ax.fill_between(x, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("documents trained on")
+        ax.set_title(f"{heading} · {column_title(column)}", fontsize=9)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def stage_exposure(plan: Plan) -> list[dict[str, Any]]:
@@ -270,7 +327,7 @@ def build_results(
     comparisons: list[ArmComparison] = []
     not_compared: list[dict[str, Any]] = []
     entries = config.eval.tasks if config.eval else []
-    arms = list(config.arms)
+    arms = list(dict.fromkeys(st.arm for st in plan.stages))  # `<arm>@<n>` rows of a sweep
     for entry in entries:
         heading = entry.heading()
         family: list[ArmComparison] = []
@@ -350,6 +407,7 @@ def build_results(
         comparisons=comparisons,
         not_compared=not_compared,
         exposure=stage_exposure(plan),
+        scaling=scaling_points(plan, pooled),
         missing=missing,
         failures=list(failures or []),
     )
@@ -535,6 +593,11 @@ def render_markdown(results: Results) -> str:
 
 def write_results(results: Results, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if results.scaling:
+        (out_dir / "scaling.json").write_text(
+            json.dumps(nan_to_none(results.scaling), indent=2, allow_nan=False), encoding="utf-8"
+        )
+        scaling_plot(results.scaling, out_dir / "scaling.png")
     md, js = out_dir / "results.md", out_dir / "results.json"
     md.write_text(render_markdown(results), encoding="utf-8")
     js.write_text(
