@@ -277,7 +277,7 @@ def test_epochs_with_mismatched_missing_grades_reduce_per_key(tmp_path: Path) ->
     )
     scores = _scores(log)
     assert {e for (_, e) in scores} == {1, 2, 3}
-    for (sid, _), score in scores.items():
+    for score in scores.values():
         assert set(score.value) >= {"overall", "missing_rate"}  # every epoch has every key
     m = _metrics(log)
     assert m["overall"] == pytest.approx(np.mean([1.0, 0.0, 0.0, 0.0]))
@@ -403,11 +403,13 @@ def test_expanded_criteria_are_graded_apart_and_averaged_into_their_dimension(
     assert score.metadata["grades_expected"] == 3
     if mode == "single_call":
         [prompt] = prompts
-        assert re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE) == [
-            "Care [animal: cat]",
-            "Care [animal: dog]",
-            "Honesty",
-        ]
+        listed = re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE)
+        # single_call lists the criteria in a seeded shuffled order, recorded per sample/grade
+        assert sorted(listed) == ["Care [animal: cat]", "Care [animal: dog]", "Honesty"]
+        assert score.metadata["criteria_listing"] == {"shuffled": listed}
+        assert {g["criterion"]: g["position"] for g in grades} == {
+            label: listed.index(label) + 1 for label in listed
+        }
     else:
         assert len(prompts) == 3
         assert set(score.metadata["judge_prompts"]) == {

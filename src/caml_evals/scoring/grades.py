@@ -65,6 +65,16 @@ class Grade(BaseModel):
         default=None, description="The criterion's label (dimension + variable values)"
     )
     variables: dict[str, str] = Field(default_factory=dict)
+    # Which grader call this is, when one answer is graded more than once (judge_repeats, the
+    # two criteria orders) or in a listed order (single-call mode): kept so order and noise
+    # effects can be measured from the log.
+    repeat: int = Field(default=0, description="Judge repeat index (0-based)")
+    order: str | None = Field(
+        default=None, description="Criteria order of the call: fixed, shuffled, reversed, both"
+    )
+    position: int | None = Field(
+        default=None, description="1-based position of the criterion in the single-call list"
+    )
 
     @property
     def is_missing(self) -> bool:
@@ -158,6 +168,39 @@ def score_value(
     n_missing = sum(g.is_missing for g in grades) + max(n_expected - len(grades), 0)
     value[MISSING_RATE_KEY] = n_missing / n_expected if n_expected else math.nan
     return value
+
+
+def combine_calls(calls: list[Grade]) -> list[Grade]:
+    """One grade per (criterion, grader) from several calls (judge repeats, both orders).
+
+    Its value is the mean of the present values; it is missing only when every call is (with
+    the first reason). Readers that expect one grade per criterion and grader (the judging
+    export, the score reader) keep working; the calls themselves are logged beside it.
+    """
+    groups: dict[tuple[str, str], list[Grade]] = {}
+    for g in calls:
+        groups.setdefault((g.criterion_label, g.grader), []).append(g)
+    combined: list[Grade] = []
+    for members in groups.values():
+        if len(members) == 1:
+            combined.append(members[0])
+            continue
+        first = members[0]
+        present_values = [g.value for g in members if g.value is not None]
+        orders = list(dict.fromkeys(g.order for g in members if g.order))
+        combined.append(
+            Grade(
+                dimension=first.dimension,
+                grader=first.grader,
+                value=sum(present_values) / len(present_values) if present_values else None,
+                missing=None if present_values else first.missing,
+                explanation=f"mean of {len(present_values)}/{len(members)} judge calls",
+                criterion=first.criterion,
+                variables=first.variables,
+                order=orders[0] if len(orders) == 1 else ("both" if orders else None),
+            )
+        )
+    return combined
 
 
 def dimension_keys(value: Mapping[str, Any]) -> list[str]:

@@ -37,6 +37,7 @@ from .grades import (
     is_missing_value,
     weighted_mean,
 )
+from .judge_checks import answer_length, judge_noise, order_effect
 
 CLUSTER_KEY = "cluster_id"  # sample metadata: the cluster of a sample in every SE (optional)
 
@@ -284,8 +285,17 @@ def group_means(key: str) -> Metric:
     return compute
 
 
-def rubric_metrics(group_by: list[str] | tuple[str, ...] = ()) -> list[Metric]:
-    """The metric set of every rubric benchmark; `group_by` adds per-group overall means."""
+def rubric_metrics(
+    group_by: list[str] | tuple[str, ...] = (),
+    *,
+    order_effects: bool = False,
+    judge_repeats: int = 1,
+) -> list[Metric]:
+    """The metric set of every rubric benchmark; `group_by` adds per-group overall means.
+
+    Every set reports answer length and truncation (`answer_length`); `order_effects` adds the
+    order effect of criteria_order=both, `judge_repeats` > 1 the judge-noise metrics.
+    """
     metrics: list[Metric] = [
         overall_mean(),
         overall_mean_published(),
@@ -299,6 +309,11 @@ def rubric_metrics(group_by: list[str] | tuple[str, ...] = ()) -> list[Metric]:
         dimension_means(),
         dimension_stderrs(),
         grader_means(),
+        answer_length(),
     ]
+    if order_effects:
+        metrics.append(order_effect())
+    if judge_repeats > 1:
+        metrics.append(judge_noise())
     metrics.extend(group_means(key) for key in group_by)
     return metrics

@@ -23,14 +23,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Literal
+import random
+from typing import Any, Literal
 
 from inspect_ai.model import GenerateConfig, Model, get_model, model_roles
 from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
 from .dimensions import RubricCriterion, RubricSampleMetadata
-from .grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, Grade, score_value
+from .grades import (
+    EXPECTED_COUNT_KEY,
+    MISSING_COUNT_KEY,
+    Grade,
+    combine_calls,
+    score_value,
+)
+from .judge_checks import (
+    ANSWER_KEY,
+    CALLS_KEY,
+    ORDER_EFFECT_KEY,
+    REPEATS_KEY,
+    answer_record,
+    order_effect_record,
+    repeats_record,
+)
 from .judge_replies import (
     ParsedGrade,
     excerpt,
@@ -38,6 +54,7 @@ from .judge_replies import (
     parse_single_call,
     parse_verdict,
 )
+from .judge_settings import CRITERIA_ORDERS, CriteriaOrder
 from .metrics import rubric_metrics
 from .templates import JudgeTemplate, load_template
 
@@ -200,8 +217,10 @@ async def _grade_per_dimension(
     verdict: Verdict = "yes_no",
     on_error: OnGraderError = "error",
     template_values: dict[str, str] | None = None,
+    grader_config: GenerateConfig | None = None,
+    repeat: int = 0,
 ) -> tuple[Grade, str]:
-    ident = {"criterion": criterion_label, "variables": criterion.variables}
+    ident = {"criterion": criterion_label, "variables": criterion.variables, "repeat": repeat}
     prompt = template.render(
         **(template_values or {}),
         question=question,
@@ -216,7 +235,9 @@ async def _grade_per_dimension(
             label, model, prompt, criterion, ident, usage, on_error
         )
         return grade, prompt
-    config = GenerateConfig(logprobs=True, top_logprobs=5) if logprobs else GenerateConfig()
+    config = grader_config or GenerateConfig()
+    if logprobs:
+        config = config.merge(GenerateConfig(logprobs=True, top_logprobs=5))
     try:
         output = await model.generate(prompt, config=config)
     except Exception as ex:
@@ -290,6 +311,25 @@ async def _grade_by_answer_probabilities(
     )
 
 
+def criteria_orders(
+    criteria_order: CriteriaOrder, n: int, rng: random.Random
+) -> list[tuple[str, list[int]]]:
+    """The listings one single-call judge sees: (order name, criterion indices in list order).
+
+    `shuffled` is one seeded random order; `both` adds its reverse, so every criterion is
+    listed early in one call and late in the other (a pure position effect then shows up as a
+    disagreement between the two calls, however it depends on position).
+    """
+    if criteria_order == "fixed":
+        return [("fixed", list(range(n)))]
+    perm = list(range(n))
+    rng.shuffle(perm)
+    orders = [("shuffled", perm)]
+    if criteria_order == "both":
+        orders.append(("reversed", perm[::-1]))
+    return orders
+
+
 async def _grade_single_call(
     label: str,
     model: Model,
@@ -301,17 +341,32 @@ async def _grade_single_call(
     usage: GraderUsage,
     on_error: OnGraderError = "error",
     template_values: dict[str, str] | None = None,
+    grader_config: GenerateConfig | None = None,
+    order: tuple[str, list[int]] | None = None,
+    repeat: int = 0,
 ) -> tuple[list[Grade], str]:
-    """One call grading every criterion; each expanded criterion is listed (and graded) apart."""
+    """One call grading every criterion; each expanded criterion is listed (and graded) apart,
+    in the order given (criterion indices), each grade recording the position it was shown at."""
+    order_name, listing = order or ("fixed", list(range(len(rubric))))
     prompt = template.render(
         **(template_values or {}),
         question=question,
         answer=answer,
-        criteria=_criteria_block(rubric, labels),
+        criteria=_criteria_block([rubric[i] for i in listing], [labels[i] for i in listing]),
     )
-    idents = [{"criterion": lab, "variables": c.variables} for c, lab in zip(rubric, labels)]
+    position = {index: pos for pos, index in enumerate(listing, start=1)}
+    idents = [
+        {
+            "criterion": lab,
+            "variables": c.variables,
+            "repeat": repeat,
+            "order": order_name,
+            "position": position[i],
+        }
+        for i, (c, lab) in enumerate(zip(rubric, labels))
+    ]
     try:
-        output = await model.generate(prompt)
+        output = await model.generate(prompt, config=grader_config or GenerateConfig())
     except Exception as ex:
         usage.add(label, errors=1)
         if on_error == "error":
@@ -346,11 +401,16 @@ def rubric_scorer(
     verdict: Verdict = "yes_no",
     on_grader_error: OnGraderError = "error",
     template_values: dict[str, str] | None = None,
+    grader_config: GenerateConfig | None = None,
+    criteria_order: CriteriaOrder | None = None,
+    judge_repeats: int = 1,
+    order_seed: int = 0,
 ) -> Scorer:
     """Grade each criterion of a sample's rubric with one or more LLM judges.
 
     A dimension's score is the mean over its criteria (one per variable value its guiding
-    question was expanded with; usually just one), each criterion's the mean over graders.
+    question was expanded with; usually just one), each criterion's the mean over graders
+    (and over judge repeats and criteria orders, when there are several calls).
 
     Args:
         graders: Model roles (e.g. "grader") or model names ("openai/gpt-4o"); several give each
@@ -366,6 +426,14 @@ def rubric_scorer(
             verdict. Local transformers graders (`caml/...`) are read directly after a
             'GRADE:' prefix (one forward pass, never unparseable); other providers are asked
             for top logprobs at the verdict token, falling back to the parsed verdict.
+        grader_config: Generation settings of every grader call (temperature, max_tokens, ...);
+            None leaves them to the provider (the published protocols).
+        criteria_order: single_call only: "fixed" (rubric order), "shuffled" (a random order
+            seeded by sample and epoch; the default in single_call) or "both" (the shuffled
+            order and its reverse, two calls, reported as `order_effect`).
+        judge_repeats: Grader calls per answer and criterion (k); k > 1 reports the judge's
+            within-answer variance and its share of the total (`judge_variance*`).
+        order_seed: Seed of the shuffled orders (with the sample id and epoch).
     """
     if mode not in ("single_call", "per_dimension"):
         raise ValueError(
@@ -382,6 +450,15 @@ def rubric_scorer(
             f"rubric_scorer: on_grader_error must be one of {ON_GRADER_ERROR}, "
             f"not {on_grader_error!r}"
         )
+    order_mode: CriteriaOrder = criteria_order or ("shuffled" if mode == "single_call" else "fixed")
+    if order_mode not in CRITERIA_ORDERS:
+        raise ValueError(
+            f"rubric_scorer: criteria_order must be one of {CRITERIA_ORDERS}, not {order_mode!r}"
+        )
+    if order_mode != "fixed" and mode != "single_call":
+        raise ValueError("rubric_scorer: criteria_order shuffled/both needs mode='single_call'")
+    if not isinstance(judge_repeats, int) or judge_repeats < 1:
+        raise ValueError(f"rubric_scorer: judge_repeats must be >= 1, not {judge_repeats!r}")
     grader_specs = _grader_list(graders)
     judge_template = load_template(template or mode)
     warned: set[str] = set()  # unbound default role: warn once per scorer, not per sample
@@ -394,9 +471,12 @@ def rubric_scorer(
         labels = criterion_labels(meta.rubric)
         usage = GraderUsage()
         prompts: dict[str, str] = {}
-        grades: list[Grade] = []
+        calls: list[Grade] = []
+        rng = random.Random(f"{order_seed}|{state.sample_id}|{state.epoch}")
+        orders = criteria_orders(order_mode, len(meta.rubric), rng)
+        repeats = range(judge_repeats)
         if not meta.rubric:
-            grades = []
+            calls = []
         elif mode == "per_dimension":
             jobs = [
                 _grade_per_dimension(
@@ -412,12 +492,15 @@ def rubric_scorer(
                     verdict,
                     on_grader_error,
                     template_values,
+                    grader_config,
+                    repeat,
                 )
+                for repeat in repeats
                 for label, model in resolved
                 for c, lab in zip(meta.rubric, labels)
             ]
             for grade, prompt in await asyncio.gather(*jobs):
-                grades.append(grade)
+                calls.append(grade)
                 prompts.setdefault(grade.criterion_label, prompt)
         else:
             jobs2 = [
@@ -432,40 +515,59 @@ def rubric_scorer(
                     usage,
                     on_grader_error,
                     template_values,
+                    grader_config,
+                    order,
+                    repeat,
                 )
+                for repeat in repeats
+                for order in orders
                 for label, model in resolved
             ]
             for sample_grades, prompt in await asyncio.gather(*jobs2):
-                grades.extend(sample_grades)
-                prompts.setdefault("*", prompt)
+                calls.extend(sample_grades)
+                name = sample_grades[0].order if sample_grades else None
+                prompts.setdefault("*" if name == orders[0][0] else f"*{name}", prompt)
 
         dimensions = list(dict.fromkeys(c.name for c in meta.rubric))
-        expected = len(meta.rubric) * len(resolved)
+        n_calls = judge_repeats * (len(orders) if mode == "single_call" else 1)
+        expected = len(meta.rubric) * len(resolved) * n_calls
         weights = {c.name: c.weight for c in meta.rubric}
-        value = score_value(grades, dimensions, expected=expected, weights=weights)
-        missing = [g for g in grades if g.is_missing]
+        value = score_value(calls, dimensions, expected=expected, weights=weights)
+        grades = combine_calls(calls) if n_calls > 1 else calls
+        missing = [g for g in calls if g.is_missing]
         explanation = "; ".join(
             f"{g.criterion_label} [{g.grader}]: "
             + ("missing (" + (g.missing or "") + ")" if g.is_missing else f"{g.value:.2f}")
             for g in grades
         )
+        metadata: dict[str, Any] = {
+            "grades": [g.model_dump() for g in grades],
+            "mode": mode,
+            "verdict": verdict if mode == "per_dimension" else "json",
+            "graders": [label for label, _ in resolved],
+            "template": judge_template.name,
+            "rubric": [c.model_dump() for c in meta.rubric],
+            "judge_prompts": prompts,
+            MISSING_COUNT_KEY: len(missing),
+            EXPECTED_COUNT_KEY: expected,
+            "grader_usage": usage.by_grader,
+            "criteria_order": order_mode,
+            ANSWER_KEY: answer_record(state.output, answer),
+        }
+        if mode == "single_call" and meta.rubric:
+            metadata["criteria_listing"] = {name: [labels[i] for i in ix] for name, ix in orders}
+        if n_calls > 1:
+            metadata[CALLS_KEY] = [g.model_dump() for g in calls]
+        if len(orders) > 1 and mode == "single_call":
+            metadata[ORDER_EFFECT_KEY] = order_effect_record(calls)
+        if judge_repeats > 1:
+            metadata[REPEATS_KEY] = repeats_record(calls, dimensions, weights)
         return Score(
             value=value,
             answer=answer,
             explanation=explanation
             or "no gradable dimension (no usable tag): nothing graded, overall is NaN",
-            metadata={
-                "grades": [g.model_dump() for g in grades],
-                "mode": mode,
-                "verdict": verdict if mode == "per_dimension" else "json",
-                "graders": [label for label, _ in resolved],
-                "template": judge_template.name,
-                "rubric": [c.model_dump() for c in meta.rubric],
-                "judge_prompts": prompts,
-                MISSING_COUNT_KEY: len(missing),
-                EXPECTED_COUNT_KEY: expected,
-                "grader_usage": usage.by_grader,
-            },
+            metadata=metadata,
         )
 
     return score

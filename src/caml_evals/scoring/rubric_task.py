@@ -18,6 +18,12 @@ from inspect_ai.solver import generate
 
 from ..dataset_report import DatasetReport
 from ..errors import TaskArgumentError
+from .judge_settings import (
+    CriteriaOrder,
+    GraderSettings,
+    check_judge_repeats,
+    resolve_criteria_order,
+)
 from .metrics import rubric_metrics
 from .reducers import nan_mean_reducer
 from .rubric import JudgeMode, OnGraderError, Verdict, rubric_scorer
@@ -78,15 +84,25 @@ def rubric_task(
     epochs: int = 1,
     metadata: dict[str, Any] | None = None,
     version: str = "1.0.0",
+    grader_settings: GraderSettings | None = None,
+    criteria_order: CriteriaOrder | None = None,
+    judge_repeats: int = 1,
 ) -> Task:
     """Build the task. `protocol_template` is the judge template of the benchmark's published
-    protocol (used for C/I per-criterion judging when no `judge_template` is given)."""
+    protocol (used for C/I per-criterion judging when no `judge_template` is given).
+
+    The judge's settings (`grader_settings`, None = the provider's defaults, as published) and
+    checks (`criteria_order`, `judge_repeats`) are recorded in the task metadata under
+    `judge_settings`, beside `judging`."""
     resolved_verdict = resolve_verdict(judge_mode, verdict, judge_logprobs, judge_template)
     check_choice("on_grader_error", on_grader_error, get_args(OnGraderError))
     if judge_logprobs and judge_mode != "per_dimension":
         raise TaskArgumentError("-T judge_logprobs=true needs -T judge_mode=per_dimension")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise TaskArgumentError(f"-T epochs={epochs!r}: give a whole number of at least 1")
+    order = resolve_criteria_order(judge_mode, criteria_order)
+    repeats = check_judge_repeats(judge_repeats)
+    settings = grader_settings or GraderSettings()
     template = judge_template
     if template is None and judge_mode == "per_dimension" and resolved_verdict == "ci":
         template = protocol_template
@@ -101,8 +117,13 @@ def rubric_task(
             verdict=resolved_verdict,
             on_grader_error=on_grader_error,
             template_values=template_values,
+            grader_config=settings.generate_config(),
+            criteria_order=order,
+            judge_repeats=repeats,
         ),
-        metrics=rubric_metrics(group_by=group_by),
+        metrics=rubric_metrics(
+            group_by=group_by, order_effects=order == "both", judge_repeats=repeats
+        ),
         epochs=Epochs(epochs, nan_mean_reducer()),
         metadata={
             "benchmark": benchmark,
@@ -114,6 +135,11 @@ def rubric_task(
                 "logprobs": judge_logprobs,
                 "on_grader_error": on_grader_error,
                 "epochs": epochs,
+            },
+            "judge_settings": {
+                **settings.model_dump(),
+                "criteria_order": order,
+                "judge_repeats": repeats,
             },
             "dataset_report": report.model_dump(),
             "dataset_problems": report.counts(),

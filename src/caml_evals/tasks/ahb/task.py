@@ -12,6 +12,7 @@ from __future__ import annotations
 from inspect_ai import Task, task
 
 from ...data.tagged import ClusterBy
+from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, check_choice, rubric_task
 from .dataset import HUB_REVISION, ahb_dataset, data_version
@@ -35,6 +36,14 @@ def _ahb_task(
     cluster_by: ClusterBy = "question",
     shuffle: bool = False,
     seed: int | None = None,
+    grader_temperature: float | None = None,
+    grader_max_tokens: int | None = None,
+    grader_seed: int | None = None,
+    grader_reasoning_effort: str | None = None,
+    grader_max_retries: int | None = None,
+    grader_max_connections: int | None = None,
+    criteria_order: CriteriaOrder | None = None,
+    judge_repeats: int = 1,
 ) -> Task:
     """Animal Harm Benchmark (ANIMA): does the model weigh the welfare of animals in everyday answers?
 
@@ -58,6 +67,13 @@ def _ahb_task(
         epochs: Epochs per sample (published: 5), reduced with a NaN-tolerant mean.
         cluster_by: "question" (each row its own cluster) or "source" (every translation of
             one source question is one cluster in SEs and CIs; metadata `source_id`).
+        grader_temperature / grader_max_tokens / grader_seed / grader_reasoning_effort /
+            grader_max_retries / grader_max_connections: the grader's generation settings
+            (inspect_evals' names; default: the provider's, as published); logged under
+            `judge_settings`.
+        criteria_order: single_call only: "shuffled" (default there: seeded per sample and
+            epoch), "fixed", or "both" (two calls, reports `order_effect`).
+        judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
     """
     check_choice("cluster_by", cluster_by, ("question", "source"))
@@ -96,6 +112,16 @@ def _ahb_task(
         on_grader_error=on_grader_error,
         epochs=epochs,
         metadata=metadata,
+        grader_settings=GraderSettings.from_args(
+            grader_temperature=grader_temperature,
+            grader_max_tokens=grader_max_tokens,
+            grader_seed=grader_seed,
+            grader_reasoning_effort=grader_reasoning_effort,
+            grader_max_retries=grader_max_retries,
+            grader_max_connections=grader_max_connections,
+        ),
+        criteria_order=criteria_order,
+        judge_repeats=judge_repeats,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
+from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import SET_VERSION, human_compassion_dataset
@@ -30,6 +31,14 @@ def human_compassion(
     epochs: int = 1,
     shuffle: bool = False,
     seed: int | None = None,
+    grader_temperature: float | None = None,
+    grader_max_tokens: int | None = None,
+    grader_seed: int | None = None,
+    grader_reasoning_effort: str | None = None,
+    grader_max_retries: int | None = None,
+    grader_max_connections: int | None = None,
+    criteria_order: CriteriaOrder | None = None,
+    judge_repeats: int = 1,
 ) -> Task:
     """Human compassion (this project's open set).
 
@@ -48,6 +57,13 @@ def human_compassion(
         on_grader_error: "error" (default: a grader API failure errors the sample, so
             `inspect eval-retry` redoes it) or "missing" (grade on, counted missing).
         epochs: Epochs per sample, reduced with a NaN-tolerant mean.
+        grader_temperature / grader_max_tokens / grader_seed / grader_reasoning_effort /
+            grader_max_retries / grader_max_connections: the grader's generation settings
+            (inspect_evals' names; default: the provider's, as published); logged under
+            `judge_settings`.
+        criteria_order: single_call only: "shuffled" (default there: seeded per sample and
+            epoch), "fixed", or "both" (two calls, reports `order_effect`).
+        judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
     """
     dataset, report, origins = human_compassion_dataset(
@@ -77,4 +93,14 @@ def human_compassion(
             "data": report.source,
             "data_source": [o.model_dump() for o in origins],
         },
+        grader_settings=GraderSettings.from_args(
+            grader_temperature=grader_temperature,
+            grader_max_tokens=grader_max_tokens,
+            grader_seed=grader_seed,
+            grader_reasoning_effort=grader_reasoning_effort,
+            grader_max_retries=grader_max_retries,
+            grader_max_connections=grader_max_connections,
+        ),
+        criteria_order=criteria_order,
+        judge_repeats=judge_repeats,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
+from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import moru_dataset
@@ -35,6 +36,14 @@ def moru(
     epochs: int = PUBLISHED_EPOCHS,
     shuffle: bool = False,
     seed: int | None = None,
+    grader_temperature: float | None = None,
+    grader_max_tokens: int | None = None,
+    grader_seed: int | None = None,
+    grader_reasoning_effort: str | None = None,
+    grader_max_retries: int | None = None,
+    grader_max_connections: int | None = None,
+    criteria_order: CriteriaOrder | None = None,
+    judge_repeats: int = 1,
 ) -> Task:
     """Moral Reasoning Under Uncertainty.
 
@@ -54,6 +63,13 @@ def moru(
         on_grader_error: "error" (published: a grader API failure errors the sample) or
             "missing" (grade on, the failure counted missing).
         epochs: Epochs per sample (published: 5), reduced with a NaN-tolerant mean.
+        grader_temperature / grader_max_tokens / grader_seed / grader_reasoning_effort /
+            grader_max_retries / grader_max_connections: the grader's generation settings
+            (inspect_evals' names; default: the provider's, as published); logged under
+            `judge_settings`.
+        criteria_order: single_call only: "shuffled" (default there: seeded per sample and
+            epoch), "fixed", or "both" (two calls, reports `order_effect`).
+        judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
     """
     wanted = (as_list(languages) or []) + (as_list(language) or [])
@@ -87,4 +103,14 @@ def moru(
         on_grader_error=on_grader_error,
         epochs=epochs,
         metadata=metadata,
+        grader_settings=GraderSettings.from_args(
+            grader_temperature=grader_temperature,
+            grader_max_tokens=grader_max_tokens,
+            grader_seed=grader_seed,
+            grader_reasoning_effort=grader_reasoning_effort,
+            grader_max_retries=grader_max_retries,
+            grader_max_connections=grader_max_connections,
+        ),
+        criteria_order=criteria_order,
+        judge_repeats=judge_repeats,
     )

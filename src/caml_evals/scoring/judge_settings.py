@@ -1,0 +1,90 @@
+"""The judge's own settings and checks, as task parameters: validated once, recorded in the log.
+
+A reported difference between two checkpoints is only as good as the instrument that measured it,
+so the grader's generation settings are explicit, named as inspect_evals' `anima`/`moru` name them
+(`grader_temperature`, `grader_max_tokens`, `grader_max_retries`, `grader_max_connections`; ours
+add `grader_seed` and `grader_reasoning_effort`), and default to None: the published protocols
+leave every one of them to the provider, so the defaults change no call and no number.
+
+The checks that measure the judge (`criteria_order`, `judge_repeats`) are resolved here too, so a
+bad `-T` value is one line (`TaskArgumentError`) before anything runs. `caml_train`'s
+`eval.grader` config takes the same field names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from inspect_ai.model import GenerateConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import TaskArgumentError
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+CriteriaOrder = Literal["fixed", "shuffled", "both"]
+CRITERIA_ORDERS: tuple[str, ...] = get_args(CriteriaOrder)
+
+
+class GraderSettings(BaseModel):
+    """The grader's generation settings (None = the provider's default, as published)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grader_temperature: float | None = Field(default=None, ge=0)
+    grader_max_tokens: int | None = Field(default=None, ge=1)
+    grader_seed: int | None = None  # only providers that take a seed use it
+    grader_reasoning_effort: ReasoningEffort | None = None
+    grader_max_retries: int | None = Field(default=None, ge=0)
+    grader_max_connections: int | None = Field(default=None, ge=1)
+
+    def generate_config(self) -> GenerateConfig:
+        """The settings given, as the GenerateConfig every grader call is made with."""
+        return GenerateConfig(
+            **{
+                name.removeprefix("grader_"): value
+                for name, value in self.model_dump().items()
+                if value is not None
+            }
+        )
+
+    @classmethod
+    def from_args(cls, **values: Any) -> GraderSettings:
+        """From task parameters; a bad value is a TaskArgumentError naming the parameter."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as ex:
+            err = ex.errors()[0]
+            name = ".".join(str(p) for p in err.get("loc", ())) or "grader settings"
+            raise TaskArgumentError(
+                f"-T {name}={err.get('input')!r}: {err.get('msg', 'invalid value')}"
+            ) from None
+
+
+GRADER_SETTING_NAMES: tuple[str, ...] = tuple(GraderSettings.model_fields)
+
+
+def resolve_criteria_order(judge_mode: str, criteria_order: str | None) -> CriteriaOrder:
+    """`shuffled` for single-call judging unless asked otherwise; `fixed` for per-criterion
+    calls, where each call shows one criterion and there is no order to vary."""
+    if criteria_order is None:
+        return "shuffled" if judge_mode == "single_call" else "fixed"
+    if criteria_order not in CRITERIA_ORDERS:
+        raise TaskArgumentError(
+            f"-T criteria_order={criteria_order!r} is not one of "
+            + ", ".join(repr(o) for o in CRITERIA_ORDERS)
+        )
+    if judge_mode != "single_call" and criteria_order != "fixed":
+        raise TaskArgumentError(
+            f"-T criteria_order={criteria_order} needs -T judge_mode=single_call (per_dimension "
+            "shows the judge one criterion per call, so there is no order to vary)"
+        )
+    return criteria_order  # type: ignore[return-value]
+
+
+def check_judge_repeats(judge_repeats: Any) -> int:
+    """A whole number of grader calls per answer, at least 1."""
+    if not isinstance(judge_repeats, int) or isinstance(judge_repeats, bool) or judge_repeats < 1:
+        raise TaskArgumentError(
+            f"-T judge_repeats={judge_repeats!r}: give a whole number of at least 1"
+        )
+    return judge_repeats
