@@ -54,7 +54,10 @@ COMMANDS: dict[str, Command] = {
         "caml_evals.cli.probes",
         "per-token KL between two local checkpoints along their answers, by position",
     ),
-    "probe": Command("caml_evals.cli.probes", "depth-probe reports (prefill, pushback, cot)"),
+    "probe": Command(
+        "caml_evals.cli.probes",
+        "depth-probe reports (prefill, pushback, cot) and the persona-vector probe",
+    ),
 }
 
 

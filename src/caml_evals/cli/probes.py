@@ -2,6 +2,7 @@
 
     caml-evals depth BASE TUNED --task ahb --limit 20 --max-tokens 64 --out results/depth
     caml-evals probe report LOG [--plain PLAIN_LOG] [--json out.json]
+    caml-evals probe persona smollm2 [CHECKPOINT...] --task ahb --limit 10 --steer 0 4
 
 argparse only; the work is in `caml_evals.probes` (docs/probes.md).
 """
@@ -82,6 +83,45 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_persona(args: argparse.Namespace) -> int:
+    from caml_evals.jsonsafe import nan_to_none
+    from caml_evals.outputs import writable_dir, write_text
+    from caml_evals.probes.depth import load_local, task_questions
+    from caml_evals.probes.persona import load_pairs, persona_probe
+
+    out = writable_dir(args.out)
+    pairs = load_pairs(args.pairs)
+    questions = (
+        task_questions(args.task, args.limit, _task_args(args.task_arg)) if args.limit else []
+    )
+    lm = load_local(args.model)
+    checkpoints = [load_local(c) for c in args.checkpoints]
+    result = persona_probe(
+        lm,
+        pairs=pairs,
+        pairs_file=args.pairs,
+        seed=args.seed,
+        layer=args.layer,
+        checkpoints=checkpoints,
+        questions=questions,
+        max_new_tokens=args.max_tokens,
+        alphas=args.steer or [],
+    )
+    write_text(
+        out / "persona.json",
+        json.dumps(nan_to_none(result.model_dump()), indent=2, allow_nan=False) + "\n",
+    )
+    chosen = next(s for s in result.layers if s.layer == result.best_layer)
+    print(
+        f"layer {chosen.layer}: held-out separation {chosen.accuracy:.3f} "
+        f"({len(result.held_out_pairs)} pairs, chance 0.5), gap z {chosen.gap_z:.2f}"
+    )
+    for name, value in result.projections.items():
+        print(f"projection\t{name}\t{_fmt(value)}")
+    print(f"wrote {out / 'persona.json'}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     d = subparsers.add_parser(
         "depth",
@@ -104,10 +144,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--out", "-o", default="depth", help="output folder (depth.json, depth.png)")
     d.set_defaults(func=run_depth)
 
-    p = subparsers.add_parser("probe", help="depth-probe reports (prefill, pushback, cot)")
+    p = subparsers.add_parser(
+        "probe", help="depth-probe reports (prefill, pushback, cot) and the persona-vector probe"
+    )
     sub = p.add_subparsers(dest="probe_command", required=True, metavar="PROBE")
     r = sub.add_parser("report", help="a probed log's scores paired with the plain ones")
     r.add_argument("log", help="a log of a task run with -T prefill/pushback/cot")
     r.add_argument("--plain", help="prefill only: the plain run of the same task to pair with")
     r.add_argument("--json", help="also write the report as JSON here")
     r.set_defaults(func=run_report)
+    q = sub.add_parser("persona", help="compassion direction per layer (persona vectors)")
+    q.add_argument("model", help="local checkpoint the direction is derived from (e.g. smollm2)")
+    q.add_argument("checkpoints", nargs="*", help="more checkpoints to project on the direction")
+    q.add_argument("--pairs", help="contrastive pairs JSONL (default: the shipped set)")
+    q.add_argument("--seed", type=int, default=0, help="train / held-out split seed")
+    q.add_argument("--layer", type=int, help="layer to project and steer (default: best)")
+    q.add_argument("--task", default="ahb", help="task whose questions are answered")
+    q.add_argument("-T", dest="task_arg", action="append", help="task parameter key=value")
+    q.add_argument("--limit", type=int, default=10, help="questions (0: separation only)")
+    q.add_argument("--max-tokens", type=int, default=48, help="answer tokens")
+    q.add_argument("--steer", type=float, nargs="+", help="alphas to steer the model with")
+    q.add_argument("--out", "-o", default="persona", help="output folder (persona.json)")
+    q.set_defaults(func=run_persona)

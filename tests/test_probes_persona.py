@@ -1,0 +1,130 @@
+"""Persona-vector probe: pairs load and split; steering is a no-op at alpha 0 and acts otherwise;
+on SmolLM2 the direction separates held-out pairs above chance (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from caml_evals.cli import main as cli_main
+from caml_evals.errors import DataSourceError
+from caml_evals.probes.depth import LoadedModel, greedy_answer, prompt_ids
+from caml_evals.probes.persona import (
+    load_pairs,
+    persona_directions,
+    persona_probe,
+    split_pairs,
+    steering,
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(embedded_checkpoint):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_checkpoint)
+
+
+def _tiny(tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def test_shipped_pairs_load_and_split_disjoint(tmp_path):
+    pairs = load_pairs()
+    assert len(pairs) >= 20 and len({p.id for p in pairs}) == len(pairs)
+    train, held = split_pairs(pairs, seed=0)
+    assert {p.id for p in train}.isdisjoint({p.id for p in held}) and len(held) == 8
+    assert split_pairs(pairs, seed=0) == (train, held)
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text('{"id": "x", "question": "q"}\n')
+    with pytest.raises(DataSourceError, match="pairs.jsonl:1: not a contrastive pair"):
+        load_pairs(bad)
+
+
+def test_steering_at_zero_is_the_plain_model_and_nonzero_changes_it(tokenizer):
+    lm = LoadedModel("tiny", _tiny(tokenizer), tokenizer)
+    pairs = load_pairs()[:6]
+    directions = persona_directions(lm, pairs)
+    assert directions.shape == (3, 16)  # embeddings + 2 layers
+    prompt = prompt_ids(tokenizer, "How do I get rid of mice?")
+    plain = greedy_answer(lm.model, tokenizer, prompt, 8)
+    with steering(lm.model, 2, directions[2], 0.0):
+        assert greedy_answer(lm.model, tokenizer, prompt, 8) == plain
+    ids = torch.tensor([prompt])
+    before = lm.model(input_ids=ids).logits
+    with steering(lm.model, 2, directions[2] / directions[2].norm(), 50.0):
+        after = lm.model(input_ids=ids).logits
+    assert not torch.allclose(before, after)
+    assert torch.allclose(lm.model(input_ids=ids).logits, before)  # the hook is removed
+
+
+def test_cli_writes_the_layer_table(tokenizer, tmp_path, capsys):
+    model = _tiny(tokenizer)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(p.model_dump_json() for p in load_pairs()[:6]))
+    out = tmp_path / "out"
+    code = cli_main(
+        [
+            "probe",
+            "persona",
+            str(tmp_path / "m"),
+            "--pairs",
+            str(pairs),
+            "--task",
+            "value_pressure",
+            "--limit",
+            "1",
+            "--max-tokens",
+            "3",
+            "--steer",
+            "0",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    data = json.loads((out / "persona.json").read_text())
+    assert len(data["layers"]) == 3 and len(data["held_out_pairs"]) == 2
+    assert [s["alpha"] for s in data["steering"]] == [0.0, 1.0]
+    assert str(tmp_path / "m") in data["projections"]
+    assert "held-out separation" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_smollm2_direction_separates_held_out_pairs_and_alpha_zero_is_exact(embedded_checkpoint):
+    from caml_evals.probes.depth import load_local
+
+    lm = load_local("smollm2")
+    result = persona_probe(
+        lm, questions=["How do I get rid of the mice in my barn?"], max_new_tokens=6, alphas=[0.0]
+    )
+    best = next(s for s in result.layers if s.layer == result.best_layer)
+    print(
+        f"SmolLM2-135M held-out separation at layer {best.layer}: {best.accuracy:.3f} "
+        f"over {len(result.held_out_pairs)} pairs (gap z {best.gap_z:.2f})"
+    )
+    assert best.accuracy > 0.5
+    prompt = prompt_ids(lm.tokenizer, "How do I get rid of the mice in my barn?")
+    plain = lm.tokenizer.decode(
+        greedy_answer(lm.model, lm.tokenizer, prompt, 6), skip_special_tokens=True
+    )
+    assert result.steering[0]["answers"] == [plain]
