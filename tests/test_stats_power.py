@@ -91,3 +91,40 @@ def test_mdd_from_se_follows_level_and_alternative():
         mdd_from_se(0.01, alternative="sideways")
     with pytest.raises(ValueError, match="alpha and power"):
         mdd_from_se(0.01, alpha=1.5)
+
+
+def test_judge_noise_splits_the_within_question_part():
+    # sd^2 = 1: icc 0.2 between questions, 0.5 judge noise, 0.3 answer sampling
+    one = question_sd(1.0, n_epochs=1, icc=0.2, judge_share=0.5, judge_repeats=1)
+    assert one == pytest.approx(1.0)  # one answer judged once: the whole variance
+    two = question_sd(1.0, n_epochs=1, icc=0.2, judge_share=0.5, judge_repeats=2)
+    assert two**2 == pytest.approx(0.2 + 0.3 + 0.5 / 2)
+    # judge_share 0 is the old design effect; repeats then buy nothing
+    assert question_sd(1.0, 3, 0.4, judge_share=0.0, judge_repeats=5) == pytest.approx(
+        question_sd(1.0, 3, 0.4)
+    )
+    base = minimum_detectable_difference(0.3, 100, n_epochs=2, icc=0.3, judge_share=0.4)
+    more = minimum_detectable_difference(
+        0.3, 100, n_epochs=2, icc=0.3, judge_share=0.4, judge_repeats=4
+    )
+    assert more / base == pytest.approx(
+        math.sqrt((0.3 + 0.3 / 2 + 0.4 / 8) / (0.3 + 0.3 / 2 + 0.4 / 2)), rel=1e-9
+    )
+    n = questions_needed(0.05, 0.3, n_epochs=2, icc=0.3, judge_share=0.4, judge_repeats=4)
+    assert n < questions_needed(0.05, 0.3, n_epochs=2, icc=0.3, judge_share=0.4)
+    with pytest.raises(ValueError, match="judge_share"):
+        question_sd(1.0, icc=0.7, judge_share=0.5)
+    with pytest.raises(ValueError, match="judge_repeats"):
+        minimum_detectable_difference(0.3, 100, judge_share=0.1, judge_repeats=0)
+
+
+def test_judge_noise_design_effect_matches_simulation():
+    # questions x epochs answers, each judged k times with independent judge noise
+    rng = np.random.default_rng(1)
+    icc, judge, n_e, k, sims = 0.3, 0.45, 2, 3, 20_000
+    q = rng.normal(0, math.sqrt(icc), size=(sims, 1, 1))
+    a = rng.normal(0, math.sqrt(1 - icc - judge), size=(sims, n_e, 1))
+    j = rng.normal(0, math.sqrt(judge), size=(sims, n_e, k))
+    means = (q + a + j).mean(axis=(1, 2))
+    expected = question_sd(1.0, n_epochs=n_e, icc=icc, judge_share=judge, judge_repeats=k)
+    assert means.std(ddof=1) == pytest.approx(expected, rel=0.03)

@@ -7,6 +7,15 @@ of that variance that sits between questions (the correlation of two epochs of o
 A question's mean then has SD `sd * sqrt(icc + (1 - icc) / n_epochs)`: more epochs only shrink
 the within-question part, which is why adding questions beats adding epochs once icc is large.
 
+Judge noise: `judge_share` is the share of one observation's variance that is the judge's own
+(the `judge_variance_share` metric of a run with `-T judge_repeats=k`: grading the same answer
+again moves it by that much), and `judge_repeats` how many judge calls each answer gets. The
+within-question part then splits into answer sampling, shrunk by epochs, and judge noise, shrunk
+by epochs x repeats: a question's mean has SD
+`sd * sqrt(icc + (1 - icc - judge_share) / n_epochs + judge_share / (n_epochs * judge_repeats))`
+(`sd`, `icc` and `judge_share` all describe one single-call judged score). With `judge_share=0`
+(the default) this is the formula above.
+
 The t-test power calculations are statsmodels' (`TTestPower` for paired, `TTestIndPower` for
 two independent arms of `n_questions` each); the test acts on question means, as ours do.
 """
@@ -29,7 +38,21 @@ Alternative = Literal["two-sided", "larger", "smaller"]
 DEFAULT_ICC = 0.5  # between-question share of variance when it has not been estimated
 
 
-def _check(sd: float, n_epochs: int, icc: float, alpha: float, power: float) -> None:
+def _check(
+    sd: float,
+    n_epochs: int,
+    icc: float,
+    alpha: float,
+    power: float,
+    judge_share: float = 0.0,
+    judge_repeats: int = 1,
+) -> None:
+    if not 0 <= judge_share <= 1 - icc + 1e-12:
+        raise ValueError(
+            f"judge_share must be in [0, 1 - icc] = [0, {1 - icc:g}], got {judge_share}"
+        )
+    if judge_repeats < 1:
+        raise ValueError(f"judge_repeats must be >= 1, got {judge_repeats}")
     if not sd > 0:
         raise ValueError(f"sd must be positive, got {sd}")
     if n_epochs < 1:
@@ -40,9 +63,22 @@ def _check(sd: float, n_epochs: int, icc: float, alpha: float, power: float) -> 
         raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
 
 
-def question_sd(sd: float, n_epochs: int = 1, icc: float = DEFAULT_ICC) -> float:
-    """SD of one question's mean over `n_epochs` observations (the design effect)."""
-    return sd * math.sqrt(icc + (1 - icc) / n_epochs)
+def question_sd(
+    sd: float,
+    n_epochs: int = 1,
+    icc: float = DEFAULT_ICC,
+    judge_share: float = 0.0,
+    judge_repeats: int = 1,
+) -> float:
+    """SD of one question's mean over `n_epochs` answers, each judged `judge_repeats` times."""
+    if not 0 <= judge_share <= 1 - icc + 1e-12:
+        raise ValueError(
+            f"judge_share must be in [0, 1 - icc] = [0, {1 - icc:g}], got {judge_share}"
+        )
+    if judge_repeats < 1:
+        raise ValueError(f"judge_repeats must be >= 1, got {judge_repeats}")
+    within = (1 - icc - judge_share) / n_epochs + judge_share / (n_epochs * judge_repeats)
+    return sd * math.sqrt(icc + max(within, 0.0))
 
 
 def minimum_detectable_difference(
@@ -55,9 +91,11 @@ def minimum_detectable_difference(
     *,
     paired: bool = True,
     alternative: Alternative = "two-sided",
+    judge_share: float = 0.0,
+    judge_repeats: int = 1,
 ) -> float:
     """Smallest true difference detected with probability `power` at level `alpha`."""
-    _check(sd, n_epochs, icc, alpha, power)
+    _check(sd, n_epochs, icc, alpha, power, judge_share, judge_repeats)
     if n_questions < 2:
         raise ValueError(f"need at least 2 questions, got {n_questions}")
     if paired:
@@ -68,7 +106,7 @@ def minimum_detectable_difference(
         d = TTestIndPower().solve_power(
             nobs1=n_questions, ratio=1.0, alpha=alpha, power=power, alternative=alternative
         )
-    return float(np.squeeze(d)) * question_sd(sd, n_epochs, icc)
+    return float(np.squeeze(d)) * question_sd(sd, n_epochs, icc, judge_share, judge_repeats)
 
 
 def questions_needed(
@@ -81,12 +119,14 @@ def questions_needed(
     *,
     paired: bool = True,
     alternative: Alternative = "two-sided",
+    judge_share: float = 0.0,
+    judge_repeats: int = 1,
 ) -> int:
     """Questions (per arm, if unpaired) needed to detect `diff` with the given power."""
-    _check(sd, n_epochs, icc, alpha, power)
+    _check(sd, n_epochs, icc, alpha, power, judge_share, judge_repeats)
     if diff == 0:
         raise ValueError("a difference of 0 cannot be detected")
-    effect = abs(diff) / question_sd(sd, n_epochs, icc)
+    effect = abs(diff) / question_sd(sd, n_epochs, icc, judge_share, judge_repeats)
     if paired:
         n = TTestPower().solve_power(
             effect_size=effect, alpha=alpha, power=power, alternative=alternative
