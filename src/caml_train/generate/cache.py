@@ -54,6 +54,7 @@ class CacheEntry(BaseModel):
     cost_known: bool = False
     attempts: int = 1
     response_model: str | None = None
+    mode: str = "online"  # how it was fetched: online | batch | vllm (the manifest counts them)
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
 
