@@ -210,3 +210,49 @@ def test_no_probe_leaves_the_task_alone_and_cot_does_not_combine():
         with_probe(human_compassion(), cot=True, pushback="skip_ethics")
     with pytest.raises(TaskArgumentError, match="true or false"):
         with_probe(human_compassion(), cot="maybe")
+
+
+def test_probe_report_cli(tmp_path, capsys):
+    from caml_evals.cli import main as cli_main
+
+    model = get_model("scripted/a", reply="Kind words.", memoize=False)
+    probed = _run(with_probe(human_compassion(), pushback="not_asked"), model, tmp_path / "p", 2)
+    out = tmp_path / "report.json"
+    assert cli_main(["probe", "report", probed.location, "--json", str(out)]) == 0
+    assert "retention\t1.0000" in capsys.readouterr().out
+    assert json.loads(out.read_text())["n_pairs"] == 2
+    plain = _run(human_compassion(), model, tmp_path / "plain", 2)
+    assert cli_main(["probe", "report", plain.location]) == 2
+    assert "not a probed run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_local_provider_continues_the_prefill_in_the_same_turn(embedded_checkpoint, tmp_path):
+    """caml/: the chat sent to the model ends with the opening inside the open assistant turn
+    (no end-of-turn, no second assistant header), and the judge sees opening + continuation."""
+    from inspect_ai.model import GenerateConfig
+
+    from caml_evals.models.local import LocalTransformersAPI
+
+    chats: list[str] = []
+    original = LocalTransformersAPI._generate_batch
+
+    def spy(self, batch):
+        chats.extend(item.chat for item in batch)
+        return original(self, batch)
+
+    LocalTransformersAPI._generate_batch = spy
+    try:
+        log = _run(
+            with_probe(human_compassion(), prefill="dismissive_irrelevant"),
+            get_model("caml/smollm2", config=GenerateConfig(max_tokens=8)),
+            tmp_path,
+            limit=1,
+        )
+    finally:
+        LocalTransformersAPI._generate_batch = original
+    opening = shipped_set("prefills")["dismissive_irrelevant"].text
+    assert chats[0].endswith("<|im_start|>assistant\n" + opening)
+    assert chats[0].count("<|im_start|>assistant") == 1
+    answer = log.samples[0].output.completion
+    assert answer.startswith(opening) and len(answer) > len(opening)
