@@ -50,9 +50,9 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from .embedded import resolve_model_path
 
 DEFAULT_MAX_TOKENS = 512
-# Requests batched together (Inspect's --max-connections overrides). Measured by
-# bench/local_batching.py: on 2 CPU cores throughput stops growing past a batch of about 8 and
-# each request waits for the longest answer of its batch; a GPU keeps gaining up to 32 and more.
+# Requests batched together (Inspect's --max-connections overrides). bench/local_batching.py on
+# 2 starved CPU cores: no batch gains there (0.81x tokens/s at 8, 0.44x at 32), so the CPU default
+# stays small; a GPU runs a batch's forward pass for little more than one sequence's.
 CPU_BATCH = 8
 ACCELERATOR_BATCH = 32
 BATCH_WAIT_S = 0.02
