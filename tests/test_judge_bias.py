@@ -317,3 +317,67 @@ def test_bad_judge_settings_are_one_clear_line(kwargs, fragment) -> None:
     with pytest.raises(TaskArgumentError, match=fragment) as info:
         human_compassion(**kwargs)
     assert "\n" not in str(info.value)
+
+
+# -- length-controlled difference between two arms --------------------------------------------
+
+
+def _length_answerer(longer: bool):
+    """Arm A: 45-185 words; arm B: the same answer 40 words shorter to 120 words longer."""
+
+    def answer(prompt: str) -> str:
+        i = int(re.search(r"question (\d+)", prompt).group(1))
+        n = _answer_words(prompt) // 2 + 40 + (int(160 * _u("extra", i)) - 40 if longer else 0)
+        return f"ANS{i} " + " ".join(["word"] * n)
+
+    return answer
+
+
+def length_only_judge(prompt: str) -> str:
+    """Planted: the verdict depends on the answer's length only (no quality difference)."""
+    token = _token(prompt)
+    n = len(re.search(r"ANS\d+((?: word)*)", prompt).group(1).split())
+    p_yes = min(0.1 + SLOPE * n / 100, 0.95)
+    return _json({d: _u("lc", token, d) < p_yes for d in _listed(prompt)})
+
+
+def test_length_controlled_difference_removes_a_pure_length_effect(tmp_path: Path) -> None:
+    from caml_evals.stats import score_frame
+    from caml_evals.stats.length import answer_frame, length_controlled_frames, length_summary
+
+    log_a = _run(
+        tmp_path / "a", length_only_judge, answer=_length_answerer(False), criteria_order="fixed"
+    )
+    log_b = _run(
+        tmp_path / "b", length_only_judge, answer=_length_answerer(True), criteria_order="fixed"
+    )
+    paths = [log_a.location, log_b.location]
+    frames = [score_frame([p]) for p in paths]
+    answers = [answer_frame([p]) for p in paths]
+    assert len(answers[0]) == N and answers[0]["truncated"].sum() == 0
+    sa, sb = length_summary(answers[0]), length_summary(answers[1])
+    assert sb.mean_answer_tokens - sa.mean_answer_tokens > 20
+    assert sa.truncated_share == 0.0
+    [(_task, lc)] = length_controlled_frames(frames[0], frames[1], answers[0], answers[1]).items()
+    assert lc.n_questions == N
+    assert lc.raw_ci_low > 0  # B looks better only because it is longer
+    assert lc.lc_ci_low <= 0.0 <= lc.lc_ci_high, lc
+    assert abs(lc.slope_per_100_tokens - SLOPE) < 0.15  # SE ~0.08 in this design
+
+
+def test_length_controlled_difference_is_the_intercept_of_the_paired_regression() -> None:
+    import numpy as np
+    import statsmodels.api as sm
+
+    from caml_evals.stats.length import length_controlled_difference
+
+    rng = np.random.default_rng(3)
+    la, lb = rng.uniform(50, 300, 40), rng.uniform(100, 400, 40)
+    a = 0.5 + 0.001 * la + rng.normal(0, 0.05, 40)
+    b = 0.55 + 0.001 * lb + rng.normal(0, 0.05, 40)
+    lc = length_controlled_difference(a, b, la, lb)
+    fit = sm.OLS(b - a, sm.add_constant((lb - la) / 100)).fit(cov_type="HC1")
+    assert lc.lc_diff == pytest.approx(fit.params[0])
+    assert lc.slope_per_100_tokens == pytest.approx(fit.params[1])
+    assert lc.raw_diff == pytest.approx(float(np.mean(b - a)))
+    assert lc.lc_ci_low < 0.05 < lc.lc_ci_high
