@@ -39,6 +39,16 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(ex)) from ex
 
 
+def _concurrency(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError as ex:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from ex
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--spec",
@@ -62,7 +72,36 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default=Shard(),
         help="this machine's share, INDEX/COUNT, 0-based (e.g. 2/8)",
     )
-    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    p.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=8,
+        help="requests in flight (default 8), or 'auto': AIMD up to the provider's rate limit",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["online", "batch"],
+        default="online",
+        help="batch: the provider's batch API at about half the price (OpenAI so far; resumable)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["api", "vllm"],
+        default="api",
+        help="vllm: generate in-process with vllm.LLM on this machine's GPUs (same cache keys)",
+    )
+    p.add_argument(
+        "--engine-model", default=None, help="--engine vllm weights (default: --model sans prefix)"
+    )
+    p.add_argument(
+        "--batch-poll", type=float, default=30.0, help="seconds between batch status polls"
+    )
+    p.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=None,
+        help="stop waiting after this many seconds (batches keep running; rerun to collect)",
+    )
     p.add_argument(
         "--cache-dir",
         type=Path,
@@ -191,7 +230,29 @@ def _config(args: argparse.Namespace):  # -> RunConfig (import kept lazy: litell
             max_attempts=args.max_attempts, timeout=args.timeout, base_delay=args.retry_base_delay
         ),
         documents=getattr(args, "documents", None),
+        **_scale_options(args, RunConfig),
     )
+
+
+_SCALE_DEFAULTS = {
+    "mode": "online", "engine": "api", "engine_model": None, "batch_poll": 30.0,
+    "batch_timeout": None,
+}
+
+
+def _scale_options(args: argparse.Namespace, config_cls: type) -> dict:
+    """The at-scale options the pipeline's RunConfig knows; asking for one it does not know is an
+    error, never silently an online run."""
+    from caml_evals.errors import ConfigError
+
+    out = {}
+    for name, default in _SCALE_DEFAULTS.items():
+        value = getattr(args, name, default)
+        if name in config_cls.model_fields:
+            out[name] = value
+        elif value != default:
+            raise ConfigError(f"--{name.replace('_', '-')} is not wired into this pipeline yet")
+    return out
 
 
 def completion_target(cfg, kind: str) -> int:
@@ -223,7 +284,7 @@ def _dry_run(cfg, jobs, console: Console, args: argparse.Namespace, kind: str) -
         planned=len(jobs),
         cached=len(cached),
         completion_tokens_per_request=completion_target(cfg, kind),
-        concurrency=cfg.concurrency,
+        concurrency=None if cfg.concurrency == "auto" else cfg.concurrency,
         rpm=args.rpm,
         tpm=args.tpm,
         latency_s=args.latency,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -52,6 +53,29 @@ class UsageReport(BaseModel):
     )
 
 
+class ModeUsage(BaseModel):
+    """Requests and the price actually paid, per way of fetching (online | batch | vllm)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_unknown_requests: int = 0
+
+
+def usage_by_mode(entries: Iterable[Any]) -> dict[str, ModeUsage]:
+    """Totals per `CacheEntry.mode` (entries written before modes existed count as online)."""
+    out: dict[str, ModeUsage] = {}
+    for e in entries:
+        u = out.setdefault(getattr(e, "mode", "online") or "online", ModeUsage())
+        u.requests += 1
+        u.prompt_tokens += e.usage.prompt_tokens
+        u.completion_tokens += e.usage.completion_tokens
+        u.cost_usd += e.cost_usd
+        u.cost_unknown_requests += 0 if e.cost_known else 1
+    return dict(sorted(out.items()))
+
+
 class Manifest(BaseModel):
     kind: Literal["documents", "instructions"]
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
@@ -84,3 +108,16 @@ class Manifest(BaseModel):
         description="no failed and no missing request: a rerun would change nothing"
     )
     versions: dict[str, str] = Field(default_factory=package_versions)
+    mode: str = Field("online", description="online | batch; engine vllm shows as 'vllm'")
+    usage_by_mode: dict[str, dict[str, ModeUsage]] = Field(
+        default_factory=dict, description="'this_run' and 'total': requests and price per mode"
+    )
+    concurrency: dict[str, Any] | None = Field(
+        None, description="--concurrency auto: final/max limit, decreases, the trace of changes"
+    )
+    batches: dict[str, Any] | None = Field(
+        None, description="--mode batch: state file, batch ids and statuses, submitted/reattached"
+    )
+    corpus_stats: dict[str, Any] | None = Field(
+        None, description="corpus_report.corpus_stats of the written corpus (coverage, distinct-n, ...)"
+    )
