@@ -7,7 +7,7 @@ its id, epoch, metadata and score replaced: AHB's shape (2-4 of 13 dimensions pe
 source question shared by two translations, one grade per dimension with the judge's reasoning,
 ~2% unparseable grades, ~0.5% errored samples without a score, a chat of question + answer).
 
-Timed, each in a fresh process (wall time and the process's own peak RSS, from `wait4`):
+Timed, each in a fresh process (wall time and that process's own peak RSS, see `LAUNCHER`):
 - `summaries`: python that imports `inspect_ai.log` and calls `read_eval_log_sample_summaries`
   on both logs: the least any reader of scores can do, the baseline.
 - `compare (cold)`: `caml-evals compare A B` with the on-disk score-frame cache off.
@@ -236,19 +236,29 @@ def check_log(path: Path, n_samples: int) -> None:
         raise SystemExit(f"{path}: not a finished log with scores")
 
 
+# Runs the command in a grandchild and reports that process's own peak RSS. WHY: Linux carries
+# a process's peak RSS across fork + exec, so a child of this (big, log-building) process would
+# report this process's peak; the launcher is a small python, so what it passes on is ~10 MiB.
+LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(f'PEAK_KIB {usage.ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stderr tail) of one child process, from wait4."""
+    """(wall seconds, peak RSS MiB, stderr tail) of one command in a fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *cmd], check=False, capture_output=True, env=env, text=True
     )
-    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    err = proc.stderr.read() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, err[-500:]
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_KIB ")][-1]
+    return wall, int(peak.split()[1]) / 1024, proc.stderr[-500:]
 
 
 SUMMARIES_ONLY = (

@@ -292,7 +292,13 @@ def score_frame(
         c_task.extend([task] * n)
         c_model.extend([model] * n)
         c_scorer.extend([chosen] * n)
-    frame = pd.DataFrame.from_records(list(zip(*columns)), columns=FRAME_COLUMNS)
+    # from columns, not row tuples: a row tuple per row doubles the peak memory of big logs
+    # (an empty frame keeps the object columns a row-less `from_records` gives)
+    frame = (
+        pd.DataFrame(dict(zip(FRAME_COLUMNS, columns)), columns=FRAME_COLUMNS)
+        if c_key
+        else pd.DataFrame.from_records([], columns=FRAME_COLUMNS)
+    )
     frame["value"] = frame["value"].astype(float)
     frame["epoch"] = frame["epoch"].astype(int)
     return frame
