@@ -363,6 +363,14 @@ def test_length_controlled_difference_removes_a_pure_length_effect(tmp_path: Pat
     assert lc.raw_ci_low > 0  # B looks better only because it is longer
     assert lc.lc_ci_low <= 0.0 <= lc.lc_ci_high, lc
     assert abs(lc.slope_per_100_tokens - SLOPE) < 0.15  # SE ~0.08 in this design
+    from caml_evals.stats.length import length_report, render_length
+
+    report = length_report({"A": frames[0], "B": frames[1]}, baseline="A")
+    assert report["arms"]["A"]["answers"] == N and report["arms"]["A"]["truncated_share"] == 0
+    [row] = report["differences"]
+    assert (row["a"], row["b"], row["lc_diff"]) == ("A", "B", lc.lc_diff)
+    text = render_length(report)
+    assert "length-controlled" in text and "truncated" in text
 
 
 def test_length_controlled_difference_is_the_intercept_of_the_paired_regression() -> None:

@@ -199,3 +199,64 @@ def length_controlled_frames(
             rows["value_a"], rows["value_b"], rows["length_a"], rows["length_b"], ci=ci
         )
     return out
+
+
+def length_report(
+    arms: dict[str, pd.DataFrame], baseline: str, key: str = "overall", ci: float = 0.95
+) -> dict[str, Any]:
+    """Per arm: truncated share and mean length; per arm vs `baseline` and task: the raw and
+    the length-controlled difference of `key`. Arms are score frames (`score_frame`); their
+    logs' answer records are read from the files the frames name."""
+    answers = {
+        label: answer_frame([p for p in frame["log"].unique() if not str(p).startswith("<")])
+        for label, frame in arms.items()
+    }
+    report: dict[str, Any] = {
+        "key": key,
+        "arms": {label: length_summary(a).model_dump() for label, a in answers.items()},
+        "differences": [],
+    }
+    for label, frame in arms.items():
+        if label == baseline or answers[label].empty or answers[baseline].empty:
+            continue
+        rows = length_controlled_frames(
+            arms[baseline], frame, answers[baseline], answers[label], key=key, ci=ci
+        )
+        for task, lc in rows.items():
+            report["differences"].append(
+                {"task": task, "a": baseline, "b": label, **lc.model_dump()}
+            )
+    return report
+
+
+def _f(x: float, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def render_length(report: dict[str, Any]) -> str:
+    """Plain-text tables of `length_report` (per arm; raw vs length-controlled differences)."""
+    lines = ["answer length and truncation per arm:"]
+    lines.append(
+        f"  {'arm':<30}{'answers':>8}{'truncated':>11}{'mean tokens':>13}{'mean words':>12}"
+    )
+    for label, s in report["arms"].items():
+        lines.append(
+            f"  {label:<30}{s['answers']:>8}{_f(s['truncated_share']):>11}"
+            f"{_f(s['mean_answer_tokens'], 1):>13}{_f(s['mean_answer_words'], 1):>12}"
+        )
+    if report["differences"]:
+        lines.append(
+            f"length-controlled difference of {report['key']} (B - A at equal answer length; "
+            "regression of the per-question difference on the length difference):"
+        )
+        for d in report["differences"]:
+            lines.append(
+                f"  {d['task']}: {d['b']} - {d['a']}: raw {_f(d['raw_diff'])} "
+                f"[{_f(d['raw_ci_low'])}, {_f(d['raw_ci_high'])}], length-controlled "
+                f"{_f(d['lc_diff'])} [{_f(d['lc_ci_low'])}, {_f(d['lc_ci_high'])}], "
+                f"slope {_f(d['slope_per_100_tokens'])}/100 tokens, length diff "
+                f"{_f(d['mean_length_diff'], 1)} tokens, {d['n_questions']} questions"
+            )
+    elif not any(s["answers"] for s in report["arms"].values()):
+        lines.append("  (no answer records in these logs: they predate the length records)")
+    return "\n".join(lines)
