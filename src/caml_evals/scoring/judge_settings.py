@@ -13,12 +13,14 @@ bad `-T` value is one line (`TaskArgumentError`) before anything runs. `caml_tra
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from inspect_ai.model import GenerateConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import TaskArgumentError
+
+if TYPE_CHECKING:
+    from inspect_ai.model import GenerateConfig
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 CriteriaOrder = Literal["fixed", "shuffled", "both"]
@@ -39,6 +41,8 @@ class GraderSettings(BaseModel):
 
     def generate_config(self) -> GenerateConfig:
         """The settings given, as the GenerateConfig every grader call is made with."""
+        from inspect_ai.model import GenerateConfig  # lazily: caml_train's config imports this
+
         return GenerateConfig(
             **{
                 name.removeprefix("grader_"): value
