@@ -126,6 +126,7 @@ def run_one(server: _Server, src: Path | None, n: int, c: int) -> dict:
         proc = subprocess.run(
             [sys.executable, "-c", code, *argv],
             env=env,
+            check=False,
             capture_output=True,
             text=True,
             timeout=600,
@@ -162,7 +163,9 @@ def main() -> None:
                 n = args.per_slot * c
                 r = run_one(server, src, n, c)
                 if r["generated"] != n or r["failed"]:
-                    raise SystemExit(f"{name}: {r['generated']}/{n} generated, {r['failed']} failed")
+                    raise SystemExit(
+                        f"{name}: {r['generated']}/{n} generated, {r['failed']} failed"
+                    )
                 r["docs_per_s"] = n / r["window"]
                 r["of_limit"] = r["docs_per_s"] / (c / args.latency)
                 results.setdefault(name, {})[c] = r
@@ -179,7 +182,9 @@ def main() -> None:
             r = results[name][c]
             line += f"{r['docs_per_s']:>16.1f} ({r['of_limit']:>6.1%})    "
         if len(names) == 2:
-            line += f"{results[names[0]][c]['docs_per_s'] / results[names[1]][c]['docs_per_s']:>13.2f}x"
+            line += (
+                f"{results[names[0]][c]['docs_per_s'] / results[names[1]][c]['docs_per_s']:>13.2f}x"
+            )
         print(line)
     line = f"{'start-up s':>20}"
     for name in names:

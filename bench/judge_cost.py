@@ -68,7 +68,7 @@ from inspect_ai.log import EvalLog
 from inspect_ai.model import GenerateConfig, Model, ModelOutput, ModelUsage, get_model
 
 from caml_evals.scoring.dimensions import RubricCriterion
-from caml_evals.scoring.rubric import criterion_labels, rubric_scorer
+from caml_evals.scoring.rubric import criterion_labels
 from caml_evals.tasks.ahb.task import ahb
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -355,9 +355,7 @@ def main() -> None:
                 "tokens by the SmolLM2 tokenizer)",
                 log,
                 args,
-                lambda: get_model(
-                    "scripted/keyword-judge", memoize=False, responder=judge.output
-                ),
+                lambda: get_model("scripted/keyword-judge", memoize=False, responder=judge.output),
             )
             if judge.unmatched:
                 print(f"WARNING: {judge.unmatched} judge prompt(s) matched no known answer")

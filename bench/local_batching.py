@@ -40,8 +40,22 @@ from pathlib import Path
 from inspect_ai.model import GenerateConfig, Model, get_model
 
 TOPICS = [
-    "cows", "bees", "octopuses", "chickens", "salmon", "pigs", "crows", "horses", "shrimp",
-    "goats", "rats", "owls", "frogs", "sheep", "ants", "dolphins",
+    "cows",
+    "bees",
+    "octopuses",
+    "chickens",
+    "salmon",
+    "pigs",
+    "crows",
+    "horses",
+    "shrimp",
+    "goats",
+    "rats",
+    "owls",
+    "frogs",
+    "sheep",
+    "ants",
+    "dolphins",
 ]
 
 
@@ -74,8 +88,11 @@ def main() -> None:
     models = {"caml/": ours}
     if args.baseline:
         models["hf/"] = get_model(
-            "hf/smollm2", model_path=str(path), device=str(ours.api.model.device),
-            do_sample=False, memoize=False,
+            "hf/smollm2",
+            model_path=str(path),
+            device=str(ours.api.model.device),
+            do_sample=False,
+            memoize=False,
         )
     asyncio.run(wave(ours, 1, 2))  # warm up (first call allocates)
 
@@ -87,11 +104,16 @@ def main() -> None:
                 tokens = sum(o.usage.output_tokens for o in outputs)
             else:
                 tokens = sum(
-                    min(args.max_tokens, len(tokenizer(o.completion, add_special_tokens=False)["input_ids"]) + 1)
+                    min(
+                        args.max_tokens,
+                        len(tokenizer(o.completion, add_special_tokens=False)["input_ids"]) + 1,
+                    )
                     for o in outputs
                 )
             results.setdefault(name, {})[batch] = {
-                "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
+                "seconds": seconds,
+                "tokens": tokens,
+                "tokens_per_s": tokens / seconds,
             }
     device = str(ours.api.model.device)
     print(f"embedded SmolLM2-135M on {device}, {args.max_tokens} new tokens per request, greedy")
@@ -105,7 +127,9 @@ def main() -> None:
             r, first = results[name][batch], results[name][args.batches[0]]
             line += f"{r['tokens_per_s']:>14.1f}{r['tokens_per_s'] / first['tokens_per_s']:>10.2f}x"
         if args.baseline:
-            line += f"{results['hf/'][batch]['seconds'] / results['caml/'][batch]['seconds']:>17.2f}x"
+            line += (
+                f"{results['hf/'][batch]['seconds'] / results['caml/'][batch]['seconds']:>17.2f}x"
+            )
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

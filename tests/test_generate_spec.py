@@ -207,7 +207,9 @@ def test_templates_are_compiled_once_per_source_not_per_request() -> None:
     assert info.misses == 3  # system, document, instruction
     assert info.hits == 30 * 4 - 3
     # a template error still names the template, every time (errors are not cached)
-    bad = spec.model_copy(update={"prompts": spec.prompts.model_copy(update={"document": "{% if %}"})})
+    bad = spec.model_copy(
+        update={"prompts": spec.prompts.model_copy(update={"document": "{% if %}"})}
+    )
     for _ in range(2):
         with pytest.raises(ValueError, match="prompt template 'document'"):
             document_messages(bad, params)

@@ -104,7 +104,9 @@ async def test_requested_max_tokens_wins_and_a_cut_answer_says_max_tokens(never_
     assert out.completion.split() == ["w7"] * 5
     # none requested: Inspect fills in the provider's default, which becomes the token cap
     assert never_stops.api.max_tokens() == 512
-    assert never_stops.api._generation_kwargs(GenerateConfig(max_tokens=None))["max_new_tokens"] == 512
+    assert (
+        never_stops.api._generation_kwargs(GenerateConfig(max_tokens=None))["max_new_tokens"] == 512
+    )
 
 
 async def test_an_answer_ending_on_eos_says_stop_and_counts_its_eos(stops_at_once) -> None:

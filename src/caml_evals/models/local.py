@@ -107,9 +107,7 @@ class _Result:
 
 
 def _kwargs_key(kwargs: dict[str, Any]) -> Hashable:
-    return tuple(
-        sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())
-    )
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
 
 
 class _Batcher:
@@ -156,7 +154,7 @@ class _Batcher:
             for group in groups.values():
                 try:
                     results = self.api._generate_batch(group)
-                except BaseException as ex:  # every request of the batch learns why
+                except BaseException as ex:  # noqa: BLE001 - every request of the batch learns why
                     for item in group:
                         if not item.future.done():
                             item.future.set_exception(ex)
@@ -172,7 +170,7 @@ class LocalTransformersAPI(HuggingFaceAPI):
         model_name: str,
         base_url: str | None = None,
         api_key: str | None = None,
-        config: GenerateConfig = GenerateConfig(),
+        config: GenerateConfig = GenerateConfig(),  # noqa: B008 - Inspect's ModelAPI signature
         **model_args: Any,
     ) -> None:
         path = resolve_model_path(model_name)
@@ -303,9 +301,7 @@ class LocalTransformersAPI(HuggingFaceAPI):
             chat = self.hf_chat(input, tools)
         kwargs = self._generation_kwargs(config)
         batch_size = config.max_connections or self.max_connections()
-        request = _Request(
-            chat=chat, kwargs=kwargs, key=_kwargs_key(kwargs), batch_size=batch_size
-        )
+        request = _Request(chat=chat, kwargs=kwargs, key=_kwargs_key(kwargs), batch_size=batch_size)
         result: _Result = await _await_future(self._get_batcher().submit(request))
 
         final_logprobs = None

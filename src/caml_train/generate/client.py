@@ -137,7 +137,9 @@ def _price_map() -> dict[str, Any]:
         return {}
 
 
-def bundled_price(model: str, usage: Usage, response_model: str | None = None) -> tuple[float, bool]:
+def bundled_price(
+    model: str, usage: Usage, response_model: str | None = None
+) -> tuple[float, bool]:
     """Price of one reply from litellm's bundled price map (read as data, litellm not imported).
 
     Looked up as given, without its provider prefix, then by the model the server named; a model
