@@ -266,6 +266,19 @@ class BatchRunner:
         record.collected = True
         self._save()
 
+    def report(self) -> dict[str, Any]:
+        """For the manifest: the state file, every batch's id and outcome, this run's counts."""
+        return {
+            "state": str(self.state_path),
+            "submitted_now": self.submitted_now,
+            "reattached": self.reattached,
+            "batches": [
+                r.model_dump(include={"local_id", "batch_id", "status", "round", "requests",
+                                      "results", "errors", "missing", "collected"})
+                for r in self.state.batches
+            ],
+        }
+
     # ------------------------------------------------------------------------------------ the run
 
     def run(

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from caml_train.generate.cache import ResponseCache
 from caml_train.generate.client import RetryPolicy
+from caml_train.generate.engines import EngineUnavailable
 from caml_train.generate.grid import Shard
 from caml_train.generate.manifest import Manifest
 from caml_train.generate.spec import SpecError, available_specs, load_spec
@@ -310,6 +311,21 @@ def _user_error(ex: Exception) -> Exception:
     return ConfigError(str(ex))
 
 
+def _check_scale_options(args: argparse.Namespace, model: str) -> None:
+    """Refuse combinations that cannot work before anything is planned or paid for."""
+    from caml_evals.errors import ConfigError
+
+    from caml_train.generate.batch import supports_batch
+
+    if getattr(args, "mode", "online") == "batch" and not supports_batch(model):
+        raise ConfigError(
+            f"--mode batch supports openai/<model> (the OpenAI Batch API, or a server speaking it"
+            f" at --api-base) so far, not {model!r}; run it online or with --engine vllm"
+        )
+    if getattr(args, "mode", "online") == "batch" and getattr(args, "engine", "api") == "vllm":
+        raise ConfigError("--mode batch and --engine vllm exclude each other")
+
+
 def check_out_dir(out: Path) -> None:
     """Fail before any request is paid for when the output folder cannot be created or written."""
     from caml_evals.errors import OutputError
@@ -331,6 +347,7 @@ def _run(args: argparse.Namespace, kind: str) -> int:
     console = Console(stderr=True)
     try:
         cfg = _config(args)
+        _check_scale_options(args, cfg.model)
         if not args.dry_run:
             check_out_dir(cfg.out_dir)
         if args.dry_run:
@@ -344,6 +361,10 @@ def _run(args: argparse.Namespace, kind: str) -> int:
         manifest = run(cfg, console)
     except (SpecError, pipeline.SpecMismatchError, ValidationError, FileNotFoundError) as ex:
         raise _user_error(ex) from ex
+    except EngineUnavailable as ex:
+        from caml_evals.errors import ConfigError
+
+        raise ConfigError(str(ex)) from ex
     print_summary(manifest, Console())
     if not manifest.complete:
         console.print(
