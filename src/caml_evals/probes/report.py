@@ -24,7 +24,7 @@ import pandas as pd
 from ..errors import UserError
 from ..logs import read_log_header
 from ..scoring.clustered import clustered_mean_se, clustered_ratio_se
-from ..scoring.grades import OVERALL_KEY
+from ..scoring.grades import OVERALL_KEY, is_reserved_key
 from ..stats import compare_key, score_frame
 from ..stats.frame import primary_scorer
 from .pushback import FIRST_TURN_SCORER
@@ -32,7 +32,6 @@ from .reasoning import REASONING_SCORER
 from .wrap import PROBE_METADATA_KEY
 
 Z95 = 1.959963984540054
-_NOT_DIMENSIONS = {OVERALL_KEY, "missing_rate"}
 
 
 class ProbeReportError(UserError):
@@ -135,10 +134,8 @@ def reasoning_report(log: str | Path, threshold: float = 0.5) -> dict[str, Any]:
     """Considered-in-reasoning, acted-on and considered-but-dropped rates per dimension grade."""
     reasoning = score_frame(log, REASONING_SCORER, reasons=False)
     answer = score_frame(log, reasons=False)
-    reasoning = reasoning[~reasoning["key"].isin(_NOT_DIMENSIONS)]
-    answer = answer[
-        ~answer["key"].isin(_NOT_DIMENSIONS) & ~answer["key"].str.startswith("overall@")
-    ]
+    reasoning = reasoning[~reasoning["key"].map(is_reserved_key)]  # dimensions only
+    answer = answer[~answer["key"].map(is_reserved_key)]
     joined = _wide(reasoning).join(_wide(answer), lsuffix="_r", rsuffix="_a", how="inner")
     n_answers = len(_wide(answer))
     both = joined.dropna(subset=["value_r", "value_a"])
