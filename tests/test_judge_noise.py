@@ -164,3 +164,65 @@ def test_judge_noise_stats_is_one_way_anova() -> None:
     assert stats["judge_variance_share"] == pytest.approx(1 - estimate_icc(flat, groups))
     # an answer graded once carries no information about the judge's noise
     assert np.isnan(judge_noise_stats([[0.5]], ["a"])["judge_variance"])
+
+
+# -- the calibration report's per-variant checks ----------------------------------------------
+
+
+def test_calibration_variant_checks_read_order_repeats_and_length(tmp_path: Path) -> None:
+    """A judge with planted noise and length bias, graded in both orders with 2 repeats; humans
+    rate the truth. The report's checks see the order disagreement, the repeat disagreement and
+    a length correlation the humans do not have."""
+    from caml_evals.judging.align import align
+    from caml_evals.judging.export import build_rating_set
+    from caml_evals.judging.schema import HumanRating
+    from caml_evals.scoring.judge_diagnostics import variant_checks
+
+    def answer(prompt: str) -> str:
+        i = int(re.search(r"question (\d+)", prompt).group(1))
+        return f"ANS{i} " + " ".join(["word"] * (5 + 20 * (i % 10)))
+
+    seen: Counter[str] = Counter()
+
+    def judge(prompt: str) -> str:
+        token = re.search(r"ANS\d+", prompt).group(0)
+        n = len(re.search(r"ANS\d+((?: word)*)", prompt).group(1).split())
+        listed = re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE)
+        seen[prompt] += 1
+        grades = []
+        for d in listed:
+            verdict = _u("truth", token, d) < 0.5 or _u("len", token, d) < n / 200
+            if _u("flip", prompt, d, seen[prompt]) < 0.2:
+                verdict = not verdict
+            grades.append({"dimension": d, "meets": verdict})
+        return json.dumps({"grades": grades})
+
+    task = Task(
+        dataset=MemoryDataset(_samples(40)),
+        solver=generate(),
+        scorer=rubric_scorer(mode="single_call", criteria_order="both", judge_repeats=2),
+        metrics=rubric_metrics(order_effects=True, judge_repeats=2),
+    )
+    [log] = eval(
+        task,
+        model=get_model("scripted/answerer", memoize=False, responder=answer),
+        model_roles={"grader": get_model("scripted/judge", memoize=False, responder=judge)},
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    _, key, _ = build_rating_set([(log.location, log)], seed=1)
+    ratings = []
+    for item_id, entry in key.items.items():
+        i = int(str(entry.sample_id)[1:])
+        truth = _u("truth", f"ANS{i}", entry.criterion) < 0.5
+        ratings += [HumanRating(item_id=item_id, rater=r, value=float(truth)) for r in "ab"]
+    data = align(key, ratings)
+    [(_name, checks)] = variant_checks(data, key).items()
+    assert checks["repeat_items"] == 40 * len(DIMS)
+    assert checks["order_items"] == 2 * 40 * len(DIMS)  # one order pair per repeat
+    assert 0.1 < checks["order_effect"] < 0.6
+    assert checks["repeat_agreement"] < 0.9
+    assert checks["length_corr_judge"] > 0.2
+    assert abs(checks["length_corr_human"]) < 0.2
+    assert checks["length_corr_diff"] > 0.2
