@@ -11,8 +11,8 @@ grades over judge repeats (`judge_repeats=k`), and the answer's length. Per vari
   the human mean, with the answer's length (tokens, else words) on the same items;
   `length_corr_diff` = judge - human: > 0 means the judge rewards length more than people do.
 
-A check the log has no record for (a judging without both orders, or without repeats) is None:
-not measured, never 0.
+A check the log has no record for (a judging without both orders, or without repeats, or a log
+that can no longer be read: listed in `unreadable_logs`) is None: not measured, never 0.
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ def variant_checks(data: Any, key: Any) -> dict[str, dict[str, Any]]:
 
     human = human_means(data.counts, data.scale)
     entries = [key.items[i] for i in data.item_ids]
+    from ..errors import UserError
+
     logs: dict[tuple[str, str], tuple[dict, dict[str, str]]] = {}
+    unreadable: dict[str, str] = {}
     out: dict[str, dict[str, Any]] = {}
     for name, variant in data.variants.items():
         if variant.kind != "grader":
@@ -84,8 +87,14 @@ def variant_checks(data: Any, key: Any) -> dict[str, dict[str, Any]]:
             if source is None:
                 continue
             cache_key = (source.log, source.scorer)
+            if source.log in unreadable:
+                continue
             if cache_key not in logs:
-                logs[cache_key] = _log_scores(source.log, source.scorer)
+                try:
+                    logs[cache_key] = _log_scores(source.log, source.scorer)
+                except UserError as ex:  # moved or deleted since the export: not measured
+                    unreadable[source.log] = str(ex)
+                    continue
             scores, names = logs[cache_key]
             meta = scores.get((str(entry.sample_id), int(entry.epoch)))
             if meta is None:
@@ -124,6 +133,10 @@ def variant_checks(data: Any, key: Any) -> dict[str, dict[str, Any]]:
                 judge_corr - human_corr
                 if judge_corr is not None and human_corr is not None
                 else None
+            ),
+            "unreadable_logs": sorted(
+                {s.log for e in entries for s in e.sources if s.label == variant.source}
+                & set(unreadable)
             ),
         }
     return out
