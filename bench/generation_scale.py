@@ -28,8 +28,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("gemini/gemini-2.5-flash", "openai/gpt-4o-mini", "openai/gpt-4.1-mini",
-          "anthropic/claude-haiku-4-5")
+MODELS = (
+    "gemini/gemini-2.5-flash",
+    "openai/gpt-4o-mini",
+    "openai/gpt-4.1-mini",
+    "anthropic/claude-haiku-4-5",
+)
 
 
 def price_at_scale(documents: int, sample: int) -> list[dict]:
@@ -43,19 +47,29 @@ def price_at_scale(documents: int, sample: int) -> list[dict]:
     completion = min(spec.target_tokens, spec.generation.max_tokens)
     rows = []
     for model in MODELS:
-        f = forecast(messages, model=model, planned=sample, cached=0,
-                     completion_tokens_per_request=completion, concurrency=None)
+        f = forecast(
+            messages,
+            model=model,
+            planned=sample,
+            cached=0,
+            completion_tokens_per_request=completion,
+            concurrency=None,
+        )
         scale = documents / sample
         online = f.cost["online"].usd
         batch = f.cost["batch"].usd
-        rows.append({
-            "model": model,
-            "prompt_tokens_per_doc": round(f.prompt_tokens_per_request, 1),
-            "completion_tokens_per_doc": completion,
-            "online_usd": None if online is None else round(online * scale, 2),
-            "batch_usd": None if batch is None else round(batch * scale, 2),
-            "ratio_batch_online": None if online is None or batch is None else round(batch / online, 3),
-        })
+        rows.append(
+            {
+                "model": model,
+                "prompt_tokens_per_doc": round(f.prompt_tokens_per_request, 1),
+                "completion_tokens_per_doc": completion,
+                "online_usd": None if online is None else round(online * scale, 2),
+                "batch_usd": None if batch is None else round(batch * scale, 2),
+                "ratio_batch_online": None
+                if online is None or batch is None
+                else round(batch / online, 3),
+            }
+        )
     return rows
 
 
@@ -110,20 +124,37 @@ def dedup_worker(side: str, n: int, trace: bool) -> None:
                 kept[i] = m
     seconds = time.perf_counter() - t
     peak = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
-    print(json.dumps({"side": side, "docs": n, "seconds": seconds, "docs_per_s": n / seconds,
-                      "dropped": dropped, "peak_traced_mib": peak, "rss_growth_mib": _rss_mib() - rss0}))
+    print(
+        json.dumps(
+            {
+                "side": side,
+                "docs": n,
+                "seconds": seconds,
+                "docs_per_s": n / seconds,
+                "dropped": dropped,
+                "peak_traced_mib": peak,
+                "rss_growth_mib": _rss_mib() - rss0,
+            }
+        )
+    )
 
 
 def run_side(side: str, n: int, trace: bool) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", side, "--docs", str(n)] + (["--trace"] if trace else []),
-        capture_output=True, text=True, check=True, cwd=REPO,
+        [sys.executable, __file__, "--worker", side, "--docs", str(n)]
+        + (["--trace"] if trace else []),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--documents", type=int, default=1_000_000, help="corpus size for the price")
     p.add_argument("--sample", type=int, default=2000, help="rendered prompts measured")
     p.add_argument("--docs", type=int, default=100_000, help="documents for the dedup bench")
@@ -139,9 +170,11 @@ def main() -> None:
     print(f"animal_welfare at {args.documents:,} documents (prompts measured on {args.sample}):")
     print(f"{'model':32} {'online $':>12} {'batch $':>12} {'batch/online':>13}")
     for r in results["price"]:
-        fmt = lambda v: "unknown" if v is None else f"{v:,.0f}"  # noqa: E731
-        print(f"{r['model']:32} {fmt(r['online_usd']):>12} {fmt(r['batch_usd']):>12}"
-              f" {r['ratio_batch_online'] if r['ratio_batch_online'] is not None else 'unknown':>13}")
+        fmt = lambda v: "unknown" if v is None else f"{v:,.0f}"
+        print(
+            f"{r['model']:32} {fmt(r['online_usd']):>12} {fmt(r['batch_usd']):>12}"
+            f" {r['ratio_batch_online'] if r['ratio_batch_online'] is not None else 'unknown':>13}"
+        )
     if not args.skip_dedup:
         rows = {}
         for side in ("ours", "baseline"):
@@ -151,13 +184,19 @@ def main() -> None:
         results["dedup"] = rows
         o, b = rows["ours"], rows["baseline"]
         print(f"\ndedup of {args.docs:,} short documents:")
-        print(f"{'':10} {'docs/s':>10} {'peak traced MiB':>16} {'RSS growth MiB':>15} {'dropped':>8}")
+        print(
+            f"{'':10} {'docs/s':>10} {'peak traced MiB':>16} {'RSS growth MiB':>15} {'dropped':>8}"
+        )
         for side, r in rows.items():
-            print(f"{side:10} {r['docs_per_s']:>10.0f} {r['peak_traced_mib']:>16.1f}"
-                  f" {r['rss_growth_mib']:>15.1f} {r['dropped']:>8}")
-        print(f"{'ratio':10} {o['docs_per_s'] / b['docs_per_s']:>10.2f}"
-              f" {o['peak_traced_mib'] / b['peak_traced_mib']:>16.3f}"
-              f" {o['rss_growth_mib'] / max(b['rss_growth_mib'], 1e-9):>15.3f}")
+            print(
+                f"{side:10} {r['docs_per_s']:>10.0f} {r['peak_traced_mib']:>16.1f}"
+                f" {r['rss_growth_mib']:>15.1f} {r['dropped']:>8}"
+            )
+        print(
+            f"{'ratio':10} {o['docs_per_s'] / b['docs_per_s']:>10.2f}"
+            f" {o['peak_traced_mib'] / b['peak_traced_mib']:>16.3f}"
+            f" {o['rss_growth_mib'] / max(b['rss_growth_mib'], 1e-9):>15.3f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

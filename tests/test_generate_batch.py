@@ -26,8 +26,14 @@ class Killed(Exception):
 
 
 def _jobs(tmp: Path, n: int = 20):
-    cfg = RunConfig(spec=load_spec(FIXTURES / "tiny_spec.yaml"), spec_ref="tiny", model=MODEL,
-                    out_dir=tmp / "out", cache_dir=tmp / "cache", n=n)
+    cfg = RunConfig(
+        spec=load_spec(FIXTURES / "tiny_spec.yaml"),
+        spec_ref="tiny",
+        model=MODEL,
+        out_dir=tmp / "out",
+        cache_dir=tmp / "cache",
+        n=n,
+    )
     return plan_documents(cfg), cfg.request_params()
 
 
@@ -40,8 +46,14 @@ def _bad(cid: str, share: int) -> bool:
 
 
 def _runner(server: BatchAPIServer, tmp: Path, **kw) -> BatchRunner:
-    return BatchRunner(model=MODEL, api_base=server.api_base, api_key="x",
-                       state_dir=tmp / "out" / "batches", poll_interval=0.01, **kw)
+    return BatchRunner(
+        model=MODEL,
+        api_base=server.api_base,
+        api_key="x",
+        state_dir=tmp / "out" / "batches",
+        poll_interval=0.01,
+        **kw,
+    )
 
 
 def test_batches_chunk_and_resubmit_only_failed_and_expired(tmp_path: Path) -> None:
@@ -50,17 +62,25 @@ def test_batches_chunk_and_resubmit_only_failed_and_expired(tmp_path: Path) -> N
 
     def fate(cid: str, body: dict, batch_number: int) -> str:
         if batch_number <= 3:  # the first round's batches: some errors, one batch expires part-done
-            return "error" if _bad(cid, 4) else "missing" if batch_number == 3 and _bad(cid, 2) else "ok"
+            return (
+                "error"
+                if _bad(cid, 4)
+                else "missing"
+                if batch_number == 3 and _bad(cid, 2)
+                else "ok"
+            )
         return "ok"
 
     with BatchAPIServer(reply, fate=fate) as server:
+
         def sleep(_s: float) -> None:
             for b in server.in_flight():
                 server.finish(b, expire=server.order.index(b) == 2)
 
         cache = ResponseCache(tmp_path / "cache")
         result = _runner(server, tmp_path, chunk_size=7, sleep=sleep).run(
-            jobs, cache=cache, request_params=params)
+            jobs, cache=cache, request_params=params
+        )
         submissions = server.submissions
     assert not result.failures and set(result.entries) == keys
     assert len(server.order) > 3  # 3 batches of <= 7 in round 1, then the resubmission
@@ -86,7 +106,8 @@ def test_killed_mid_batch_reattaches_and_never_resubmits(tmp_path: Path) -> None
 
         with pytest.raises(Killed):  # submitted 2 batches, then "killed" while waiting
             _runner(server, tmp_path, chunk_size=6, sleep=die).run(
-                jobs, cache=cache, request_params=params)
+                jobs, cache=cache, request_params=params
+            )
         assert len(server.in_flight()) == 2 and not cache.keys()
         server.finish(server.order[0])  # one batch ends while no process is watching
 
@@ -133,10 +154,13 @@ def test_killed_between_create_and_save_finds_the_batch(tmp_path: Path) -> None:
 def test_rounds_exhausted_are_failures_a_rerun_retries(tmp_path: Path) -> None:
     jobs, params = _jobs(tmp_path, 6)
     broken = {j.key for j in jobs if _bad(j.key, 3)} or {jobs[0].key}
-    with BatchAPIServer(reply, fate=lambda c, b, n: "error" if c in broken else "ok",
-                        auto_finish=True) as server:
+    with BatchAPIServer(
+        reply, fate=lambda c, b, n: "error" if c in broken else "ok", auto_finish=True
+    ) as server:
         cache = ResponseCache(tmp_path / "cache")
-        result = _runner(server, tmp_path, max_rounds=2).run(jobs, cache=cache, request_params=params)
+        result = _runner(server, tmp_path, max_rounds=2).run(
+            jobs, cache=cache, request_params=params
+        )
         assert {f.prompt_hash for f in result.failures} == broken
         assert all("injected failure" in f.error for f in result.failures)
         assert all(server.submissions[k] == 2 for k in broken)

@@ -41,7 +41,9 @@ def test_slow_start_then_one_halving_per_congestion_window() -> None:
 
     asyncio.run(run())
     events = [p.event for p in c.trace]
-    assert events[0] == "start" and "decrease (429)" in events and "decrease (remaining 0)" in events
+    assert (
+        events[0] == "start" and "decrease (429)" in events and "decrease (remaining 0)" in events
+    )
 
 
 def test_limit_is_enforced_and_bounded() -> None:
@@ -120,7 +122,10 @@ def test_converges_near_a_fixed_rate_limit() -> None:
                     try:
                         async with session.post(
                             f"{api_base}/chat/completions",
-                            json={"model": "scripted", "messages": [{"role": "user", "content": str(i)}]},
+                            json={
+                                "model": "scripted",
+                                "messages": [{"role": "user", "content": str(i)}],
+                            },
                         ) as r:
                             await r.read()
                             c.on_response(r.status, r.headers, ticket)

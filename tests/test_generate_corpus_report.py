@@ -23,7 +23,9 @@ def _preachy(text: str) -> bool:
 
 def responder(body: dict, n: int) -> str:
     text = user_text(body)
-    doc = filler_text(text, 300) + " Our animal welfare audit found the animals' wellbeing improved."
+    doc = (
+        filler_text(text, 300) + " Our animal welfare audit found the animals' wellbeing improved."
+    )
     if _preachy(text):
         doc += " In the end, you should care about animals."
     return doc
@@ -32,11 +34,25 @@ def responder(body: dict, n: int) -> str:
 def test_corpus_report_on_a_generated_corpus(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     with ScriptedOpenAIServer(responder) as server:
-        code = main([
-            "generate", "--spec", TINY, "--model", "openai/scripted", "--api-base", server.api_base,
-            "--api-key", "x", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-            "--n", "16",
-        ])
+        code = main(
+            [
+                "generate",
+                "--spec",
+                TINY,
+                "--model",
+                "openai/scripted",
+                "--api-base",
+                server.api_base,
+                "--api-key",
+                "x",
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--n",
+                "16",
+            ]
+        )
     assert code == 0
     capsys.readouterr()
     manifest = json.loads((out / "documents.manifest.json").read_text())
@@ -51,7 +67,9 @@ def test_corpus_report_on_a_generated_corpus(tmp_path: Path, capsys) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert report["documents"] == len(corpus)
     cells = {tuple(r["params"].values()) for r in corpus}
-    assert report["coverage"]["cells_covered"] == len(cells) and report["coverage"]["grid_size"] == 24
+    assert (
+        report["coverage"]["cells_covered"] == len(cells) and report["coverage"]["grid_size"] == 24
+    )
     assert report["coverage"]["cells_requested"] == 16
     assert sum(report["coverage"]["per_axis"]["domain"].values()) == len(corpus)
     assert report["preaching"]["hits"] == preaching and report["preaching"]["checked"] == 16
@@ -80,7 +98,8 @@ def test_distinct_n_sample_is_bounded_and_unknown_preaching_is_not_zero() -> Non
     assert stats.documents == 300 and stats.diversity_sample == 50
     assert stats.preaching.rate is None and "unknown" in "\n".join(stats.lines())
     assert stats.coverage.axis_values_without_documents["institution"] == [
-        "a dairy cooperative", "a veterinary school"
+        "a dairy cooperative",
+        "a veterinary school",
     ]
 
 

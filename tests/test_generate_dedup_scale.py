@@ -50,9 +50,14 @@ def test_batch_signatures_equal_single_and_estimate_jaccard() -> None:
     a, b = filler_text("a", 700), filler_text("b", 700)
     sa, sb = set(shingle_hashes(a, 5).tolist()), set(shingle_hashes(_near_copy(a, 1), 5).tolist())
     true = len(sa & sb) / len(sa | sb)
-    est = similarity(perms.signature(shingle_hashes(a, 5)), perms.signature(shingle_hashes(_near_copy(a, 1), 5)))
+    est = similarity(
+        perms.signature(shingle_hashes(a, 5)), perms.signature(shingle_hashes(_near_copy(a, 1), 5))
+    )
     assert abs(est - true) < 0.1 and true > 0.9
-    assert similarity(perms.signature(shingle_hashes(a, 5)), perms.signature(shingle_hashes(b, 5))) < 0.2
+    assert (
+        similarity(perms.signature(shingle_hashes(a, 5)), perms.signature(shingle_hashes(b, 5)))
+        < 0.2
+    )
 
 
 def test_streaming_dedup_keeps_the_first_of_each_cluster_across_batches(tmp_path: Path) -> None:
@@ -80,7 +85,9 @@ def test_merge_removes_planted_near_duplicates_across_two_shards(tmp_path: Path,
     shard0 = [_row(f"s0-{i}", filler_text(f"s0-{i}", 400)) for i in range(30)]
     planted = {f"s1-dup{i}": f"s0-{i}" for i in (2, 11, 29)}
     shard1 = [_row(f"s1-{i}", filler_text(f"s1-{i}", 400)) for i in range(30)]
-    shard1 += [_row(k, _near_copy(shard0[int(v.split("-")[1])]["text"], 5)) for k, v in planted.items()]
+    shard1 += [
+        _row(k, _near_copy(shard0[int(v.split("-")[1])]["text"], 5)) for k, v in planted.items()
+    ]
     random.Random(0).shuffle(shard1)
     (a_dir / "documents.shard-000-of-002.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in shard0)
@@ -98,16 +105,25 @@ def test_merge_removes_planted_near_duplicates_across_two_shards(tmp_path: Path,
     ids = [r["id"] for r in merged]
     assert len(ids) == len(set(ids)) == 60 and not set(planted) & set(ids)
     assert merged[:30] == shard0  # rows unchanged, shard order kept
-    rejected = [json.loads(x) for x in (out / "rejected" / "documents.merge.jsonl").read_text().splitlines()]
+    rejected = [
+        json.loads(x) for x in (out / "rejected" / "documents.merge.jsonl").read_text().splitlines()
+    ]
     near = {r["id"]: r["duplicate_of"] for r in rejected if r["reason"] == "near_duplicate"}
     assert near == planted
     assert [r["id"] for r in rejected if r["reason"] == "duplicate_id"] == ["s0-0"]
     report = json.loads((out / "documents.merge.json").read_text())
     assert report["dropped"] == {"duplicate_id": 1, "near_duplicate": 3}
-    assert report["malformed"] == [
-        {"path": str((b_dir / "documents.shard-001-of-002.jsonl").resolve()), "line": 5,
-         "error": report["malformed"][0]["error"]}
-    ] and "not JSON" in report["malformed"][0]["error"]
+    assert (
+        report["malformed"]
+        == [
+            {
+                "path": str((b_dir / "documents.shard-001-of-002.jsonl").resolve()),
+                "line": 5,
+                "error": report["malformed"][0]["error"],
+            }
+        ]
+        and "not JSON" in report["malformed"][0]["error"]
+    )
     assert len(report["inputs"]) == 2 and all(len(i["sha256"]) == 64 for i in report["inputs"])
 
 

@@ -64,9 +64,14 @@ def test_missing_vllm_is_one_clear_error(monkeypatch) -> None:
 def test_engine_fills_the_same_cache_keys(monkeypatch, tmp_path: Path) -> None:
     calls: list = []
     monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(calls))
-    cfg = RunConfig(spec=load_spec(FIXTURES / "tiny_spec.yaml"), spec_ref="tiny",
-                    model="openai/Qwen/Qwen2.5-7B-Instruct", out_dir=tmp_path / "o",
-                    cache_dir=tmp_path / "c", n=10)
+    cfg = RunConfig(
+        spec=load_spec(FIXTURES / "tiny_spec.yaml"),
+        spec_ref="tiny",
+        model="openai/Qwen/Qwen2.5-7B-Instruct",
+        out_dir=tmp_path / "o",
+        cache_dir=tmp_path / "c",
+        n=10,
+    )
     jobs, params = plan_documents(cfg), cfg.request_params()
     cache = ResponseCache(cfg.cache_dir)
     engine = VLLMEngine(cfg.model, chunk_size=4)

@@ -35,8 +35,12 @@ def test_prices_come_from_the_bundled_map_and_batch_is_its_own_column() -> None:
 def test_unknown_price_is_reported_never_zero() -> None:
     msgs = [[{"role": "user", "content": "x" * 400}]] * 3
     f = forecast(
-        msgs, model="openai/no-such-model-xyz", planned=3, cached=0,
-        completion_tokens_per_request=100, concurrency=4,
+        msgs,
+        model="openai/no-such-model-xyz",
+        planned=3,
+        cached=0,
+        completion_tokens_per_request=100,
+        concurrency=4,
     )
     assert f.cost["online"].usd is None and f.cost["batch"].usd is None
     text = "\n".join(f.lines())
@@ -48,8 +52,13 @@ def test_forecast_arithmetic() -> None:
     per = estimate_prompt_tokens(msgs[0])
     assert per == 400 / CHARS_PER_TOKEN + 2 * 4 + 3
     f = forecast(
-        msgs, model="gpt-4o-mini", planned=12, cached=2, completion_tokens_per_request=1000,
-        concurrency=5, latency_s=2.0,
+        msgs,
+        model="gpt-4o-mini",
+        planned=12,
+        cached=2,
+        completion_tokens_per_request=1000,
+        concurrency=5,
+        latency_s=2.0,
     )
     price = lookup_price("gpt-4o-mini")
     assert f.requests_to_send == 10 and f.prompt_tokens == 10 * per
@@ -72,11 +81,26 @@ def test_wall_time_takes_the_binding_limit() -> None:
 
 
 def test_dry_run_prints_the_forecast_and_calls_nothing(tmp_path: Path, capsys) -> None:
-    code = main([
-        "generate", "--spec", TINY, "--model", "openai/gpt-4o-mini", "--out", str(tmp_path / "o"),
-        "--cache-dir", str(tmp_path / "c"), "--n", "6", "--dry-run", "--rpm", "100",
-        "--api-base", "http://127.0.0.1:9/v1",  # nothing listens there: a call would fail
-    ])
+    code = main(
+        [
+            "generate",
+            "--spec",
+            TINY,
+            "--model",
+            "openai/gpt-4o-mini",
+            "--out",
+            str(tmp_path / "o"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--n",
+            "6",
+            "--dry-run",
+            "--rpm",
+            "100",
+            "--api-base",
+            "http://127.0.0.1:9/v1",  # nothing listens there: a call would fail
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert "6 to send" in err and "price online: $" in err and "price batch: $" in err
@@ -91,8 +115,15 @@ def _one_error_line(err: str) -> str:
 
 
 def test_missing_corrupt_and_bad_option_are_one_line(tmp_path: Path, capsys) -> None:
-    base = ["--model", "openai/x", "--out", str(tmp_path / "o"), "--cache-only",
-            "--cache-dir", str(tmp_path / "c")]
+    base = [
+        "--model",
+        "openai/x",
+        "--out",
+        str(tmp_path / "o"),
+        "--cache-only",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     assert main(["generate", "--spec", str(tmp_path / "nope.yaml"), *base]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert line.startswith("caml-train generate: ") and "not found" in line

@@ -153,7 +153,9 @@ class BatchRunner:
             local_id = f"b{len(self.state.batches):05d}"
             rel = f"{local_id}.input.jsonl"
             (self.state_dir / rel).write_text("\n".join(lines) + "\n", encoding="utf-8")
-            record = BatchRecord(local_id=local_id, input_path=rel, requests=len(lines), round=round_)
+            record = BatchRecord(
+                local_id=local_id, input_path=rel, requests=len(lines), round=round_
+            )
             self.state.batches.append(record)
             self._save()
             self._ensure_submitted(record)
@@ -199,8 +201,14 @@ class BatchRunner:
         return (price.input_per_token, price.output_per_token) if price else None
 
     def _collect(
-        self, record: BatchRecord, batch: Any, by_key: dict[str, Job], params: dict[str, Any],
-        cache: ResponseCache, result: RunResult, errors: dict[str, str],
+        self,
+        record: BatchRecord,
+        batch: Any,
+        by_key: dict[str, Job],
+        params: dict[str, Any],
+        cache: ResponseCache,
+        result: RunResult,
+        errors: dict[str, str],
     ) -> None:
         keys = set(self._keys(record))
         got: set[str] = set()
@@ -216,7 +224,9 @@ class BatchRunner:
                 body = response.get("body") or {}
                 if key not in keys or response.get("status_code") != 200 or not body.get("choices"):
                     if key in keys:
-                        errors[key] = f"batch {record.batch_id}: status {response.get('status_code')}"
+                        errors[key] = (
+                            f"batch {record.batch_id}: status {response.get('status_code')}"
+                        )
                     continue
                 got.add(key)
                 if key in result.entries:  # already had a result: never counted twice
@@ -229,7 +239,8 @@ class BatchRunner:
                 )
                 cost = (
                     usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]
-                    if price else 0.0
+                    if price
+                    else 0.0
                 )
                 job = by_key.get(key)
                 entry = CacheEntry(
@@ -273,8 +284,19 @@ class BatchRunner:
             "submitted_now": self.submitted_now,
             "reattached": self.reattached,
             "batches": [
-                r.model_dump(include={"local_id", "batch_id", "status", "round", "requests",
-                                      "results", "errors", "missing", "collected"})
+                r.model_dump(
+                    include={
+                        "local_id",
+                        "batch_id",
+                        "status",
+                        "round",
+                        "requests",
+                        "results",
+                        "errors",
+                        "missing",
+                        "collected",
+                    }
+                )
                 for r in self.state.batches
             ],
         }
@@ -316,16 +338,20 @@ class BatchRunner:
             if not pending:
                 break  # nothing running, and nothing left to submit (or no rounds left)
             self._wait(pending, by_key, request_params, cache, result, errors, deadline)
-            if deadline is not None and any(not r.collected for r in self.state.batches):
-                if time.monotonic() > deadline:
-                    break  # still running: the next run re-attaches
+            running = any(not r.collected for r in self.state.batches)
+            if deadline is not None and running and time.monotonic() > deadline:
+                break  # still running: the next run re-attaches
         for key, job in by_key.items():
             if key not in result.entries:
                 still = any(key in self._keys(r) for r in self.state.batches if not r.collected)
-                error = "still running in a batch (rerun to collect)" if still else errors.get(
-                    key, "no result"
+                error = (
+                    "still running in a batch (rerun to collect)"
+                    if still
+                    else errors.get(key, "no result")
                 )
-                result.failures.append(Failure(id=job.id, prompt_hash=key, error=error, attempts=round_))
+                result.failures.append(
+                    Failure(id=job.id, prompt_hash=key, error=error, attempts=round_)
+                )
         result.seconds = time.monotonic() - started
         return result
 

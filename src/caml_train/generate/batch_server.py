@@ -91,39 +91,69 @@ class BatchAPIServer:
                 if fate == "missing":
                     continue
                 if fate == "error":
-                    err.append({
-                        "id": f"batch_req_{uuid.uuid4().hex[:10]}", "custom_id": cid,
-                        "response": {"status_code": 500, "request_id": "r", "body": {
-                            "error": {"message": "injected failure", "type": "server_error"}}},
-                        "error": None,
-                    })
+                    err.append(
+                        {
+                            "id": f"batch_req_{uuid.uuid4().hex[:10]}",
+                            "custom_id": cid,
+                            "response": {
+                                "status_code": 500,
+                                "request_id": "r",
+                                "body": {
+                                    "error": {"message": "injected failure", "type": "server_error"}
+                                },
+                            },
+                            "error": None,
+                        }
+                    )
                     continue
                 content = self.reply(body)
                 prompt = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-                out.append({
-                    "id": f"batch_req_{uuid.uuid4().hex[:10]}", "custom_id": cid,
-                    "response": {"status_code": 200, "request_id": "r", "body": {
-                        "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion",
-                        "model": body.get("model"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                        "usage": {"prompt_tokens": prompt, "completion_tokens": len(content.split()),
-                                  "total_tokens": prompt + len(content.split())}}},
-                    "error": None,
-                })
+                out.append(
+                    {
+                        "id": f"batch_req_{uuid.uuid4().hex[:10]}",
+                        "custom_id": cid,
+                        "response": {
+                            "status_code": 200,
+                            "request_id": "r",
+                            "body": {
+                                "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+                                "object": "chat.completion",
+                                "model": body.get("model"),
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": content},
+                                    }
+                                ],
+                                "usage": {
+                                    "prompt_tokens": prompt,
+                                    "completion_tokens": len(content.split()),
+                                    "total_tokens": prompt + len(content.split()),
+                                },
+                            },
+                        },
+                        "error": None,
+                    }
+                )
             for name, rows in (("output_file_id", out), ("error_file_id", err)):
                 if rows:
                     fid = f"file-{uuid.uuid4().hex[:12]}"
                     self.files[fid] = "".join(json.dumps(r) + "\n" for r in rows).encode()
                     batch[name] = fid
             batch["status"] = "expired" if expire else "completed"
-            batch["request_counts"] = {"total": batch["request_counts"]["total"],
-                                       "completed": len(out), "failed": len(err)}
+            batch["request_counts"] = {
+                "total": batch["request_counts"]["total"],
+                "completed": len(out),
+                "failed": len(err),
+            }
             batch["completed_at"] = int(time.time())
 
     def in_flight(self) -> list[str]:
         with self.lock:
-            return [b for b in self.order if self.batches[b]["status"] in ("validating", "in_progress")]
+            return [
+                b for b in self.order if self.batches[b]["status"] in ("validating", "in_progress")
+            ]
 
     # ------------------------------------------------------------------------------------- server
 
@@ -136,9 +166,17 @@ class BatchAPIServer:
             fid = f"file-{uuid.uuid4().hex[:12]}"
             with self.lock:
                 self.files[fid] = data
-            return JSONResponse({"id": fid, "object": "file", "bytes": len(data),
-                                 "created_at": int(time.time()), "filename": "input.jsonl",
-                                 "purpose": purpose, "status": "processed"})
+            return JSONResponse(
+                {
+                    "id": fid,
+                    "object": "file",
+                    "bytes": len(data),
+                    "created_at": int(time.time()),
+                    "filename": "input.jsonl",
+                    "purpose": purpose,
+                    "status": "processed",
+                }
+            )
 
         @app.get("/v1/files/{fid}/content")
         async def content(fid: str) -> Response:
@@ -154,16 +192,23 @@ class BatchAPIServer:
             with self.lock:
                 data = self.files.get(body["input_file_id"])
                 if data is None:
-                    return JSONResponse({"error": {"message": "unknown input file"}}, status_code=400)
+                    return JSONResponse(
+                        {"error": {"message": "unknown input file"}}, status_code=400
+                    )
                 lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
                 self.submissions.update(item["custom_id"] for item in lines)
                 bid = f"batch_{uuid.uuid4().hex[:12]}"
                 self.batches[bid] = {
-                    "id": bid, "object": "batch", "endpoint": body["endpoint"],
+                    "id": bid,
+                    "object": "batch",
+                    "endpoint": body["endpoint"],
                     "input_file_id": body["input_file_id"],
-                    "completion_window": body["completion_window"], "status": "in_progress",
-                    "created_at": int(time.time()), "metadata": body.get("metadata"),
-                    "output_file_id": None, "error_file_id": None,
+                    "completion_window": body["completion_window"],
+                    "status": "in_progress",
+                    "created_at": int(time.time()),
+                    "metadata": body.get("metadata"),
+                    "output_file_id": None,
+                    "error_file_id": None,
                     "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
                 }
                 self.order.append(bid)
@@ -186,11 +231,15 @@ class BatchAPIServer:
                 if after in newest:
                     newest = newest[newest.index(after) + 1 :]
                 page = newest[:limit]
-                return JSONResponse({
-                    "object": "list", "data": [self.batches[b] for b in page],
-                    "first_id": page[0] if page else None, "last_id": page[-1] if page else None,
-                    "has_more": len(newest) > limit,
-                })
+                return JSONResponse(
+                    {
+                        "object": "list",
+                        "data": [self.batches[b] for b in page],
+                        "first_id": page[0] if page else None,
+                        "last_id": page[-1] if page else None,
+                        "has_more": len(newest) > limit,
+                    }
+                )
 
         @app.post("/v1/batches/{bid}/cancel")
         async def cancel(bid: str) -> JSONResponse:

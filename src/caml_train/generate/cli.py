@@ -188,9 +188,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("inputs", nargs="+", type=Path, help="shard output folders or JSONL files")
     merge.add_argument("--out", type=Path, required=True, help="folder for the merged corpus")
     merge.add_argument("--kind", choices=["documents", "instructions"], default="documents")
-    merge.add_argument("--threshold", type=float, default=None, help="Jaccard threshold (default: the spec's)")
-    merge.add_argument("--num-perm", type=int, default=None, help="MinHash permutations (default: the spec's)")
-    merge.add_argument("--shingle-words", type=int, default=None, help="words per shingle (default: the spec's)")
+    merge.add_argument(
+        "--threshold", type=float, default=None, help="Jaccard threshold (default: the spec's)"
+    )
+    merge.add_argument(
+        "--num-perm", type=int, default=None, help="MinHash permutations (default: the spec's)"
+    )
+    merge.add_argument(
+        "--shingle-words", type=int, default=None, help="words per shingle (default: the spec's)"
+    )
     merge.set_defaults(func=run_merge)
 
     report = subparsers.add_parser(
@@ -201,10 +207,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " or one JSONL file); print it, write corpus_report.json and corpus_report.png."
         ),
     )
-    report.add_argument("path", type=Path, help="generate --out folder, merged folder or a JSONL file")
+    report.add_argument(
+        "path", type=Path, help="generate --out folder, merged folder or a JSONL file"
+    )
     report.add_argument("--spec", default=None, help="spec (default: the one in the manifests)")
-    report.add_argument("--out", type=Path, default=None, help="folder for the JSON and PNG (default: beside the corpus)")
-    report.add_argument("--sample", type=int, default=5000, help="documents for distinct-n (default 5000)")
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the JSON and PNG (default: beside the corpus)",
+    )
+    report.add_argument(
+        "--sample", type=int, default=5000, help="documents for distinct-n (default 5000)"
+    )
     report.set_defaults(func=run_corpus_report)
 
 
@@ -236,7 +251,10 @@ def _config(args: argparse.Namespace):  # -> RunConfig (import kept lazy: litell
 
 
 _SCALE_DEFAULTS = {
-    "mode": "online", "engine": "api", "engine_model": None, "batch_poll": 30.0,
+    "mode": "online",
+    "engine": "api",
+    "engine_model": None,
+    "batch_poll": 30.0,
     "batch_timeout": None,
 }
 
@@ -314,7 +332,6 @@ def _user_error(ex: Exception) -> Exception:
 def _check_scale_options(args: argparse.Namespace, model: str) -> None:
     """Refuse combinations that cannot work before anything is planned or paid for."""
     from caml_evals.errors import ConfigError
-
     from caml_train.generate.batch import supports_batch
 
     if getattr(args, "mode", "online") == "batch" and not supports_batch(model):
@@ -386,7 +403,6 @@ def run_generate_instructions(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     from caml_evals.errors import ConfigError
-
     from caml_train.generate.merge import MergeError, merge_corpora
 
     if not args.inputs:
@@ -418,7 +434,6 @@ def run_corpus_report(args: argparse.Namespace) -> int:
     import json
 
     from caml_evals.errors import ConfigError, DataSourceError
-
     from caml_train.generate.corpus_report import corpus_stats, plot, read_rows
     from caml_train.generate.rows import write_json
     from caml_train.generate.spec import GenerationSpec

@@ -100,7 +100,7 @@ class AdaptiveConcurrency:
 
     @property
     def limit(self) -> int:
-        return max(self.minimum, min(self.maximum, int(math.floor(self._limit))))
+        return max(self.minimum, min(self.maximum, math.floor(self._limit)))
 
     def _record(self, event: str) -> None:
         point = TracePoint(t=round(self._clock() - self._t0, 3), limit=self.limit, event=event)
@@ -129,7 +129,10 @@ class AdaptiveConcurrency:
             cond.notify_all()
 
     def on_response(
-        self, status: int | None, headers: Mapping[str, Any] | None = None, ticket: Ticket | None = None
+        self,
+        status: int | None,
+        headers: Mapping[str, Any] | None = None,
+        ticket: Ticket | None = None,
     ) -> None:
         """Adjust the limit from one reply (see the module docstring)."""
         before = self.limit

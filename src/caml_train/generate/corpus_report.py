@@ -34,8 +34,12 @@ from caml_train.generate.spec import GenerationSpec
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 AXES = ("institution", "domain", "doc_type", "reasoning")
-_AXIS_FIELDS = {"institution": "institutions", "domain": "domains", "doc_type": "doc_types",
-                "reasoning": "reasoning"}
+_AXIS_FIELDS = {
+    "institution": "institutions",
+    "domain": "domains",
+    "doc_type": "doc_types",
+    "reasoning": "reasoning",
+}
 
 
 class Coverage(BaseModel):
@@ -129,7 +133,9 @@ def _preaching(manifests: list[dict[str, Any]]) -> PreachingRate:
         # every reply of a document run reaches the filters; the preaching check is one of them
         checked += int(m.get("counts", {}).get("replies", 0))
     rate = hits / checked if checked else None
-    return PreachingRate(hits=hits, checked=checked, rate=rate, source=f"{len(manifests)} manifest(s)")
+    return PreachingRate(
+        hits=hits, checked=checked, rate=rate, source=f"{len(manifests)} manifest(s)"
+    )
 
 
 def corpus_stats(
@@ -182,11 +188,9 @@ def corpus_stats(
             total += len(grams)
             seen.update(grams)
         distinct[f"distinct-{n}"] = len(seen) / total if total else 0.0
-    tokens = int(round(words_total / WORDS_PER_TOKEN))
+    tokens = round(words_total / WORDS_PER_TOKEN)
     grid = spec.grid
-    missing = {
-        a: [v for v in getattr(grid, _AXIS_FIELDS[a]) if per_axis[a][v] == 0] for a in AXES
-    }
+    missing = {a: [v for v in getattr(grid, _AXIS_FIELDS[a]) if per_axis[a][v] == 0] for a in AXES}
     requested = None
     if manifests:
         requested = sum(int(m.get("counts", {}).get("planned", 0)) for m in manifests)

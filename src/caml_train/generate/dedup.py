@@ -37,6 +37,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+from typing_extensions import Self
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _POLY = np.uint64(0x100000001B3)  # FNV-64 prime: n-gram = sum(word_k * P^k) mod 2^64
@@ -262,7 +263,9 @@ class StreamingDeduper:
                 (json.dumps(bucket_array.ravel().tolist()),),
             )
             db.executemany("INSERT OR IGNORE INTO q_id VALUES (?)", ((i,) for i, _ in batch))
-            seen = {r[0] for r in db.execute("SELECT id FROM seen WHERE id IN (SELECT id FROM q_id)")}
+            seen = {
+                r[0] for r in db.execute("SELECT id FROM seen WHERE id IN (SELECT id FROM q_id)")
+            }
             index: dict[int, list[int]] = {}
             kept_sig: dict[int, tuple[str, np.ndarray]] = {}
             for bucket, n, item_id, blob in db.execute(
@@ -334,7 +337,7 @@ class StreamingDeduper:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> StreamingDeduper:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -89,7 +89,9 @@ class VLLMEngine:
             else:
                 todo.append(job)
         sampling = self._sampling(request_params)
-        for start in range(0, len(todo), self.chunk_size):  # cached chunk by chunk: a crash keeps most
+        for start in range(
+            0, len(todo), self.chunk_size
+        ):  # cached chunk by chunk: a crash keeps most
             chunk = todo[start : start + self.chunk_size]
             try:
                 outputs = self._llm.chat([j.messages for j in chunk], sampling, use_tqdm=False)

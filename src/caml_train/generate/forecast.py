@@ -55,7 +55,10 @@ def lookup_price(model: str, mode: Mode = "online") -> Price | None:
         entry = prices.get(name)
         if not isinstance(entry, dict):
             continue
-        inp, out = entry.get(f"input_cost_per_token{suffix}"), entry.get(f"output_cost_per_token{suffix}")
+        inp, out = (
+            entry.get(f"input_cost_per_token{suffix}"),
+            entry.get(f"output_cost_per_token{suffix}"),
+        )
         if inp is None or out is None:
             continue
         return Price(input_per_token=float(inp), output_per_token=float(out), entry=name)
@@ -102,12 +105,18 @@ class Forecast(BaseModel):
     def lines(self) -> list[str]:
         """The forecast as plain lines (the CLI prints them; rich or piped)."""
         out = [
-            f"requests: {self.requests_planned} planned, {self.requests_cached} cached,"
-            f" {self.requests_to_send} to send to {self.model}",
-            f"prompt tokens: {self.prompt_tokens:,} ({self.prompt_tokens_per_request:,.0f}/request,"
-            f" {self.token_method})",
-            f"completion tokens: {self.completion_tokens:,}"
-            f" ({self.completion_tokens_per_request:,}/request, the spec's length target)",
+            (
+                f"requests: {self.requests_planned} planned, {self.requests_cached} cached,"
+                f" {self.requests_to_send} to send to {self.model}"
+            ),
+            (
+                f"prompt tokens: {self.prompt_tokens:,}"
+                f" ({self.prompt_tokens_per_request:,.0f}/request, {self.token_method})"
+            ),
+            (
+                f"completion tokens: {self.completion_tokens:,}"
+                f" ({self.completion_tokens_per_request:,}/request, the spec's length target)"
+            ),
         ]
         for cost in self.cost.values():
             amount = f"${cost.usd:,.2f}" if cost.usd is not None else "unknown"
@@ -233,8 +242,7 @@ def forecast(
         completion_tokens_per_request=completion_tokens_per_request,
         token_method=f"measured on the rendered prompts at {CHARS_PER_TOKEN:g} characters/token",
         cost={
-            mode: _mode_cost(model, mode, prompt_tokens, completion)
-            for mode in ("online", "batch")
+            mode: _mode_cost(model, mode, prompt_tokens, completion) for mode in ("online", "batch")
         },
         wall_time_online=wall,
         wall_time_batch=(

@@ -4,9 +4,9 @@ and what it cost. One manifest per shard; `complete` says whether a rerun has an
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
-from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -119,5 +119,6 @@ class Manifest(BaseModel):
         None, description="--mode batch: state file, batch ids and statuses, submitted/reattached"
     )
     corpus_stats: dict[str, Any] | None = Field(
-        None, description="corpus_report.corpus_stats of the written corpus (coverage, distinct-n, ...)"
+        None,
+        description="corpus_report.corpus_stats of the written corpus (coverage, distinct-n, ...)",
     )

@@ -143,7 +143,11 @@ def _rows(
                     error = f"not JSON: {ex.msg}"
                 else:
                     text = row_text(row) if isinstance(row, dict) else None
-                    if isinstance(row, dict) and isinstance(row.get("id"), str) and text is not None:
+                    if (
+                        isinstance(row, dict)
+                        and isinstance(row.get("id"), str)
+                        and text is not None
+                    ):
                         info.rows += 1
                         yield row["id"], text, line.rstrip("\n")
                         continue
