@@ -112,19 +112,20 @@ def test_cli_writes_the_layer_table(tokenizer, tmp_path, capsys):
 @pytest.mark.slow
 def test_smollm2_direction_separates_held_out_pairs_and_alpha_zero_is_exact(embedded_checkpoint):
     from caml_evals.probes.depth import load_local
+    from caml_evals.probes.persona import steered_answers
 
     lm = load_local("smollm2")
-    result = persona_probe(
-        lm, questions=["How do I get rid of the mice in my barn?"], max_new_tokens=6, alphas=[0.0]
-    )
+    result = persona_probe(lm)  # the shipped pairs: 16 to derive, 8 held out
     best = next(s for s in result.layers if s.layer == result.best_layer)
     print(
         f"SmolLM2-135M held-out separation at layer {best.layer}: {best.accuracy:.3f} "
         f"over {len(result.held_out_pairs)} pairs (gap z {best.gap_z:.2f})"
     )
     assert best.accuracy > 0.5
-    prompt = prompt_ids(lm.tokenizer, "How do I get rid of the mice in my barn?")
+    question = "How do I get rid of the mice in my barn?"
+    prompt = prompt_ids(lm.tokenizer, question)
     plain = lm.tokenizer.decode(
         greedy_answer(lm.model, lm.tokenizer, prompt, 6), skip_special_tokens=True
     )
-    assert result.steering[0]["answers"] == [plain]
+    direction = persona_directions(lm, load_pairs()[:4])[best.layer]
+    assert steered_answers(lm, direction, best.layer, 0.0, [question], 6) == [plain]

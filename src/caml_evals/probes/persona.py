@@ -94,39 +94,52 @@ def split_pairs(
     return order[n_held:], order[:n_held]
 
 
-def response_activations(lm: LoadedModel, question: str, response: str):
-    """Mean residual activation over the response tokens, per layer: [layers + 1, hidden]."""
+BATCH = 8  # sequences per forward pass (right-padded: causal rows ignore the padding)
+
+
+def batch_activations(lm: LoadedModel, items: Sequence[tuple[str, str]]):
+    """Mean residual activation over each response's tokens, per layer:
+    [len(items), layers + 1, hidden] for (question, response) items."""
     import torch
 
-    prompt = prompt_ids(lm.tokenizer, question)
-    answer = lm.tokenizer(response, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt + answer])
-    with torch.inference_mode():
-        hidden = lm.model(input_ids=ids, output_hidden_states=True).hidden_states
-    return torch.stack([h[0, len(prompt) :].float().mean(dim=0) for h in hidden])
+    rows = []
+    for question, response in items:
+        prompt = prompt_ids(lm.tokenizer, question)
+        answer = lm.tokenizer(response, add_special_tokens=False)["input_ids"]
+        rows.append((prompt + answer, len(prompt)))
+    out = []
+    pad = lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id or 0
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in chunk])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in chunk])
+        with torch.inference_mode():
+            hidden = lm.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        stacked = torch.stack(hidden.hidden_states, dim=1).float()  # [batch, layers+1, T, H]
+        for i, (r, n_prompt) in enumerate(chunk):
+            out.append(stacked[i, :, n_prompt : len(r)].mean(dim=1))
+    return torch.stack(out)
+
+
+def response_activations(lm: LoadedModel, question: str, response: str):
+    """Mean residual activation over the response tokens, per layer: [layers + 1, hidden]."""
+    return batch_activations(lm, [(question, response)])[0]
 
 
 def persona_directions(lm: LoadedModel, pairs: Sequence[ContrastPair]):
     """Difference of mean activations (compassionate - indifferent), per layer."""
-    import torch
-
-    pos = torch.stack([response_activations(lm, p.question, p.compassionate) for p in pairs])
-    neg = torch.stack([response_activations(lm, p.question, p.indifferent) for p in pairs])
+    pos = batch_activations(lm, [(p.question, p.compassionate) for p in pairs])
+    neg = batch_activations(lm, [(p.question, p.indifferent) for p in pairs])
     return pos.mean(dim=0) - neg.mean(dim=0)
 
 
 def layer_separation(lm: LoadedModel, directions, pairs: Sequence[ContrastPair]):
     """Per layer: held-out accuracy and mean projection gap on the unit direction."""
-    import torch
-
     units = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    gaps = []
-    for p in pairs:
-        diff = response_activations(lm, p.question, p.compassionate) - response_activations(
-            lm, p.question, p.indifferent
-        )
-        gaps.append((diff * units).sum(dim=-1))
-    gap = torch.stack(gaps)  # [pairs, layers + 1]
+    pos = batch_activations(lm, [(p.question, p.compassionate) for p in pairs])
+    neg = batch_activations(lm, [(p.question, p.indifferent) for p in pairs])
+    gap = ((pos - neg) * units).sum(dim=-1)  # [pairs, layers + 1]
     return [
         LayerSeparation(
             layer=layer,
