@@ -389,3 +389,14 @@ def test_length_controlled_difference_is_the_intercept_of_the_paired_regression(
     assert lc.slope_per_100_tokens == pytest.approx(fit.params[1])
     assert lc.raw_diff == pytest.approx(float(np.mean(b - a)))
     assert lc.lc_ci_low < 0.05 < lc.lc_ci_high
+
+
+def test_answer_record_without_a_generation_is_unknown_not_an_error() -> None:
+    from inspect_ai.model import ModelOutput
+
+    from caml_evals.scoring.judge_checks import answer_record
+
+    record = answer_record(ModelOutput(model="x"), "")
+    assert record["stop_reason"] == "unknown" and record["truncated"] == 0
+    assert record["tokens"] is None and record["words"] == 0
+    assert answer_record(None, "two words")["words"] == 2

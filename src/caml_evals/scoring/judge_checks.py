@@ -44,7 +44,10 @@ def answer_record(output: Any, answer: str) -> dict[str, Any]:
     """Length and truncation of one answer (one epoch), as counts the reducer can add."""
     usage = getattr(output, "usage", None)
     tokens = getattr(usage, "output_tokens", None) if usage is not None else None
-    stop_reason = str(getattr(output, "stop_reason", None) or "unknown")
+    # ModelOutput.stop_reason reads choices[0]: an output with no choice (no generate step in
+    # the solver) has no stop reason, "unknown", and was not cut
+    choices = getattr(output, "choices", None)
+    stop_reason = str(choices[0].stop_reason or "unknown") if choices else "unknown"
     return {
         "tokens": float(tokens) if tokens is not None else None,
         "words": float(len(answer.split())),
