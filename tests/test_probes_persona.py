@@ -18,6 +18,7 @@ from caml_evals.probes.persona import (
     split_pairs,
     steering,
 )
+from caml_evals.probes.steer import load_direction
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,66 @@ def test_cli_writes_the_layer_table(tokenizer, tmp_path, capsys):
     assert [s["alpha"] for s in data["steering"]] == [0.0, 1.0]
     assert str(tmp_path / "m") in data["projections"]
     assert "held-out separation" in capsys.readouterr().out
+    vector, layer, source = load_direction(out / "direction.pt")
+    assert vector.shape == (16,) and layer == data["best_layer"] and source == str(tmp_path / "m")
+
+
+def _answers(task, model, tmp_path):
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import GenerateConfig, get_model
+
+    if isinstance(model, str):
+        model = get_model(model, config=GenerateConfig(max_tokens=5), memoize=False)
+    log = inspect_eval(
+        task,
+        model=model,
+        model_roles={"grader": get_model("scripted/judge", reply="{}", memoize=False)},
+        display="none",
+        log_dir=str(tmp_path),
+        limit=1,
+    )[0]
+    return log
+
+
+def test_steer_solver_on_a_local_model_and_its_errors(tokenizer, tmp_path):
+    from caml_evals.errors import TaskArgumentError
+    from caml_evals.probes import with_probe
+    from caml_evals.probes.steer import save_direction
+    from caml_evals.tasks.value_pressure.task import value_pressure
+
+    model = _tiny(tokenizer)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    direction = tmp_path / "direction.pt"
+    torch.manual_seed(1)
+    save_direction(direction, torch.randn(16) * 100, 1, "tiny")
+    from inspect_ai.model import GenerateConfig, get_model
+
+    name = get_model(f"caml/{tmp_path / 'm'}", config=GenerateConfig(max_tokens=5), memoize=False)
+    plain = _answers(value_pressure(), name, tmp_path / "plain").samples[0].output.completion
+    zero = _answers(
+        with_probe(value_pressure(), steer=str(direction), steer_alpha=0), name, tmp_path / "zero"
+    )
+    assert zero.samples[0].output.completion == plain
+    assert zero.eval.metadata["probe"] == {"steer": str(direction), "steer_alpha": 0.0}
+    steered = (
+        _answers(value_pressure(steer=str(direction), steer_alpha=5.0), name, tmp_path / "five")
+        .samples[0]
+        .output.completion
+    )
+    assert steered != plain
+    after = _answers(value_pressure(), name, tmp_path / "after").samples[0].output.completion
+    assert after == plain  # the same model object, unsteered again after the steered run
+    scripted = _answers(
+        with_probe(value_pressure(), steer=str(direction), steer_alpha=1),
+        "scripted/x",
+        tmp_path / "s",
+    )
+    assert scripted.status == "error" and "caml/ checkpoint" in str(scripted.error)
+    with pytest.raises(TaskArgumentError, match="no such file"):
+        with_probe(value_pressure(), steer=str(tmp_path / "absent.pt"), steer_alpha=1)
+    with pytest.raises(TaskArgumentError, match="needs -T steer"):
+        with_probe(value_pressure(), steer_alpha=1)
 
 
 @pytest.mark.slow

@@ -106,6 +106,7 @@ def run_persona(args: argparse.Namespace) -> int:
         questions=questions,
         max_new_tokens=args.max_tokens,
         alphas=args.steer or [],
+        direction_file=out / "direction.pt",
     )
     write_text(
         out / "persona.json",
@@ -118,7 +119,7 @@ def run_persona(args: argparse.Namespace) -> int:
     )
     for name, value in result.projections.items():
         print(f"projection\t{name}\t{_fmt(value)}")
-    print(f"wrote {out / 'persona.json'}")
+    print(f"wrote {out / 'persona.json'} and {out / 'direction.pt'} (for -T steer=)")
     return 0
 
 

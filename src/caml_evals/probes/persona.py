@@ -220,9 +220,11 @@ def persona_probe(
     questions: Sequence[str] = (),
     max_new_tokens: int = 48,
     alphas: Sequence[float] = (),
+    direction_file: str | Path | None = None,
 ) -> PersonaResult:
     """Directions from `lm`, separation on held-out pairs, projections of `lm` and
-    `checkpoints` on task `questions`, and steered answers of `lm` per alpha."""
+    `checkpoints` on task `questions`, and steered answers of `lm` per alpha.
+    `direction_file`: save the chosen layer's direction there (for `-T steer=`)."""
     pairs = list(pairs) if pairs is not None else load_pairs(pairs_file)
     train, held = split_pairs(pairs, seed=seed)
     directions = persona_directions(lm, train)
@@ -241,6 +243,10 @@ def persona_probe(
         layers=layers,
         best_layer=chosen,
     )
+    if direction_file is not None:
+        from .steer import save_direction
+
+        save_direction(direction_file, directions[chosen], chosen, lm.name)
     if questions:
         for model in (lm, *checkpoints):
             result.projections[model.name] = answer_projection(

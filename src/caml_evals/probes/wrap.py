@@ -16,6 +16,7 @@ from inspect_ai import Task, task_with
 from inspect_ai._util.registry import RegistryInfo, registry_info, set_registry_info
 from inspect_ai.scorer import Scorer
 from inspect_ai.solver import Solver
+from inspect_ai.solver import chain as solver_chain
 
 from ..errors import TaskArgumentError
 from .prefill import prefill as prefill_solver
@@ -24,6 +25,7 @@ from .pushback import first_turn_scorer
 from .pushback import pushback as pushback_solver
 from .reasoning import reasoning_scorer, reasoning_split
 from .sets import lookup
+from .steer import steer as steer_solver
 
 PROBE_METADATA_KEY = "probe"  # Task (eval) metadata: {"prefill": ..., "pushback": ..., "cot": ...}
 
@@ -76,6 +78,8 @@ def with_probe(
     pushback: str | None = None,
     cot: bool | str = False,
     prefill_log: str | None = None,
+    steer: str | None = None,
+    steer_alpha: float = 0.0,
 ) -> Task:
     """`task` with the probes asked for (none: `task` unchanged).
 
@@ -83,8 +87,28 @@ def with_probe(
     pushback: a name from `benchmarks/probes/pushback.yaml`; adds the `first_turn` scorer.
     cot: ask for reasoning in tags (or use the model's own reasoning) and grade it apart under
         the `reasoning` scorer; the main scorer grades the answer alone.
+    steer / steer_alpha: a direction saved by `caml-evals probe persona` and its multiplier,
+        added while a local `caml/` model answers (combines with the others).
     """
     cot = as_bool(cot, "cot")
+    if steer:
+        try:
+            steer_alpha = float(steer_alpha)
+        except (TypeError, ValueError):
+            raise TaskArgumentError(f"-T steer_alpha={steer_alpha!r}: give a number") from None
+        steered = with_probe(
+            task, prefill=prefill, pushback=pushback, cot=cot, prefill_log=prefill_log
+        )
+        metadata = dict(steered.metadata or {})
+        record = dict(metadata.get(PROBE_METADATA_KEY) or {})
+        record.update({"steer": steer, "steer_alpha": steer_alpha})
+        metadata[PROBE_METADATA_KEY] = record
+        steps = list(steered.solver) if hasattr(steered.solver, "__iter__") else [steered.solver]
+        return task_with(
+            steered, solver=steer_solver(steer, steer_alpha, solver_chain(steps)), metadata=metadata
+        )
+    if steer_alpha not in (0, 0.0, None, "0"):
+        raise TaskArgumentError("-T steer_alpha needs -T steer=<direction.pt>")
     if not prefill and not pushback and not cot:
         if prefill_log:
             raise TaskArgumentError("-T prefill_log only goes with -T prefill=own:<k>")

@@ -36,6 +36,8 @@ def value_pressure(
     prefill_log: str | None = None,
     pushback: str | None = None,
     cot: bool = False,
+    steer: str | None = None,
+    steer_alpha: float = 0.0,
 ) -> Task:
     """Value under self-preservation pressure (this project's open set).
 
@@ -57,6 +59,8 @@ def value_pressure(
         prefill_log: With prefill=own:<k>: the log whose answers give the openings.
         pushback: Add a shipped second user turn (benchmarks/probes/pushback.yaml).
         cot: Ask for reasoning in tags and grade reasoning and answer apart.
+        steer: A direction saved by `caml-evals probe persona` (caml/ models only).
+        steer_alpha: Its multiplier (0: unsteered).
     """
     dataset, report, origins = value_pressure_dataset(
         data_dir=data_dir,
@@ -85,4 +89,12 @@ def value_pressure(
             "data_source": [o.model_dump() for o in origins],
         },
     )
-    return with_probe(plain, prefill=prefill, pushback=pushback, cot=cot, prefill_log=prefill_log)
+    return with_probe(
+        plain,
+        prefill=prefill,
+        pushback=pushback,
+        cot=cot,
+        prefill_log=prefill_log,
+        steer=steer,
+        steer_alpha=steer_alpha,
+    )
