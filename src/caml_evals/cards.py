@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import UserError
+from .strict_yaml import load_yaml
 
 Direction = Literal["higher", "lower", "n/a"]
 Group = Literal["compassion", "control", "probe"]
@@ -105,7 +106,7 @@ class CardError(UserError, ValueError):
 
 def _cards_in_folder(folder: str, text: str, where: str) -> list[TaskCard]:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as ex:
         raise CardError(f"{where}: not valid YAML ({ex})") from ex
     entries = raw.get("cards") if isinstance(raw, dict) and "cards" in raw else [raw]

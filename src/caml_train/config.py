@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from caml_evals.errors import ConfigError
+from caml_evals.strict_yaml import load_yaml
 
 Stage = Literal["text", "instruct", "sft"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -534,7 +535,7 @@ def load_config(
     """Read YAML, expand env vars, apply dotted `overrides`, validate, resolve relative paths."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as ex:
         raise ConfigError(f"config file not found: {path}") from ex
     except IsADirectoryError as ex:

@@ -432,8 +432,12 @@ def build_tagged_samples(
     languages: Sequence[str] | None = None,
     dimensions: Sequence[str] | None = None,
     cluster_by: ClusterBy = "question",
+    rows_source: str | None = None,
 ) -> TaggedBuild:
-    """Validate every row and turn it into samples (see the module doc for the rules)."""
+    """Validate every row and turn it into samples (see the module doc for the rules).
+
+    `rows_source` names where the question rows came from (the questions file), so an error
+    about the rows names that file rather than the folder that also holds the dimensions."""
     if cluster_by not in CLUSTER_BY:
         raise TaskArgumentError(f"-T cluster_by={cluster_by!r} is not one of {CLUSTER_BY}")
     report = DatasetReport(source=source, rows=len(rows))
@@ -563,7 +567,8 @@ def build_tagged_samples(
     report.samples = len(samples)
     if not samples:
         raise TaskArgumentError(
-            f"{layout.benchmark}: no sample left from {source} ({len(rows)} rows) with these "
+            f"{layout.benchmark}: no sample left from {rows_source or source} ({len(rows)} rows) "
+            "with these "
             f"filters (languages={list(languages or [])}, dimensions={list(dimensions or [])}); "
             f"data problems: {report.summary()}"
         )

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from caml_evals.strict_yaml import load_yaml
+
 
 SPEC_PACKAGE = "caml_train.specs"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -241,7 +243,7 @@ def _read_yaml(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
             )
         text, label = resource.read_text(encoding="utf-8"), f"{SPEC_PACKAGE}/{name_or_path}.yaml"
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as ex:
         raise SpecError(f"spec {label} is not valid YAML: {ex}") from ex
     if not isinstance(data, dict):

@@ -120,11 +120,12 @@ def build_samples(
     languages: list[str] | None = None,
     dimensions: list[str] | None = None,
     cluster_by: ClusterBy = "question",
+    rows_source: str | None = None,
 ) -> tuple[list[Sample], DatasetReport, DimensionTable]:
     """Validate every row and turn it into one sample (its rubric holds the expansions)."""
     table = dimension_table(dimension_rows, source)
     built = build_tagged_samples(
-        question_rows, table, LAYOUT, source, languages, dimensions, cluster_by
+        question_rows, table, LAYOUT, source, languages, dimensions, cluster_by, rows_source
     )
     return built.samples, built.report, table
 
@@ -156,7 +157,7 @@ def ahb_dataset(
     questions, dims, origins = load_raw(data_dir, questions_file, dimensions_file)
     source = describe_origins(origins)
     samples, report, table = build_samples(
-        questions, dims, source, languages, dimensions, cluster_by
+        questions, dims, source, languages, dimensions, cluster_by, origins[0].describe()
     )
     if report.problems:
         logger.warning("AHB data problems: %s", report.summary())

@@ -88,7 +88,9 @@ def human_compassion_dataset(
     questions, dims, origins = load_raw(data_dir, questions_file, dimensions_file)
     source = describe_origins(origins)
     table = dimension_table(dims, source)
-    built = build_tagged_samples(questions, table, LAYOUT, source, dimensions=dimensions)
+    built = build_tagged_samples(
+        questions, table, LAYOUT, source, dimensions=dimensions, rows_source=origins[0].describe()
+    )
     report: DatasetReport = built.report
     if report.problems:
         logger.warning("human_compassion data problems: %s", report.summary())

@@ -118,6 +118,7 @@ def build_rubric_samples(
     known_sources: Mapping[str, str] | None = SOURCES,
     known_languages: Sequence[str] | None = LANGUAGE_CODES,
     layout: TaggedLayout = LAYOUT,
+    rows_source: str | None = None,
 ) -> tuple[list[Sample], DatasetReport]:
     """Validate every row; one sample per (question id, language)."""
     layout = layout.model_copy(
@@ -126,7 +127,9 @@ def build_rubric_samples(
             "known_languages": tuple(known_languages) if known_languages is not None else None,
         }
     )
-    built = build_tagged_samples(question_rows, table, layout, source, languages, dimensions)
+    built = build_tagged_samples(
+        question_rows, table, layout, source, languages, dimensions, rows_source=rows_source
+    )
     return built.samples, built.report
 
 
@@ -191,7 +194,9 @@ def moru_dataset(
     source = describe_origins(origins)
     require_sources(questions, source)
     table = dimension_table(dims, source)
-    samples, report = build_rubric_samples(questions, table, source, languages, dimensions)
+    samples, report = build_rubric_samples(
+        questions, table, source, languages, dimensions, rows_source=origins[0].describe()
+    )
     if report.problems:
         logger.warning("MORU data problems: %s", report.summary())
     dataset = MemoryDataset(samples, name="moru", location=source)

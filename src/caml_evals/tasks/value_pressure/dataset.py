@@ -86,7 +86,9 @@ def value_pressure_dataset(
     questions, dims, origins = load_raw(data_dir, questions_file, dimensions_file)
     source = describe_origins(origins)
     table = dimension_table(dims, source)
-    built = build_tagged_samples(questions, table, LAYOUT, source, dimensions=dimensions)
+    built = build_tagged_samples(
+        questions, table, LAYOUT, source, dimensions=dimensions, rows_source=origins[0].describe()
+    )
     if built.report.problems:
         logger.warning("value_pressure data problems: %s", built.report.summary())
     dataset = MemoryDataset(built.samples, name="value_pressure", location=source)
