@@ -144,10 +144,3 @@ def with_probe(
     metadata = dict(task.metadata or {})
     metadata[PROBE_METADATA_KEY] = record
     return task_with(task, solver=[*before, *chain], scorer=scorers, metadata=metadata)
-
-
-def probe_params(
-    prefill: str | None, pushback: str | None, cot: bool | str, prefill_log: str | None
-) -> dict[str, Any]:
-    """The probe `-T` values as with_probe keywords (for task functions)."""
-    return {"prefill": prefill, "pushback": pushback, "cot": cot, "prefill_log": prefill_log}
