@@ -94,7 +94,7 @@ def dedup_worker(side: str, n: int, trace: bool) -> None:
     import tracemalloc
 
     docs = _docs(n)
-    from datasketch import MinHashLSH  # noqa: F401 - imports (scipy) before measuring, both sides
+    from datasketch import MinHashLSH
 
     from caml_train.generate.dedup import optimal_bands
 
