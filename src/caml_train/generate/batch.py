@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,7 @@ class BatchRunner:
 
             client = openai.OpenAI(api_key=api_key or "EMPTY", base_url=api_base, max_retries=3)
         self.client = client
+        self._key_cache: dict[str, frozenset[str]] = {}
         self.state = self._load()
         self.submitted_now = 0
         self.reattached = 0
@@ -125,15 +126,21 @@ class BatchRunner:
     def _save(self) -> None:
         write_json(self.state_path, self.state.model_dump(mode="json"))
 
-    def _keys(self, record: BatchRecord) -> list[str]:
-        with (self.state_dir / record.input_path).open(encoding="utf-8") as fh:
-            return [json.loads(line)["custom_id"] for line in fh if line.strip()]
+    def _keys(self, record: BatchRecord) -> frozenset[str]:
+        """The custom_ids of a batch, read once from its local input file."""
+        keys = self._key_cache.get(record.local_id)
+        if keys is None:
+            with (self.state_dir / record.input_path).open(encoding="utf-8") as fh:
+                keys = frozenset(json.loads(line)["custom_id"] for line in fh if line.strip())
+            self._key_cache[record.local_id] = keys
+        return keys
 
     # ------------------------------------------------------------------------------ submitting
 
-    def _chunks(self, jobs: list[Job], params: dict[str, Any]) -> list[list[str]]:
-        """JSONL lines of the requests, split within the request and byte limits."""
-        chunks: list[list[str]] = [[]]
+    def _chunks(self, jobs: list[Job], params: dict[str, Any]) -> Iterator[list[str]]:
+        """JSONL lines of the requests, one batch's worth at a time (within the request and byte
+        limits), so a million requests are never all in memory as text."""
+        chunk: list[str] = []
         size = 0
         for job in jobs:
             body = {"model": self.model.removeprefix("openai/"), "messages": job.messages, **params}
@@ -141,12 +148,13 @@ class BatchRunner:
                 {"custom_id": job.key, "method": "POST", "url": ENDPOINT, "body": body},
                 ensure_ascii=False,
             )
-            if chunks[-1] and (len(chunks[-1]) >= self.chunk_size or size + len(line) > MAX_BYTES):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(line)
+            if chunk and (len(chunk) >= self.chunk_size or size + len(line) > MAX_BYTES):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(line)
             size += len(line) + 1
-        return [c for c in chunks if c]
+        if chunk:
+            yield chunk
 
     def _submit(self, jobs: list[Job], params: dict[str, Any], round_: int) -> None:
         for lines in self._chunks(jobs, params):
@@ -210,7 +218,7 @@ class BatchRunner:
         result: RunResult,
         errors: dict[str, str],
     ) -> None:
-        keys = set(self._keys(record))
+        keys = self._keys(record)
         got: set[str] = set()
         price = self._price()
         if batch.output_file_id:
@@ -341,9 +349,10 @@ class BatchRunner:
             running = any(not r.collected for r in self.state.batches)
             if deadline is not None and running and time.monotonic() > deadline:
                 break  # still running: the next run re-attaches
+        running = {k for r in self.state.batches if not r.collected for k in self._keys(r)}
         for key, job in by_key.items():
             if key not in result.entries:
-                still = any(key in self._keys(r) for r in self.state.batches if not r.collected)
+                still = key in running
                 error = (
                     "still running in a batch (rerun to collect)"
                     if still
