@@ -95,8 +95,11 @@ def test_merge_removes_planted_near_duplicates_across_two_shards(tmp_path: Path,
     )
     lines = [json.dumps(r) for r in shard1]
     lines.insert(4, "{not json")
+    lines.insert(9, "caf\xe9")  # becomes latin-1 bytes below: not UTF-8
     lines.append(json.dumps(shard0[0]))  # the same id again: repeated, not a new document
-    (b_dir / "documents.shard-001-of-002.jsonl").write_text("\n".join(lines) + "\n")
+    (b_dir / "documents.shard-001-of-002.jsonl").write_bytes(
+        ("\n".join(lines) + "\n").encode("utf-8").replace("caf\xe9".encode(), b"caf\xe9")
+    )
     (b_dir / "rejected").mkdir()
     (b_dir / "rejected" / "documents.shard-001-of-002.jsonl").write_text("ignored\n")
     out = tmp_path / "merged"
@@ -114,17 +117,11 @@ def test_merge_removes_planted_near_duplicates_across_two_shards(tmp_path: Path,
     assert [r["id"] for r in rejected if r["reason"] == "duplicate_id"] == ["s0-0"]
     report = json.loads((out / "documents.merge.json").read_text())
     assert report["dropped"] == {"duplicate_id": 1, "near_duplicate": 3}
-    assert (
-        report["malformed"]
-        == [
-            {
-                "path": str((b_dir / "documents.shard-001-of-002.jsonl").resolve()),
-                "line": 5,
-                "error": report["malformed"][0]["error"],
-            }
-        ]
-        and "not JSON" in report["malformed"][0]["error"]
-    )
+    shard1_path = str((b_dir / "documents.shard-001-of-002.jsonl").resolve())
+    bad = [(m["path"], m["line"]) for m in report["malformed"]]
+    assert bad == [(shard1_path, 5), (shard1_path, 10)]
+    assert "not JSON" in report["malformed"][0]["error"]
+    assert "not UTF-8" in report["malformed"][1]["error"]
     assert len(report["inputs"]) == 2 and all(len(i["sha256"]) == 64 for i in report["inputs"])
 
 

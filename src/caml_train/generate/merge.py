@@ -133,14 +133,17 @@ def _rows(
 ) -> Iterator[tuple[str, str, str]]:
     """(id, text, raw line) of every valid row, in order; bad lines go to `malformed`."""
     for path, info in zip(files, inputs):
-        with path.open(encoding="utf-8", errors="strict") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
+        with path.open("rb") as fh:
+            for number, raw_line in enumerate(fh, start=1):
+                if not raw_line.strip():
                     continue
                 try:
+                    line = raw_line.decode("utf-8")
                     row = json.loads(line)
+                except UnicodeDecodeError as ex:
+                    error = f"not UTF-8 ({ex.reason} at byte {ex.start})"
                 except ValueError as ex:
-                    error = f"not JSON: {ex.msg}"
+                    error = f"not JSON: {getattr(ex, 'msg', ex)}"
                 else:
                     text = row_text(row) if isinstance(row, dict) else None
                     if (
