@@ -110,3 +110,13 @@ def test_corpus_report_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(["corpus-report", str(tmp_path)]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert len(err) == 1 and "--spec" in err[0]
+
+
+def test_hashed_distinct_n_equals_the_exact_count() -> None:
+    from caml_train.generate.corpus_report import _word_hashes, distinct_n
+
+    texts = [filler_text(str(i), 120).casefold().replace(".", "").split() for i in range(30)]
+    sample = [_word_hashes(t) for t in texts]
+    for n in (1, 2, 3):
+        grams = [tuple(t[i : i + n]) for t in texts for i in range(len(t) - n + 1)]
+        assert distinct_n(sample, n) == pytest.approx(len(set(grams)) / len(grams))
