@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import DataSourceError, TaskArgumentError
 from ..resources import benchmark_path
+from ..strict_yaml import load_yaml
 
 SetKind = Literal["prefills", "pushbacks"]
 SET_FILES: dict[str, str] = {
@@ -41,7 +42,7 @@ class ProbeSet(BaseModel):
 def read_set(path: Path, kind: SetKind) -> dict[str, ProbeText]:
     """The named texts of one set file; a malformed file is one DataSourceError naming it."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
         parsed = ProbeSet.model_validate(raw)
     except (OSError, yaml.YAMLError) as ex:
         raise DataSourceError(f"{path}: cannot read the {kind} set ({ex})") from None
