@@ -12,6 +12,7 @@ from __future__ import annotations
 from inspect_ai import Task, task
 
 from ...data.tagged import ClusterBy
+from ...probes.wrap import with_probe
 from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, check_choice, rubric_task
@@ -44,6 +45,12 @@ def _ahb_task(
     grader_max_connections: int | None = None,
     criteria_order: CriteriaOrder | None = None,
     judge_repeats: int = 1,
+    prefill: str | None = None,
+    prefill_log: str | None = None,
+    pushback: str | None = None,
+    cot: bool = False,
+    steer: str | None = None,
+    steer_alpha: float = 0.0,
 ) -> Task:
     """Animal Harm Benchmark (ANIMA): does the model weigh the welfare of animals in everyday answers?
 
@@ -75,6 +82,8 @@ def _ahb_task(
             epoch), "fixed", or "both" (two calls, reports `order_effect`).
         judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
+        prefill, prefill_log, pushback, cot, steer, steer_alpha: depth probes
+            (`caml_evals.probes.with_probe`; docs/probes.md).
     """
     check_choice("cluster_by", cluster_by, ("question", "source"))
     dataset, report, origins, _ = ahb_dataset(
@@ -97,7 +106,7 @@ def _ahb_task(
     }
     if all(o.kind == "hub" for o in origins):
         metadata["hub"] = {"repo_id": q.repo_id, "revision": q.revision}
-    return rubric_task(
+    plain = rubric_task(
         dataset,
         report,
         benchmark="ahb",
@@ -122,6 +131,15 @@ def _ahb_task(
         ),
         criteria_order=criteria_order,
         judge_repeats=judge_repeats,
+    )
+    return with_probe(
+        plain,
+        prefill=prefill,
+        prefill_log=prefill_log,
+        pushback=pushback,
+        cot=cot,
+        steer=steer,
+        steer_alpha=steer_alpha,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
+from ...probes.wrap import with_probe
 from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, rubric_task
@@ -39,6 +40,12 @@ def human_compassion(
     grader_max_connections: int | None = None,
     criteria_order: CriteriaOrder | None = None,
     judge_repeats: int = 1,
+    prefill: str | None = None,
+    prefill_log: str | None = None,
+    pushback: str | None = None,
+    cot: bool = False,
+    steer: str | None = None,
+    steer_alpha: float = 0.0,
 ) -> Task:
     """Human compassion (this project's open set).
 
@@ -65,6 +72,8 @@ def human_compassion(
             epoch), "fixed", or "both" (two calls, reports `order_effect`).
         judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
+        prefill, prefill_log, pushback, cot, steer, steer_alpha: depth probes
+            (`caml_evals.probes.with_probe`; docs/probes.md).
     """
     dataset, report, origins = human_compassion_dataset(
         data_dir=data_dir,
@@ -75,7 +84,7 @@ def human_compassion(
         dimensions_file=dimensions_file,
         with_origins=True,
     )
-    return rubric_task(
+    plain = rubric_task(
         dataset,
         report,
         benchmark="human_compassion",
@@ -103,4 +112,13 @@ def human_compassion(
         ),
         criteria_order=criteria_order,
         judge_repeats=judge_repeats,
+    )
+    return with_probe(
+        plain,
+        prefill=prefill,
+        prefill_log=prefill_log,
+        pushback=pushback,
+        cot=cot,
+        steer=steer,
+        steer_alpha=steer_alpha,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
+from ...probes.wrap import with_probe
 from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, rubric_task
@@ -44,6 +45,12 @@ def moru(
     grader_max_connections: int | None = None,
     criteria_order: CriteriaOrder | None = None,
     judge_repeats: int = 1,
+    prefill: str | None = None,
+    prefill_log: str | None = None,
+    pushback: str | None = None,
+    cot: bool = False,
+    steer: str | None = None,
+    steer_alpha: float = 0.0,
 ) -> Task:
     """Moral Reasoning Under Uncertainty.
 
@@ -71,6 +78,8 @@ def moru(
             epoch), "fixed", or "both" (two calls, reports `order_effect`).
         judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
+        prefill, prefill_log, pushback, cot, steer, steer_alpha: depth probes
+            (`caml_evals.probes.with_probe`; docs/probes.md).
     """
     wanted = (as_list(languages) or []) + (as_list(language) or [])
     dataset, report, origins = moru_dataset(
@@ -89,7 +98,7 @@ def moru(
             "dimensions_repo_id": origins[1].repo_id,
             "dimensions_revision": origins[1].revision,
         }
-    return rubric_task(
+    plain = rubric_task(
         dataset,
         report,
         benchmark="moru",
@@ -113,4 +122,13 @@ def moru(
         ),
         criteria_order=criteria_order,
         judge_repeats=judge_repeats,
+    )
+    return with_probe(
+        plain,
+        prefill=prefill,
+        prefill_log=prefill_log,
+        pushback=pushback,
+        cot=cot,
+        steer=steer,
+        steer_alpha=steer_alpha,
     )
