@@ -22,6 +22,13 @@ A second run (`--embedded-judge`, on by default) grades with the embedded SmolLM
 labelled as such, it is a pipeline check (that model mostly fails to follow either format, so its
 grades are largely missing, see `missing`) and shows the real cut rate at the grader cap.
 
+The scripted run also prints what the judge checks cost (`checks_cost`): `criteria_order=both`
+(single_call) and `judge_repeats=2` (both modes) graded on the same answers, as ratios of grader
+calls and tokens to the plain run of the same mode, with what each check measured (a
+deterministic judge: order effect and judge variance 0). Measured (scripted answers, 3 AHB
+questions): both orders x2.00 calls and x2.00 tokens, judge_repeats=2 x2.00 and x2.00 in either
+mode.
+
     python bench/judge_cost.py --limit 4                        # embedded model answers
     python bench/judge_cost.py --limit 4 --no-embedded-judge     # scripted judge only
     python bench/judge_cost.py --model openai/gpt-4o-mini --grader openai/gpt-4o --limit 20
@@ -68,6 +75,7 @@ from inspect_ai.log import EvalLog
 from inspect_ai.model import GenerateConfig, Model, ModelOutput, ModelUsage, get_model
 
 from caml_evals.scoring.dimensions import RubricCriterion
+from caml_evals.scoring.judge_checks import judge_noise_stats
 from caml_evals.scoring.rubric import criterion_labels
 from caml_evals.tasks.ahb.task import ahb
 
@@ -301,6 +309,71 @@ def compare_modes(
     return {"modes": rows, "agreement": agree}
 
 
+# ------------------------------------------------------------------- the judge checks' own cost
+
+CHECKS = [  # (mode, label, extra task args): each check beside the plain run of its mode
+    ("single_call", "plain", {}),
+    ("single_call", "criteria_order=both", {"criteria_order": "both"}),
+    ("single_call", "judge_repeats=2", {"judge_repeats": 2}),
+    ("per_dimension", "plain", {}),
+    ("per_dimension", "judge_repeats=2", {"judge_repeats": 2}),
+]
+
+
+def _measured(log: EvalLog) -> dict[str, float]:
+    """What the checks measured, from the score records (`score()` re-scoring keeps the
+    scorer's default metrics, which do not include the checks' own)."""
+    metas = [
+        (s.scores or {}).get("rubric_scorer").metadata or {}
+        for s in log.samples or []
+        if (s.scores or {}).get("rubric_scorer")
+    ]
+    out: dict[str, float] = {}
+    orders = [m["order_effect"] for m in metas if "order_effect" in m]
+    if orders:
+        pairs = sum(o["pairs"] for o in orders)
+        out["order_effect"] = (
+            sum(o["abs_diff_sum"] for o in orders) / pairs if pairs else float("nan")
+        )
+    repeats = [
+        calls for m in metas if "judge_repeats" in m for calls in m["judge_repeats"]["overall"]
+    ]
+    if repeats:
+        out["judge_variance"] = judge_noise_stats(repeats, list(range(len(repeats))))[
+            "judge_variance"
+        ]
+    return out
+
+
+def checks_cost(title: str, log: EvalLog, args: argparse.Namespace, grader_factory) -> dict:
+    """Extra grader calls and tokens of criteria_order=both and judge_repeats=2, as ratios to
+    the plain run of the same judging mode on the same answers (the AHB task's own scorers)."""
+    rows: dict[str, Any] = {}
+    print(f"\n{title}")
+    print(
+        f"{'mode':<15}{'check':<22}{'calls/sample':>14}{'tokens/sample':>15}"
+        f"{'calls x':>9}{'tokens x':>10}  measured"
+    )
+    for mode, label, extra in CHECKS:
+        task = ahb(data_dir=args.data_dir, judge_mode=mode, epochs=1, **extra)
+        scorer = task.scorer[0] if isinstance(task.scorer, list) else task.scorer
+        scored, _ = grade(log, scorer, grader_factory())
+        calls, tokens = grader_cost(scored)
+        row = {"calls": statistics.mean(calls), "tokens": statistics.mean(tokens)}
+        plain = rows.get((mode, "plain"), row)
+        row["calls_ratio"] = row["calls"] / max(plain["calls"], 1e-9)
+        row["tokens_ratio"] = row["tokens"] / max(plain["tokens"], 1e-9)
+        measured = _measured(scored)
+        row["measured"] = measured
+        rows[(mode, label)] = row
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in measured.items()) or "-"
+        print(
+            f"{mode:<15}{label:<22}{row['calls']:>14.2f}{row['tokens']:>15.0f}"
+            f"{row['calls_ratio']:>9.2f}{row['tokens_ratio']:>10.2f}  {shown}"
+        )
+    return {f"{mode}/{label}": row for (mode, label), row in rows.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -353,6 +426,13 @@ def main() -> None:
             results["scripted"] = compare_modes(
                 "scripted keyword judge (same verdict per answer x criterion in both modes; "
                 "tokens by the SmolLM2 tokenizer)",
+                log,
+                args,
+                lambda: get_model("scripted/keyword-judge", memoize=False, responder=judge.output),
+            )
+            results["scripted_checks"] = checks_cost(
+                "judge checks, scripted keyword judge (grader calls and tokens vs the plain run "
+                "of the same mode; a deterministic judge measures 0)",
                 log,
                 args,
                 lambda: get_model("scripted/keyword-judge", memoize=False, responder=judge.output),

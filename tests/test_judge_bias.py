@@ -400,3 +400,62 @@ def test_answer_record_without_a_generation_is_unknown_not_an_error() -> None:
     assert record["stop_reason"] == "unknown" and record["truncated"] == 0
     assert record["tokens"] is None and record["words"] == 0
     assert answer_record(None, "two words")["words"] == 2
+
+
+def test_compare_cli_prints_length_and_the_length_controlled_difference(
+    tmp_path: Path, capsys
+) -> None:
+    import argparse
+
+    from caml_evals.stats.cli import register
+
+    log_a = _run(
+        tmp_path / "a", length_only_judge, answer=_length_answerer(False), criteria_order="fixed"
+    )
+    log_b = _run(
+        tmp_path / "b", length_only_judge, answer=_length_answerer(True), criteria_order="fixed"
+    )
+    parser = argparse.ArgumentParser(prog="caml-evals")
+    register(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "cmp"
+    args = parser.parse_args(
+        [
+            "compare",
+            log_a.location,
+            log_b.location,
+            "--by",
+            "log",
+            "-o",
+            str(out),
+            "--n-resamples",
+            "200",
+            "--keys",
+            "overall",
+        ]
+    )
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "answer length and truncation per arm" in printed and "length-controlled" in printed
+    data = json.loads((out / "comparison.json").read_text())
+    length = data["settings"]["length"]
+    assert [a["answers"] for a in length["arms"].values()] == [N, N]
+    [row] = length["differences"]
+    assert row["raw_ci_low"] > 0 and row["lc_ci_low"] <= 0 <= row["lc_ci_high"]
+
+
+def test_train_eval_grader_takes_the_judge_settings() -> None:
+    from pydantic import ValidationError
+
+    from caml_evals.scoring.judge_settings import GRADER_SETTING_NAMES
+    from caml_train.config import GraderSpec
+
+    assert set(GRADER_SETTING_NAMES) <= set(GraderSpec.model_fields)
+    spec = GraderSpec(model="scripted/j", grader_temperature=0, grader_seed=3, max_tokens=50)
+    c = spec.generate_config()
+    assert (c.temperature, c.seed, c.max_tokens) == (0, 3, 50)
+    assert GraderSpec(grader_max_tokens=70).generate_config().max_tokens == 70
+    assert GraderSpec().generate_config().model_dump(exclude_none=True) == {}
+    with pytest.raises(ValidationError, match="grader_temperature"):
+        GraderSpec(grader_temperature=-1)
+    with pytest.raises(ValidationError, match="disagree"):
+        GraderSpec(max_tokens=5, grader_max_tokens=6)

@@ -226,3 +226,28 @@ def test_calibration_variant_checks_read_order_repeats_and_length(tmp_path: Path
     assert checks["length_corr_judge"] > 0.2
     assert abs(checks["length_corr_human"]) < 0.2
     assert checks["length_corr_diff"] > 0.2
+    # the report shows them per variant (through the CLI, from files)
+    from caml_evals.judging.cli import main as judge_main
+    from caml_evals.judging.ratings_io import write_ratings
+
+    key_path = tmp_path / "key.json"
+    key_path.write_text(key.model_dump_json())
+    write_ratings(tmp_path / "ratings.jsonl", ratings)
+    out = tmp_path / "rep"
+    code = judge_main(
+        [
+            "report",
+            "--key",
+            str(key_path),
+            "--ratings",
+            str(tmp_path / "ratings.jsonl"),
+            "--out",
+            str(out),
+            "--resamples",
+            "50",
+        ]
+    )
+    assert code == 0
+    rep = json.loads((out / "agreement.json").read_text())
+    assert rep["judge_checks"][_name]["order_effect"] == pytest.approx(checks["order_effect"])
+    assert "What the judge can get wrong" in (out / "agreement.html").read_text()

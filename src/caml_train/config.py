@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from caml_evals.errors import ConfigError
+from caml_evals.scoring.judge_settings import GraderSettings
 from caml_evals.strict_yaml import load_yaml
 
 Stage = Literal["text", "instruct", "sft"]
@@ -297,10 +298,28 @@ class SftSettings(_Strict):
         return sorted(v)
 
 
-class GraderSpec(_Strict):
+class GraderSpec(_Strict, GraderSettings):
+    """The grader of every eval. Its generation settings are the rubric tasks' own judge
+    settings, under the same names (`grader_temperature`, `grader_max_tokens`, `grader_seed`,
+    `grader_reasoning_effort`, `grader_max_retries`, `grader_max_connections`; None = the
+    provider's default), so a YAML grid and `-T grader_...` mean the same thing."""
+
     model: str = "caml/smollm2"
     args: dict[str, Any] = {}  # model args, e.g. {reply: "..."} for scripted/ graders in tests
     max_tokens: int | None = None  # the grader's own limit (eval.max_tokens is the graded model's)
+
+    @model_validator(mode="after")
+    def _one_max_tokens(self) -> GraderSpec:
+        if self.max_tokens is not None and self.grader_max_tokens not in (None, self.max_tokens):
+            raise ValueError("eval.grader: max_tokens and grader_max_tokens disagree; give one")
+        return self
+
+    def generate_config(self) -> Any:
+        """The GenerateConfig of the grader model (its settings; max_tokens either name)."""
+        settings = self.model_dump(include=set(GraderSettings.model_fields))
+        if settings["grader_max_tokens"] is None:
+            settings["grader_max_tokens"] = self.max_tokens
+        return GraderSettings(**settings).generate_config()
 
 
 class EvalTask(_Strict):

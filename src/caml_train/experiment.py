@@ -483,9 +483,9 @@ def run_eval(ep: EvalPlan, config: ExperimentConfig, grader: Any = None) -> Path
 
 
 def _grader_model(spec: GraderSpec) -> Any:
-    from inspect_ai.model import GenerateConfig, get_model
+    from inspect_ai.model import get_model
 
-    return get_model(spec.model, config=GenerateConfig(max_tokens=spec.max_tokens), **spec.args)
+    return get_model(spec.model, config=spec.generate_config(), **spec.args)
 
 
 @dataclass

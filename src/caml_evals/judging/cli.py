@@ -255,6 +255,7 @@ def _load_ratings(args: argparse.Namespace, known: set[str]):
 def cmd_report(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..outputs import writable_dir
+    from ..scoring.judge_diagnostics import variant_checks
     from .align import AlignError, add_ensemble, align
     from .analysis import analyse
     from .export import add_sources, parse_labelled_paths, read_logs
@@ -282,6 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise AlignError(f"--ensemble {spec!r}: expected NAME=majority|mean:VARIANT,VARIANT")
         add_ensemble(data.variants, name, members.split(","), how)
     report = analyse(data, n_resamples=args.resamples, seed=args.seed, ci=args.ci)
+    report["judge_checks"] = variant_checks(data, key)  # order, length, repeats per variant
     html, js = write_report(report, args.out)
     overall = report["scopes"]["overall"]
     rows = [

@@ -124,6 +124,26 @@ def plot_confusions(report: dict, scope: str = "overall") -> str:
     return _png(fig)
 
 
+# Per judge variant, beside agreement (`caml_evals.scoring.judge_diagnostics`): None = not measured
+JUDGE_CHECK_ROWS = (
+    (
+        "order_effect",
+        "order effect: mean |grade, one criteria order - the reverse| (criteria_order=both)",
+    ),
+    (
+        "repeat_agreement",
+        "judge-repeat agreement: items graded alike in every repeat (judge_repeats)",
+    ),
+    ("length_corr_judge", "Spearman of the judge's grades with answer length"),
+    ("length_corr_human", "Spearman of the human mean with answer length (same items)"),
+    ("length_corr_diff", "judge - human length correlation (> 0: the judge rewards length more)"),
+)
+
+
+def _check(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3f}"
+
+
 def _fmt(cell: dict | None) -> str:
     if cell is None or cell.get("value") is None:
         return "undefined"
@@ -156,6 +176,7 @@ def render_html(report: dict) -> str:
         plots=plots,
         confusion_by_dimension=confusion_by_dimension,
         fmt=_fmt,
+        fmt_check=_check,
         ceiling_metrics=CEILING_METRICS,
         variant_metrics=VARIANT_METRICS,
         per_dimension_metrics=(
@@ -167,6 +188,8 @@ def render_html(report: dict) -> str:
             "bias",
         ),
         report_json=json.dumps(report, indent=1),
+        judge_checks=report.get("judge_checks") or {},
+        judge_check_rows=JUDGE_CHECK_ROWS,
     )
 
 

@@ -116,6 +116,7 @@ def _several_logs_per_task(frame: pd.DataFrame) -> bool:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from .length import length_report, render_length
     from .plot import forest_plot
     from .report import print_table, render_markdown, to_json, write_text
 
@@ -167,6 +168,8 @@ def run_compare(args: argparse.Namespace) -> int:
                 cluster_weight=args.cluster_weight,
             )
         rows = adjust_rows(rows, args.adjust)
+        # answer length and truncation per arm, and the length-controlled difference
+        lengths = length_report(arms, baseline, ci=args.ci)
     except (UserError, ValueError) as ex:
         print(f"caml-evals compare: error: {ex}", file=sys.stderr)
         return 2
@@ -175,6 +178,7 @@ def run_compare(args: argparse.Namespace) -> int:
         "by": by,
         "baseline": baseline,
         "arms": list(arms),
+        "length": lengths,
     }
     json_path = write_text(
         Path(args.json) if args.json else out / "comparison.json", to_json(rows, settings)
@@ -184,6 +188,7 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     png_path = forest_plot(rows, Path(args.plot) if args.plot else out / "forest.png")
     print_table(rows)
+    print(render_length(lengths))
     print(f"wrote {json_path}, {md_path}, {png_path}")
     return 0
 
