@@ -321,7 +321,13 @@ class LLMClient:
 
     # ----------------------------------------------------------------------------------- calling
 
-    async def complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        on_attempt: Callable[[int | None, Any], None] | None = None,
+    ) -> Completion:
+        """`on_attempt(status, headers)` sees every attempt (the adaptive concurrency controller)."""
         attempt = 0
         while True:
             attempt += 1
@@ -330,6 +336,10 @@ class LLMClient:
                 if response is None or not getattr(response, "choices", None):
                     raise EmptyResponseError(f"no choices in the response: {response!r:.200}")
             except Exception as exc:  # classified below, never swallowed
+                if on_attempt is not None:
+                    on_attempt(
+                        status_code(exc), getattr(getattr(exc, "response", None), "headers", None)
+                    )
                 retryable = is_retryable(exc)
                 if not retryable or attempt >= self.retry.max_attempts:
                     why = "retries exhausted" if retryable else "not retryable"
@@ -343,6 +353,8 @@ class LLMClient:
                     self.retry.delay(attempt - 1, self._rng, retry_after_seconds(exc))
                 )
                 continue
+            if on_attempt is not None:
+                on_attempt(200, getattr(response, "headers", None))
             choice = response.choices[0]
             text = getattr(choice.message, "content", None) or ""
             usage_obj = getattr(response, "usage", None)

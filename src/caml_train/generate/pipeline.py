@@ -12,9 +12,9 @@ import os
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
 
 from caml_train.generate.cache import ResponseCache, request_key
@@ -28,7 +28,7 @@ from caml_train.generate.filters import (
     normalize_text,
 )
 from caml_train.generate.grid import Shard, sample_grid
-from caml_train.generate.manifest import Counts, Manifest, UsageReport
+from caml_train.generate.manifest import Counts, Manifest, UsageReport, usage_by_mode
 from caml_train.generate.prompts import document_messages, instruction_messages
 from caml_train.generate.qa import parse_qa_reply
 from caml_train.generate.rows import (
@@ -60,7 +60,12 @@ class RunConfig(BaseModel):
     n: int | None = Field(None, ge=1, description="documents (or source documents) to use")
     seed: int = 0
     shard: Shard = Shard()
-    concurrency: int = Field(8, ge=1)
+    concurrency: int | Literal["auto"] = Field(8, description=">= 1, or 'auto' (AIMD)")
+    mode: Literal["online", "batch"] = "online"
+    engine: Literal["api", "vllm"] = "api"
+    engine_model: str | None = None
+    batch_poll: float = Field(30.0, gt=0)
+    batch_timeout: float | None = Field(None, gt=0)
     cache_only: bool = False
     retry: RetryPolicy = RetryPolicy()
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -70,6 +75,13 @@ class RunConfig(BaseModel):
         "auto",
         description="auto: direct HTTP for openai/<name> at an api_base, else litellm (client.py)",
     )
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency(cls, value: int | str) -> int | str:
+        if value != "auto" and (not isinstance(value, int) or value < 1):
+            raise ValueError("concurrency must be >= 1 or 'auto'")
+        return value
 
     def request_params(self) -> dict[str, Any]:
         params = self.spec.generation.request_params()
@@ -340,8 +352,37 @@ def postprocess_instructions(
 
 
 async def _fetch(
-    cfg: RunConfig, jobs: list[Job], cache: ResponseCache, label: str, console: Console | None
+    cfg: RunConfig,
+    jobs: list[Job],
+    cache: ResponseCache,
+    label: str,
+    console: Console | None,
+    kind: str = "documents",
 ) -> RunResult:
+    if not cfg.cache_only and cfg.engine == "vllm":
+        from caml_train.generate.engines import VLLMEngine
+
+        engine = VLLMEngine(cfg.model, weights=cfg.engine_model)
+        return await asyncio.to_thread(
+            engine.run, jobs, cache=cache, request_params=cfg.request_params()
+        )
+    if not cfg.cache_only and cfg.mode == "batch":
+        from caml_train.generate.batch import BatchRunner
+
+        runner = BatchRunner(
+            model=cfg.model,
+            api_base=cfg.api_base,
+            api_key=cfg.resolved_api_key(),
+            state_dir=cfg.out_dir / "batches" / f"{kind}{cfg.shard.suffix}",
+            poll_interval=cfg.batch_poll,
+            timeout=cfg.batch_timeout,
+            progress=lambda m: (console or Console(stderr=True)).print(m, markup=False),
+        )
+        result = await asyncio.to_thread(
+            runner.run, jobs, cache=cache, request_params=cfg.request_params()
+        )
+        result.batches = runner.report()
+        return result
     client = None
     if not cfg.cache_only:
         client = LLMClient(
@@ -430,13 +471,22 @@ def _manifest(
         files={k: str(v) for k, v in paths.items()},
         seconds=round(result.seconds, 3),
         complete=not result.failures and not result.missing_from_cache,
+        mode="vllm" if cfg.engine == "vllm" else cfg.mode,
+        usage_by_mode={
+            "this_run": usage_by_mode(
+                e for k, e in result.entries.items() if k not in result.cached_keys
+            ),
+            "total": usage_by_mode(result.entries.values()),
+        },
+        concurrency=result.concurrency,
+        batches=result.batches,
     )
 
 
 async def generate_documents_async(cfg: RunConfig, console: Console | None = None) -> Manifest:
     cache = ResponseCache(cfg.cache_dir)
     jobs = plan_documents(cfg)
-    result = await _fetch(cfg, jobs, cache, f"documents {cfg.shard.label}", console)
+    result = await _fetch(cfg, jobs, cache, f"documents {cfg.shard.label}", console, "documents")
     rows, rejected = postprocess_documents(cfg.spec, cfg.model, jobs, result)
     paths = output_paths(cfg.out_dir, "documents", cfg.shard)
     written = write_jsonl(paths["corpus"], rows)
@@ -444,6 +494,14 @@ async def generate_documents_async(cfg: RunConfig, console: Console | None = Non
     manifest = _manifest(
         cfg, "documents", jobs, result, cache, written=written, rejected=rejected, paths=paths
     )
+    from caml_train.generate.corpus_report import corpus_stats
+
+    manifest.corpus_stats = corpus_stats(
+        (r.model_dump() for r in rows),
+        cfg.spec,
+        [manifest.model_dump(mode="json")],
+        diversity_sample=1000,
+    ).model_dump(mode="json")
     write_json(paths["manifest"], manifest.model_dump(mode="json"))
     return manifest
 
@@ -451,7 +509,9 @@ async def generate_documents_async(cfg: RunConfig, console: Console | None = Non
 async def generate_instructions_async(cfg: RunConfig, console: Console | None = None) -> Manifest:
     cache = ResponseCache(cfg.cache_dir)
     jobs, malformed = plan_instructions(cfg)
-    result = await _fetch(cfg, jobs, cache, f"instructions {cfg.shard.label}", console)
+    result = await _fetch(
+        cfg, jobs, cache, f"instructions {cfg.shard.label}", console, "instructions"
+    )
     outcome = postprocess_instructions(cfg.spec, cfg.model, jobs, result)
     paths = output_paths(cfg.out_dir, "instructions", cfg.shard)
     written = write_jsonl(paths["corpus"], outcome.rows)

@@ -89,6 +89,8 @@ class RunResult:
     retry_reasons: dict[str, int] = field(default_factory=dict)
     unique_requests: int = 0
     seconds: float = 0.0
+    concurrency: dict[str, Any] | None = None  # --concurrency auto: the AIMD summary
+    batches: dict[str, Any] | None = None  # --mode batch: what was submitted and re-attached
 
 
 class _Reporter:
@@ -155,15 +157,20 @@ async def execute(
     client: LLMClient | None,
     cache: ResponseCache,
     request_params: dict[str, Any],
-    concurrency: int,
+    concurrency: int | str,
     cache_only: bool = False,
     label: str = "generating",
     console: Console | None = None,
 ) -> RunResult:
     """Fetch every job's response (cache first). `request_params` are the sampling parameters shared
     by all jobs (they are part of each job's key). `client` may be None only with `cache_only`."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+    adaptive = None
+    if concurrency == "auto":
+        from caml_train.generate.concurrency import AdaptiveConcurrency
+
+        adaptive = AdaptiveConcurrency()
+    elif not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError("concurrency must be >= 1 or 'auto'")
     if client is None and not cache_only:
         raise ValueError("a client is required unless cache_only")
     started = time.monotonic()
@@ -172,7 +179,7 @@ async def execute(
     for job in jobs:
         first_job.setdefault(job.key, job)
     result.unique_requests = len(first_job)
-    semaphore = asyncio.Semaphore(concurrency)
+    semaphore = asyncio.Semaphore(concurrency if adaptive is None else 1)
 
     async def one(key: str, job: Job, reporter: _Reporter) -> None:
         entry = cache.get(key)
@@ -183,15 +190,14 @@ async def execute(
         elif cache_only or client is None:
             result.missing_from_cache.append(key)
         else:
-            async with semaphore:
-                try:
-                    completion = await client.complete(job.messages, request_params)
-                except GenerationError as ex:
-                    result.failures.append(
-                        Failure(id=job.id, prompt_hash=key, error=str(ex), attempts=ex.attempts)
-                    )
-                    reporter.advance(result)
-                    return
+            try:
+                completion = await _complete(job)
+            except GenerationError as ex:
+                result.failures.append(
+                    Failure(id=job.id, prompt_hash=key, error=str(ex), attempts=ex.attempts)
+                )
+                reporter.advance(result)
+                return
             entry = CacheEntry(
                 key=key,
                 model=client.model,
@@ -212,10 +218,26 @@ async def execute(
             result.usage_this_run.add(entry)
         reporter.advance(result)
 
+    async def _complete(job: Job) -> Any:
+        if adaptive is None:
+            async with semaphore:
+                return await client.complete(job.messages, request_params)
+        ticket = await adaptive.acquire()
+        try:
+            return await client.complete(
+                job.messages,
+                request_params,
+                on_attempt=lambda status, headers: adaptive.on_response(status, headers, ticket),
+            )
+        finally:
+            await adaptive.release()
+
     with _Reporter(len(first_job), label, console) as reporter:
         await asyncio.gather(*(one(k, j, reporter) for k, j in first_job.items()))
     if client is not None:
         result.retries = client.retries
         result.retry_reasons = dict(client.retry_reasons)
+    if adaptive is not None:
+        result.concurrency = adaptive.summary()
     result.seconds = time.monotonic() - started
     return result
