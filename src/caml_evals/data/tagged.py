@@ -573,3 +573,80 @@ def build_tagged_samples(
             f"data problems: {report.summary()}"
         )
     return TaggedBuild(samples=samples, report=report)
+
+
+# --- question sets this project ships (benchmarks/<subfolder>/) --------------------------------
+
+QUESTIONS_FILE = "questions.jsonl"
+DIMENSIONS_FILE = "dimensions.jsonl"
+
+
+def load_packaged_set(
+    layout: TaggedLayout,
+    subfolder: str,
+    data_dir: str | Path | None,
+    questions_file: str | Path | None = None,
+    dimensions_file: str | Path | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[DataOrigin]]:
+    """Rows of a set this project wrote (human compassion, value pressure): from `data_dir` /
+    $CAML_EVALS_DATA_DIR when it holds the set, else the copy packaged in `benchmarks/`.
+
+    An explicit `questions_file` / `dimensions_file` (JSONL) wins for its part, e.g. a revised
+    question list judged on the packaged dimension table. An explicit `data_dir` must hold the
+    set; the env var may serve other benchmarks only (then the packaged set is used).
+    """
+    from ..resources import benchmark_path
+    from .source import local_benchmark_dir
+
+    given = {QUESTIONS_FILE: questions_file, DIMENSIONS_FILE: dimensions_file}
+    required = tuple(name for name, path in given.items() if path in (None, ""))
+    local = None
+    if required and data_dir not in (None, ""):
+        local = local_benchmark_dir(data_dir, subfolder, required)  # explicit: must exist
+    elif required:
+        try:
+            local = local_benchmark_dir(None, subfolder, required)
+        except DataSourceError:
+            local = None  # $CAML_EVALS_DATA_DIR serves other benchmarks: use the packaged set
+    packaged = benchmark_path(subfolder)
+    name = layout.benchmark
+    questions, q_origin = load_part(
+        "questions", name, questions_file, local, QUESTIONS_FILE, None, packaged
+    )
+    dims, d_origin = load_part(
+        "dimensions", name, dimensions_file, local, DIMENSIONS_FILE, None, packaged
+    )
+    return questions, dims, [q_origin, d_origin]
+
+
+def packaged_set_dataset(
+    layout: TaggedLayout,
+    subfolder: str,
+    data_dir: str | Path | None = None,
+    dimensions: Sequence[str] | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    questions_file: str | Path | None = None,
+    dimensions_file: str | Path | None = None,
+) -> tuple[Any, DatasetReport, list[DataOrigin]]:
+    """(MemoryDataset, report, origins) of a packaged set, validated by the one row builder."""
+    import logging
+
+    from inspect_ai.dataset import MemoryDataset
+
+    questions, dims, origins = load_packaged_set(
+        layout, subfolder, data_dir, questions_file, dimensions_file
+    )
+    source = describe_origins(origins)
+    table = dimension_table(dims, source)
+    built = build_tagged_samples(
+        questions, table, layout, source, dimensions=dimensions, rows_source=origins[0].describe()
+    )
+    if built.report.problems:
+        logging.getLogger(__name__).warning(
+            "%s data problems: %s", layout.benchmark, built.report.summary()
+        )
+    dataset = MemoryDataset(built.samples, name=layout.benchmark, location=source)
+    if shuffle:
+        dataset.shuffle(seed=seed)
+    return dataset, built.report, origins
