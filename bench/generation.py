@@ -20,6 +20,11 @@ first on `PYTHONPATH`), side by side with the ratio ours / baseline.
     python bench/generation.py --baseline none      # ours only
     python bench/generation.py --latency 0.5 --concurrency 1 8 32
 
+At the million-document scale (batch vs online price at 1M documents, dedup documents/s and peak
+memory at 100k documents): `python bench/generation_scale.py`. `--concurrency auto` against a
+rate-limited server is measured by tests/test_generate_concurrency.py (this server has no limit
+for it to find).
+
 Measured on 2 CPU cores shared with other work (load average ~9, 2026-12-02), latency 0.5 s,
 `python bench/generation.py` (baseline f65dc22: litellm for every request, a template compiled
 per request, cache fsync on the event loop, inspect_ai and scipy imported before the first call):
