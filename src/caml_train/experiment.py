@@ -404,20 +404,16 @@ def _attach_corpus(st: StagePlan, config: ExperimentConfig, say: Callable[[str],
 
 
 def successful_log(log_dir: Path) -> Path | None:
-    """The newest log in log_dir whose eval finished with status success."""
-    from inspect_ai.log import list_eval_logs, read_eval_log
+    """The newest log in log_dir whose eval finished with status success (the one log rule of
+    `caml_evals.logs`; a log cut off by a kill is skipped, not a result)."""
+    from caml_evals.logs import latest_logs
 
     if not log_dir.is_dir():
         return None
-    for info in list_eval_logs(str(log_dir), recursive=False):  # newest first
-        try:
-            header = read_eval_log(info, header_only=True)
-        except Exception as ex:  # noqa: BLE001 - a log cut off by a kill is not a result
-            log.warning("ignoring unreadable log %s: %s", info.name, ex)
-            continue
-        if header.status == "success":
-            return Path(info.name.removeprefix("file://"))
-    return None
+    choices = latest_logs(log_dir, status="success", unreadable="skip", recursive=False)
+    if not choices:
+        return None
+    return Path(max(choices, key=lambda c: (c.log.created, c.log.mtime_ns)).log.path)
 
 
 def run_eval(ep: EvalPlan, config: ExperimentConfig, grader: Any = None) -> Path:
