@@ -332,9 +332,26 @@ class EvalTask(_Strict):
     task: str = "caml_evals/ahb"
     args: dict[str, Any] = {}
     limit: int | None = None
-    score_key: str = "overall"  # which key of a dict-valued score goes in the table
+    # which key of a dict-valued score goes in the table; default: the task card's headline
+    # (AHB overall, TAC welfare, StrongREJECT score, power_seeking risky, ...), else `overall`
+    score_key: str | None = None
     scorer: str | None = None  # which scorer, when a task has several
-    label: str | None = None  # the table's heading; default: task, plus score key if not overall
+    label: str | None = None  # the table's heading; default: task, plus score key if not headline
+
+    @model_validator(mode="after")
+    def _headline_by_default(self) -> EvalTask:
+        if self.score_key is None:
+            self.score_key = self.headline_key()
+        return self
+
+    def headline_key(self) -> str:
+        """The score key of the task card's first headline metric (`overall` without a card)."""
+        from caml_evals.cards import find_card
+        from caml_evals.stats.headline import headline_metrics, key_of_metric
+
+        if find_card(self.task) is None:
+            return "overall"
+        return key_of_metric(headline_metrics(self.task)[0])
 
     def run_identity(self) -> dict[str, Any]:
         """What decides the eval log (not which key of it is read)."""
@@ -343,7 +360,9 @@ class EvalTask(_Strict):
     def heading(self) -> str:
         if self.label:
             return self.label
-        return self.task if self.score_key == "overall" else f"{self.task} · {self.score_key}"
+        if self.score_key in ("overall", self.headline_key()):
+            return self.task
+        return f"{self.task} · {self.score_key}"
 
 
 class EvalSettings(_Strict):
