@@ -12,7 +12,6 @@ one cached model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -40,7 +39,6 @@ from caml_evals.stats import (
     score_frame,
     summarize,
 )
-from caml_evals.stats.cli import register
 
 # ------------------------------------------------------------------ a tiny rubric task
 
@@ -355,10 +353,10 @@ def test_compare_logs_over_several_tasks_adjusts_the_whole_family(logs):
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="caml-evals")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The command as users run it: through the dispatcher and its one error rule."""
+    from caml_evals.cli import main
+
+    return main(argv)
 
 
 def test_cli_compare_writes_json_markdown_and_png(logs, tmp_path, capsys):
@@ -421,6 +419,10 @@ def test_cli_compare_by_log_and_errors(logs, tmp_path, capsys):
     args = ["compare", str(logs["rubric_base"]), str(logs["rubric_tuned"]), "-o", str(tmp_path)]
     assert _cli([*args, "--keys", "overall,Nope"]) == 2
     assert "keys not in both arms: ['Nope']" in capsys.readouterr().err
+    # a CI level outside (0, 1) is refused when the arguments are parsed, as one line
+    assert _cli([*args, "--ci", "1.5"]) == 2
+    assert "strictly between 0 and 1" in capsys.readouterr().err
+    assert _cli([*args, "--n-resamples", "0"]) == 2
 
 
 def test_rich_table_renders_with_notes(logs):

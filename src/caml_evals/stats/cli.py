@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from caml_evals.errors import UserError
+from caml_evals.cli.argtypes import open_unit_interval, positive_int
 
 from .frame import CLUSTER_BY, expand_log_paths, score_frame
 from .logcompare import LogCompareError, adjust_rows, compare_frames
@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "as missing_rate, unparsed, completed, overall@<grader> only when named here)",
     )
     cmp.add_argument("--scorer", help="scorer name (default: each log's primary scorer)")
-    cmp.add_argument("--n-resamples", type=int, default=10_000)
+    cmp.add_argument("--n-resamples", type=positive_int, default=10_000)
     cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--ci", type=float, default=0.95)
+    cmp.add_argument("--ci", type=open_unit_interval, default=0.95)
     cmp.add_argument(
         "--method", choices=["percentile", "bca"], default="percentile", help="bootstrap CI"
     )
@@ -88,9 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     board.add_argument("--title", default="caml-evals leaderboard")
     board.add_argument("--scorer")
-    board.add_argument("--n-resamples", type=int, default=2_000)
+    board.add_argument("--n-resamples", type=positive_int, default=2_000)
     board.add_argument("--seed", type=int, default=0)
-    board.add_argument("--ci", type=float, default=0.95)
+    board.add_argument("--ci", type=open_unit_interval, default=0.95)
     board.add_argument("--method", choices=["percentile", "bca"], default="percentile")
     board.add_argument(
         "--no-copy-logs",
@@ -120,59 +120,55 @@ def run_compare(args: argparse.Namespace) -> int:
     from .plot import forest_plot
     from .report import print_table, render_markdown, to_json, write_text
 
-    try:
-        # reasons=False: the table counts missing values but never says why, so the whole
-        # samples holding the reasons are not read
-        frame = score_frame(
-            expand_log_paths(args.logs),
-            args.scorer,
-            cluster_by=getattr(args, "cluster_by", "question"),
-            reasons=False,
-        )
-        by = args.by
+    # reasons=False: the table counts missing values but never says why, so the whole
+    # samples holding the reasons are not read
+    frame = score_frame(
+        expand_log_paths(args.logs),
+        args.scorer,
+        cluster_by=getattr(args, "cluster_by", "question"),
+        reasons=False,
+    )
+    by = args.by
+    arms = _arms(frame, by)
+    if by == "model" and len(arms) < 2 and _several_logs_per_task(frame):
+        # checkpoints of one model often share its name: compare the logs instead
+        (model,) = arms
+        by = "log"
         arms = _arms(frame, by)
-        if by == "model" and len(arms) < 2 and _several_logs_per_task(frame):
-            # checkpoints of one model often share its name: compare the logs instead
-            (model,) = arms
-            by = "log"
-            arms = _arms(frame, by)
-            print(
-                f"caml-evals compare: note: every log has model {model!r}; "
-                f"comparing one arm per log ({', '.join(arms)}) as with --by log",
-                file=sys.stderr,
-            )
-        if len(arms) < 2:
-            raise LogCompareError(
-                f"need at least two arms to compare, found {list(arms)} (use --by log to compare "
-                "logs of one model)"
-            )
-        baseline = args.baseline or next(iter(arms))
-        if baseline not in arms:
-            raise LogCompareError(f"baseline {baseline!r} is not one of the arms {list(arms)}")
-        rows = []
-        for label, arm in arms.items():
-            if label == baseline:
-                continue
-            rows += compare_frames(
-                arms[baseline],
-                arm,
-                keys=args.keys.split(",") if args.keys else None,
-                label_a=baseline,
-                label_b=label,
-                ci=args.ci,
-                n_resamples=args.n_resamples,
-                seed=args.seed,
-                method=args.method,
-                paired={"auto": None, "yes": True, "no": False}[args.paired],
-                alternative=args.alternative,
-                cluster_weight=args.cluster_weight,
-            )
-        rows = adjust_rows(rows, args.adjust)
-        # answer length and truncation per arm, and the length-controlled difference
-        lengths = length_report(arms, baseline, ci=args.ci)
-    except (UserError, ValueError) as ex:
-        print(f"caml-evals compare: error: {ex}", file=sys.stderr)
-        return 2
+        print(
+            f"caml-evals compare: note: every log has model {model!r}; "
+            f"comparing one arm per log ({', '.join(arms)}) as with --by log",
+            file=sys.stderr,
+        )
+    if len(arms) < 2:
+        raise LogCompareError(
+            f"need at least two arms to compare, found {list(arms)} (use --by log to compare "
+            "logs of one model)"
+        )
+    baseline = args.baseline or next(iter(arms))
+    if baseline not in arms:
+        raise LogCompareError(f"baseline {baseline!r} is not one of the arms {list(arms)}")
+    rows = []
+    for label, arm in arms.items():
+        if label == baseline:
+            continue
+        rows += compare_frames(
+            arms[baseline],
+            arm,
+            keys=args.keys.split(",") if args.keys else None,
+            label_a=baseline,
+            label_b=label,
+            ci=args.ci,
+            n_resamples=args.n_resamples,
+            seed=args.seed,
+            method=args.method,
+            paired={"auto": None, "yes": True, "no": False}[args.paired],
+            alternative=args.alternative,
+            cluster_weight=args.cluster_weight,
+        )
+    rows = adjust_rows(rows, args.adjust)
+    # answer length and truncation per arm, and the length-controlled difference
+    lengths = length_report(arms, baseline, ci=args.ci)
     out = Path(args.out_dir)
     settings = {k: v for k, v in vars(args).items() if k != "func"} | {
         "by": by,
@@ -197,19 +193,15 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import build_leaderboard, write_site
     from .report import fmt
 
-    try:
-        board = build_leaderboard(
-            args.log_dirs,
-            scorer=args.scorer,
-            ci=args.ci,
-            n_resamples=args.n_resamples,
-            seed=args.seed,
-            method=args.method,
-            title=args.title,
-        )
-    except (UserError, ValueError) as ex:
-        print(f"caml-evals leaderboard: error: {ex}", file=sys.stderr)
-        return 2
+    board = build_leaderboard(
+        args.log_dirs,
+        scorer=args.scorer,
+        ci=args.ci,
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        method=args.method,
+        title=args.title,
+    )
     page = write_site(board, args.out_dir, copy_logs=not args.no_copy_logs)
     header = ["model", *(f"{t} ({board.headlines.get(t, 'overall')})" for t in board.tasks)]
     body = []
