@@ -4,6 +4,7 @@ caml-train train stage.yaml [--set hparams.max_steps=10]   one stage (torchrun/a
 caml-train run experiment.yaml [--dry-run] [--no-eval]      the whole grid, resumable
 caml-train results experiment.yaml                          rebuild results.md/json from logs
 caml-train generate ...                                     synthetic corpora (caml_train.generate)
+caml-train rlaif --policy DIR --prompts F --n N --judge M -o OUT   RLAIF preference pairs
 """
 
 from __future__ import annotations
@@ -48,9 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         p = plan(config, resolve_corpora=False)
         for st in p.stages:
-            state = (
-                "done" if st.done() else ("base model" if st.train_config is None else "to train")
-            )
+            state = st.state()
             print(
                 f"stage {st.label:<28} {st.key[:12]}  {state:<10} {st.directory or st.model_spec}"
             )
@@ -146,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         if ex.name != GENERATE_CLI:
             raise
     register(subparsers)
+    from .rlaif import register as register_rlaif
+
+    register_rlaif(subparsers)
     return parser
 
 

@@ -174,6 +174,10 @@ class LocalTransformersAPI(HuggingFaceAPI):
         **model_args: Any,
     ) -> None:
         path = resolve_model_path(model_name)
+        # seed_each_request=True (with do_sample): the RNG is seeded with each request's
+        # GenerateConfig.seed before its batch, and requests with different seeds are never
+        # batched together, so a seeded sampled answer is the same in every run (caml_train.rlaif)
+        self.seed_each_request = bool(model_args.pop("seed_each_request", False))
         model_args.setdefault("do_sample", False)
         model_args.setdefault("device", "cpu" if _cpu_only() else None)
         if model_args.get("device") is None:
@@ -214,6 +218,8 @@ class LocalTransformersAPI(HuggingFaceAPI):
                 value = getattr(config, name)
                 if value is not None:
                     kwargs[name] = value
+            if self.seed_each_request and config.seed is not None:
+                kwargs["seed"] = config.seed  # part of the batch key: one seed per batch
         if config.logprobs:
             kwargs["output_logits"] = True
         if config.stop_seqs:
@@ -226,6 +232,9 @@ class LocalTransformersAPI(HuggingFaceAPI):
 
         start = time.monotonic()
         kwargs = dict(batch[0].kwargs)
+        seed = kwargs.pop("seed", None)
+        if seed is not None:
+            torch.manual_seed(seed)
         stop_strings = kwargs.pop("stop_strings", None)
         if stop_strings:
             from transformers.generation import StopStringCriteria

@@ -8,6 +8,7 @@ as grader errors), or come from a responder function that sees the prompt.
     get_model("scripted/judge", memoize=False, replies=["GRADE: YES", RuntimeError("boom")])
     get_model("scripted/judge", memoize=False,
               responder=lambda prompt: "GRADE: YES" if "fish" in prompt else "GRADE: NO")
+    # a responder of (prompt, input, tools) sees the messages; of (..., config) also the settings
 
 Pass `memoize=False`: Inspect memoizes models by name and JSON-able args, and a responder or an
 iterator of replies serialises to null, so a second `scripted/judge` with another responder
@@ -172,11 +173,12 @@ class ScriptedModelAPI(ModelAPI):
         if self._responder is not None:
             prompt = "\n\n".join(m.text for m in input)
             params = pyinspect.signature(self._responder).parameters
-            result = (
-                self._responder(prompt, input, tools)
-                if len(params) >= 3
-                else self._responder(prompt)
-            )
+            if len(params) >= 4:  # a responder that also sees the GenerateConfig (its seed)
+                result = self._responder(prompt, input, tools, config)
+            elif len(params) == 3:
+                result = self._responder(prompt, input, tools)
+            else:
+                result = self._responder(prompt)
             if pyinspect.isawaitable(result):
                 result = await result
         elif self._replies is not None:
