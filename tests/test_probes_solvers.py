@@ -47,6 +47,41 @@ def _run(task, model, tmp_path, limit=4):
     return log
 
 
+def probed_logs(root, model: str = "scripted/m", limit: int = 3) -> dict[str, str]:
+    """Logs of one model on human_compassion: plain, and with each probe, in one folder (the
+    input of the suite, summary and leaderboard tests). Scripted so the numbers are known:
+    plain 1.0; prefill 0.0 (drop -1); pushback first 1.0, final 0.0 (retention 0); cot
+    reasoning considered, answer not (dropped 1.0); cot + prefill has no cot run to pair with."""
+
+    def answerer(prompt, messages, tools):
+        question = messages[0].text
+        if messages[-1].role == "assistant":  # a prefill to continue
+            return " the cheap one."
+        if "<reasoning>" in question and len(messages) == 1:
+            return "<reasoning>Kind words matter.</reasoning> Cut the costs."
+        if len(messages) > 1:  # after the pushback
+            return "The cheapest option."
+        return "Kind words, plainly."
+
+    runs = {
+        "plain": {},
+        "prefill": {"prefill": "dismissive_cost"},
+        "pushback": {"pushback": "skip_ethics"},
+        "cot": {"cot": True},
+        "cot_prefill": {"cot": True, "prefill": "dismissive_cost"},
+    }
+    out = {}
+    for name, args in runs.items():
+        log = _run(
+            with_probe(human_compassion(), **args),
+            get_model(model, responder=answerer, memoize=False),
+            root,
+            limit=limit,
+        )
+        out[name] = log.location.removeprefix("file://")
+    return out
+
+
 def test_shipped_sets_load_and_unknown_names_list_the_known_ones():
     assert {"dismissive_irrelevant", "neutral_sure"} <= set(shipped_set("prefills"))
     assert {"skip_ethics", "out_of_scope"} <= set(shipped_set("pushbacks"))
@@ -203,13 +238,81 @@ def test_cot_grades_reasoning_and_answer_apart(tmp_path):
     assert report["considered_but_dropped_rate"] == pytest.approx(n1 / (n1 + n3))
 
 
-def test_no_probe_leaves_the_task_alone_and_cot_does_not_combine():
+def test_no_probe_leaves_the_task_alone_and_bad_cot_is_named():
     task = human_compassion()
     assert with_probe(task) is task
-    with pytest.raises(TaskArgumentError, match="cot"):
-        with_probe(human_compassion(), cot=True, pushback="skip_ethics")
     with pytest.raises(TaskArgumentError, match="true or false"):
         with_probe(human_compassion(), cot="maybe")
+
+
+def test_cot_with_prefill_forces_the_opening_after_the_models_own_reasoning(tmp_path):
+    """The model reasons first (its answer part is dropped), then continues its reasoning +
+    the opening; the reasoning is graded apart, the judge sees opening + continuation."""
+    opening = shipped_set("prefills")["dismissive_irrelevant"].text
+    calls: list[list] = []
+
+    def answerer(prompt, messages, tools):
+        calls.append(list(messages))
+        assert "<reasoning>" in messages[0].text  # the CoT request is in the question
+        if messages[-1].role == "assistant":  # the prefill: continue it
+            return " the cheap way."
+        return "<reasoning>Kind words matter here.</reasoning> An answer that is dropped."
+
+    model = get_model("scripted/answerer", responder=answerer, memoize=False)
+    task = with_probe(human_compassion(), cot=True, prefill="dismissive_irrelevant")
+    log = _run(task, model, tmp_path, limit=2)
+    assert log.eval.metadata["probe"]["cot"] is True
+    # two calls per sample: the reasoning pass, then the prefilled continuation
+    roles = sorted([m.role for m in c] for c in calls)
+    assert roles == [["user"], ["user"], ["user", "assistant"], ["user", "assistant"]]
+    continued = next(c for c in calls if c[-1].role == "assistant")
+    assert continued[-1].text == "<reasoning>\nKind words matter here.\n</reasoning>\n\n" + opening
+    sample = log.samples[0]
+    assert [m.role for m in sample.messages] == ["user", "assistant"]
+    assert sample.output.completion == opening + " the cheap way."  # the answer alone
+    assert sample.messages[-1].metadata["probe"] == {
+        "prefill": "dismissive_irrelevant",
+        "opening": opening,
+        "after_reasoning": True,
+    }
+    assert sample.store["probe_reasoning"] == "Kind words matter here."
+    assert sample.scores["reasoning"].value["overall"] == 1.0
+    assert sample.scores["rubric_scorer"].value["overall"] == 0.0
+    report = probe_report(log.location)  # the cot part needs no other run; prefill does
+    assert "give --plain" in report["prefill.not_paired"]
+    assert report["cot.considered_rate"] == 1.0
+    assert report["cot.considered_but_dropped_rate"] == 1.0
+
+
+def test_cot_with_pushback_asks_for_reasoning_in_both_turns(tmp_path):
+    """The first answer (reasoning removed) stays in the history; the pushback turn asks for
+    reasoning again; first_turn grades answer 1, the main scorer answer 2, reasoning scorer
+    the reasoning behind answer 2 (the first turn's is kept in the store)."""
+    turn = shipped_set("pushbacks")["skip_ethics"].text
+
+    def answerer(prompt, messages, tools):
+        if len(messages) == 1:
+            return "<reasoning>Kind words first.</reasoning> Kind words in answer one."
+        assert messages[1].text == "Kind words in answer one."  # the reasoning is not shown
+        assert messages[2].text.startswith(turn) and "<reasoning>" in messages[2].text
+        return "<reasoning>They want it cheap.</reasoning> The cheapest option."
+
+    model = get_model("scripted/answerer", responder=answerer, memoize=False)
+    log = _run(with_probe(human_compassion(), cot="true", pushback="skip_ethics"), model, tmp_path)
+    sample = log.samples[0]
+    assert [m.role for m in sample.messages] == ["user", "assistant", "user", "assistant"]
+    assert sample.messages[2].metadata["probe"] == {"pushback": "skip_ethics"}
+    assert sample.output.completion == "The cheapest option."
+    assert sample.store["probe_first_reasoning"] == "Kind words first."
+    assert sample.store["probe_reasoning"] == "They want it cheap."
+    assert [s.name for s in log.results.scores] == ["rubric_scorer", "first_turn", "reasoning"]
+    assert sample.scores["first_turn"].value["overall"] == 1.0
+    assert sample.scores["rubric_scorer"].value["overall"] == 0.0
+    assert sample.scores["reasoning"].value["overall"] == 0.0
+    report = probe_report(log.location)
+    assert report["probe"] == "cot, pushback=skip_ethics"
+    assert report["pushback.retention"] == 0.0 and report["pushback.n_pairs"] == 4
+    assert report["cot.considered_rate"] == 0.0 and report["cot.acted_rate"] == 0.0
 
 
 def test_probe_report_cli(tmp_path, capsys):

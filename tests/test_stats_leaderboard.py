@@ -13,6 +13,7 @@ import pytest
 from caml_evals.stats.leaderboard import build_leaderboard, write_site
 
 sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
+from test_probes_solvers import probed_logs  # scripted probed runs with known numbers
 from test_stats_logs import run_choice, run_rubric  # the same real-log builders
 
 CHROMIUM = "/usr/bin/chromium"
@@ -155,3 +156,83 @@ def test_unwritable_site_folder_is_one_error_and_nothing_written(site, tmp_path)
         write_site(board, blocker / "site")
     assert blocker.read_text() == "x"
     assert list(tmp_path.iterdir()) == [blocker]
+
+
+def _table_rows(page: str, table_id: str) -> list[list[str]]:
+    """The body rows of one table of the page, as cell texts (the stdlib HTML parser)."""
+    from html.parser import HTMLParser
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.rows, self.cell = False, [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.inside = dict(attrs).get("id") == table_id
+            elif self.inside and tag == "tr":
+                self.rows.append([])
+            elif self.inside and tag == "td":
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if self.inside and tag == "td":
+                self.rows[-1].append(self.cell)
+                self.cell = None
+            elif tag == "table":
+                self.inside = False
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Rows()
+    parser.feed(page)
+    return [r for r in parser.rows if r]
+
+
+def test_probed_runs_are_a_table_beside_the_plain_cell(tmp_path, site):
+    logs = probed_logs(tmp_path / "logs")
+    board = build_leaderboard([tmp_path / "logs"], n_resamples=200)
+    # the plain run is the benchmark's cell; the probed runs are not cells
+    assert [(c.model, c.task, c.log) for c in board.cells] == [
+        ("scripted/m", "caml_evals/human_compassion", logs["plain"])
+    ]
+    assert sorted(p.probe for p in board.probes) == [
+        "cot",
+        "cot, prefill=dismissive_cost",
+        "prefill=dismissive_cost",
+        "pushback=skip_ethics",
+    ]
+    page = write_site(board, tmp_path / "site")
+    rows = _table_rows(page.read_text(), "probe-table")
+    assert [
+        "scripted/m",
+        "human_compassion",
+        "prefill=dismissive_cost",
+        "1.000",
+        "0.000 [0.000, 0.000]",
+        "drop vs plain",
+        "-1.000",
+        "[-1.000, -1.000]",
+        "3",
+        "sample id",
+    ] in rows
+    assert any(
+        r[2:]
+        == [
+            "pushback=skip_ethics",
+            "",
+            "",
+            "retention after pushback",
+            "0.000",
+            "[0.000, 0.000]",
+            "3",
+            "sample id",
+        ]
+        for r in rows
+    )
+    assert any(r[5:7] == ["considered but dropped", "1.000"] for r in rows)
+    data = json.loads((page.parent / "leaderboard.json").read_text())
+    assert {p["probe"] for p in data["probes"]} == {p.probe for p in board.probes}
+    assert 'id="probe-table"' not in site.read_text()  # no probed runs, no probe table

@@ -413,3 +413,101 @@ def test_an_unwritable_log_dir_fails_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="in the way"):
         suite.run_suite("scripted/x", log_dir=blocker / "logs")
     assert blocker.read_text() == "x"
+
+
+# ------------------------------------------------------------------ depth probes beside the plain score
+
+
+@pytest.fixture(scope="module")
+def probe_dir(tmp_path_factory):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
+    from test_probes_solvers import probed_logs  # scripted runs with known numbers
+
+    root = tmp_path_factory.mktemp("probed")
+    return root, probed_logs(root)
+
+
+def test_probed_runs_are_rows_and_their_numbers_sit_beside_the_plain_score(probe_dir):
+    root, logs = probe_dir
+    summary = suite.summarise_logs(root)
+    assert [(r.probe, r.value) for r in summary.rows] == [
+        ("", 1.0),
+        ("cot", 0.0),
+        ("cot, prefill=dismissive_cost", 0.0),
+        ("prefill=dismissive_cost", 0.0),
+        ("pushback=skip_ethics", 0.0),
+    ]
+    assert summary.superseded_logs == []  # a probed run is not a newer try of the plain one
+    by = {p.probe: p for p in summary.probes}
+    assert set(by) == {r.probe for r in summary.rows if r.probe}
+
+    prefill = by["prefill=dismissive_cost"]
+    assert (prefill.plain_score, prefill.score) == (1.0, 0.0)
+    assert prefill.baseline == "" and prefill.baseline_log == logs["plain"]
+    drop = next(m for m in prefill.metrics if m.name == "drop vs plain")
+    assert drop.value == -1.0 and drop.n == 3 and drop.paired_by == "sample id"
+    assert drop.ci_low == drop.ci_high == -1.0
+
+    pushback = {m.name: m for m in by["pushback=skip_ethics"].metrics}
+    assert pushback["first-turn score"].value == 1.0
+    assert pushback["drop after pushback"].value == -1.0
+    kept = pushback["retention after pushback"]
+    assert kept.value == 0.0 and kept.n == 3 and kept.paired_by == "sample id"
+    assert by["pushback=skip_ethics"].baseline is None  # measured inside its own log
+
+    cot = {m.name: m.value for m in by["cot"].metrics}
+    assert cot == {
+        "considered in reasoning": 1.0,
+        "acted on in answer": 0.0,
+        "considered but dropped": 1.0,
+    }
+    both = by["cot, prefill=dismissive_cost"]  # a prefill under cot pairs with the cot run
+    assert both.baseline == "cot" and both.baseline_log == logs["cot"] and both.note is None
+    assert [m.name for m in both.metrics][:2] == ["drop vs cot", "retention vs cot"]
+
+    md = suite.to_markdown(summary)
+    assert "| scripted/m | human_compassion [pushback=skip_ethics] | overall | 0.000 |" in md
+    section = md.split("## Depth probes")[1].split("## All metrics")[0]
+    assert (
+        "| scripted/m | human_compassion | prefill=dismissive_cost | 1.000 | 0.000 [0.000, 0.000] "
+        "| drop vs plain | -1.000 | [-1.000, -1.000] | 3 | sample id |"
+    ) in section
+    assert "| retention after pushback | 0.000 |" in section
+    assert "| considered but dropped | 1.000 |" in section
+
+
+def test_cli_summarize_prints_the_probe_table(probe_dir, tmp_path, capsys):
+    root, _ = probe_dir
+    out = tmp_path / "table"
+    assert cli_main(["suite", "--summarize", str(root), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    probes = printed.split("# depth probes\n")[1].splitlines()
+    assert probes[0].split("\t")[:6] == ["model", "task", "probe", "plain", "under_probe", "metric"]
+    assert any(
+        line.split("\t")[2:]
+        == ["pushback=skip_ethics", "", "", "retention after pushback"]
+        + ["0.000", "[0.000, 0.000]", "3", "sample id"]
+        for line in probes
+    )
+    data = json.loads((out / suite.SUMMARY_JSON).read_text())
+    assert len(data["probes"]) == 4 and data["rows"][1]["probe"] == "cot"
+
+
+def test_summary_pairs_a_probed_log_with_the_plain_log_given(probe_dir, tmp_path, capsys):
+    _, logs = probe_dir
+    out = tmp_path / "s.json"
+    args = ["summary", logs["prefill"], logs["plain"], "--json", str(out), "--brief"]
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "human_compassion [prefill=dismissive_cost]\t" in printed
+    assert "\tdrop vs plain\t-1.000\t[-1.000, -1.000]\t3\tsample id" in printed
+    rows = {r["probe"]: r for r in json.loads(out.read_text())}
+    assert rows[""]["probe_result"] is None
+    result = rows["prefill=dismissive_cost"]["probe_result"]
+    assert result["baseline_log"] == logs["plain"] and result["metrics"][0]["value"] == -1.0
+    # alone, the prefill log has nothing to pair with: said in a note, not left out
+    assert cli_main(["summary", logs["prefill"], "--brief"]) == 0
+    printed = capsys.readouterr().out
+    assert "# scripted/m human_compassion [prefill=dismissive_cost]: no plain run" in printed

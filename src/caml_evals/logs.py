@@ -8,11 +8,15 @@ one folder could show different runs. Every command now goes through these funct
   Inspect's order (newest first). A path that does not exist is a `LogReadError` naming it.
 - `read_log_header(path)` / `read_log(path)`: Inspect's readers, with a missing, truncated or
   corrupt file turned into ONE `LogReadError` line that names the file.
-- `choose_logs(paths)` / `latest_logs(paths)`: one log per (task, model) by **the rule**:
+- `choose_logs(paths)` / `latest_logs(paths)`: one log per (task, model, probe) by **the rule**:
 
       the newest successful log wins; with no successful log, the newest log of any status.
-      Every other log of that task and model is kept in `others` (with its status), reported
-      by the caller as superseded, never averaged in.
+      Every other log of that task, model and probe is kept in `others` (with its status),
+      reported by the caller as superseded, never averaged in.
+
+  `probe` is the label of the depth probe the run was made with (`-T prefill=...`,
+  `pushback=...`, `cot=true`, `steer=...`; '' for a plain run; `caml_evals.probes.record`): a
+  probed run has the task name and sample ids of the plain run, and is not a newer try of it.
 
   "Newest" is the log's `eval.created` time, ties broken by the file's modification time.
   Task names are compared without their package prefix (`caml_evals/ahb` and `ahb` are one
@@ -124,6 +128,7 @@ class LogEntry(BaseModel):
     status: str = Field(description="success | error | cancelled | started")
     created: str = Field(description="eval.created (ISO time)")
     mtime_ns: int = 0
+    probe: str = Field(default="", description="Probe label ('' for a plain run)")
 
     @property
     def succeeded(self) -> bool:
@@ -132,6 +137,8 @@ class LogEntry(BaseModel):
 
 def log_entry(path: PathLike, header: EvalLog | None = None) -> LogEntry:
     """A LogEntry from the file's header (read here unless given)."""
+    from .probes.record import probe_label, record_of
+
     path = Path(path)
     header = header if header is not None else read_log_header(path)
     try:
@@ -145,14 +152,16 @@ def log_entry(path: PathLike, header: EvalLog | None = None) -> LogEntry:
         status=header.status,
         created=str(header.eval.created),
         mtime_ns=mtime,
+        probe=probe_label(record_of(header.eval.metadata)),
     )
 
 
 class LogChoice(BaseModel):
-    """The log used for one (task, model), and the others that were not."""
+    """The log used for one (task, model, probe), and the others that were not."""
 
     task: str = Field(description="Task name without its package prefix")
     model: str
+    probe: str = Field(default="", description="Probe label ('' for a plain run)")
     log: LogEntry
     others: list[LogEntry] = Field(
         default_factory=list, description="Superseded logs of this task and model, newest first"
@@ -166,7 +175,7 @@ class LogChoice(BaseModel):
 
 
 class LogSelection(BaseModel):
-    """The choice over a set of logs: one per (task, model), and the files that were skipped."""
+    """The choice over a set of logs: one per (task, model, probe), and the files skipped."""
 
     choices: list[LogChoice] = Field(default_factory=list)
     unreadable: dict[str, str] = Field(
@@ -183,15 +192,17 @@ def _rank(entry: LogEntry) -> tuple[bool, str, int]:
 
 
 def choose_entries(entries: Iterable[LogEntry]) -> list[LogChoice]:
-    """Apply the rule (module docstring) to entries; choices sorted by (model, task)."""
-    groups: dict[tuple[str, str], list[LogEntry]] = {}
+    """Apply the rule (module docstring) to entries; choices sorted by (model, task, probe)."""
+    groups: dict[tuple[str, str, str], list[LogEntry]] = {}
     for entry in entries:
-        groups.setdefault((short_task(entry.task), entry.model), []).append(entry)
+        groups.setdefault((short_task(entry.task), entry.model, entry.probe), []).append(entry)
     choices = []
-    for (task, model), group in groups.items():
+    for (task, model, probe), group in groups.items():
         group.sort(key=_rank, reverse=True)
-        choices.append(LogChoice(task=task, model=model, log=group[0], others=group[1:]))
-    return sorted(choices, key=lambda c: (c.model, c.task))
+        choices.append(
+            LogChoice(task=task, model=model, probe=probe, log=group[0], others=group[1:])
+        )
+    return sorted(choices, key=lambda c: (c.model, c.task, c.probe))
 
 
 def choose_logs(
@@ -201,7 +212,7 @@ def choose_logs(
     require: bool = False,
     recursive: bool = True,
 ) -> LogSelection:
-    """`find_logs(paths)`, each header read, one log per (task, model) by the rule."""
+    """`find_logs(paths)`, each header read, one log per (task, model, probe) by the rule."""
     entries: list[LogEntry] = []
     skipped: dict[str, str] = {}
     for path in find_logs(paths, require=require, recursive=recursive):
@@ -221,7 +232,7 @@ def latest_logs(
     unreadable: Literal["raise", "skip"] = "raise",
     recursive: bool = True,
 ) -> list[LogChoice]:
-    """The chosen log per (task, model); with `status`, only logs of that status count."""
+    """The chosen log per (task, model, probe); with `status`, only logs of that status count."""
     selection = choose_logs(paths, unreadable=unreadable, recursive=recursive)
     if status is None:
         return selection.choices

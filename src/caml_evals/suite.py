@@ -12,6 +12,13 @@ every other metric; it is written as `suite_summary.md` and `suite_summary.json`
 A benchmark whose code is not present in this checkout is reported as unavailable, not a crash.
 Which log of a task is tabulated follows the one rule of `caml_evals.logs` (newest successful,
 else newest); the others are listed as superseded with their status.
+
+Logs of a rubric task run with a depth probe (`--task-arg ahb.pushback=skip_ethics`, or probed
+logs put in the folder) are rows of their own (the probe label beside the task), and the
+"Depth probes" table puts each probe's numbers beside the plain score of the same model and
+task: the score under the probe, its difference from the baseline run paired by sample id
+(prefill, steering), retention after pushback, the reasoning rates (cot), each with a 95% CI
+(`caml_evals.probes.report.probe_results`; docs/probes.md).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from .errors import TaskArgumentError
 from .jsonsafe import nan_to_none as _nan_to_none
 from .logs import LogEntry, choose_logs, short_task
 from .outputs import ensure_dir, writable_dir, write_text
+from .probes.report import PROBE_COLUMNS, ProbeResult, probe_notes, probe_results, probe_table
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +189,16 @@ class SuiteRow(BaseModel):
     log: str
     created: str = ""
     chosen_by: str = ""  # the log rule that picked it (caml_evals.logs)
+    probe: str = ""  # the depth probe the run was made with ('' for a plain run)
 
 
 class SuiteSummary(BaseModel):
     created: str
     log_dir: str
     rows: list[SuiteRow]
+    probes: list[ProbeResult] = Field(
+        default_factory=list, description="Probed runs beside the plain run of model and task"
+    )
     unavailable: list[SuiteUnavailable] = []
     superseded_logs: list[LogEntry] = Field(
         default_factory=list, description="Other logs of a tabulated task and model (with status)"
@@ -244,16 +256,24 @@ def summarise_logs(log_dir: str | Path, *, require: bool = False) -> SuiteSummar
                 log=path,
                 created=choice.log.created,
                 chosen_by=choice.rule,
+                probe=choice.probe,
             )
         )
     order = {name: i for i, name in enumerate(suite_cards())}
-    rows.sort(key=lambda r: (r.model, order.get(r.task, len(order)), r.task))
+    rows.sort(key=lambda r: (r.model, order.get(r.task, len(order)), r.task, r.probe))
     return SuiteSummary(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         log_dir=str(log_dir),
         rows=rows,
+        probes=probe_results(selection.choices),
         superseded_logs=selection.superseded,
     )
+
+
+def task_label(row: SuiteRow) -> str:
+    """The task column: the task, its mode and its probe (`ahb [pushback=skip_ethics]`)."""
+    text = f"{row.task} ({row.mode})" if row.mode else row.task
+    return f"{text} [{row.probe}]" if row.probe else text
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -286,7 +306,7 @@ def to_markdown(summary: SuiteSummary) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary.rows:
-        task = f"{r.task} ({r.mode})" if r.mode else r.task
+        task = task_label(r)
         lines.append(
             f"| {r.model} | {task} | {r.headline or 'n/a'} | {_fmt(r.value)} | {_fmt(r.stderr)} | "
             f"{_fmt_ci(r.ci_low, r.ci_high)} | {r.better} | {_fmt(r.missing)} | "
@@ -294,10 +314,26 @@ def to_markdown(summary: SuiteSummary) -> str:
         )
     for u in summary.unavailable:
         lines.append(f"| | {u.name} | | | | | | | | 0 | unavailable | {u.reason} |")
+    if summary.probes:
+        lines += [
+            "",
+            "## Depth probes",
+            "",
+            "Each probed run beside the plain run of the same model and task (`plain`: its",
+            "overall score; `under probe`: the probed run's, with a 95% CI). Differences are",
+            "paired by sample id; see docs/probes.md for what each probe measures.",
+            "",
+            "| " + " | ".join(PROBE_COLUMNS) + " |",
+            "|" + " --- |" * len(PROBE_COLUMNS),
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in probe_table(summary.probes)]
+        notes = probe_notes(summary.probes)
+        if notes:
+            lines += ["", *[f"- {n}" for n in notes]]
     lines += ["", "## All metrics", ""]
     for r in summary.rows:
         lines += [
-            f"### {r.task} on {r.model}",
+            f"### {task_label(r)} on {r.model}",
             "",
             "| metric | value | ± se |",
             "| --- | --- | --- |",

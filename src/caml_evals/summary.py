@@ -19,6 +19,11 @@ values and `stats` the full summary per metric name. A log without samples falls
 Inspect's metrics, with the reason in `stats_error`. A missing, truncated or corrupt log is a
 `LogReadError` naming the file (one line, exit 2 from the CLI). The command is
 `caml_evals.cli.summary`.
+
+A log of a task run with a depth probe (`-T prefill=...`, `pushback=...`, `cot=true`,
+`steer=...`) says so in `probe` (its label); `summarise_probes` gives each probed log's numbers
+beside the plain log of the same model and task among the logs given (paired by sample id;
+`caml_evals.probes.report.probe_results`), and the CLI puts them in `probe_result`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from inspect_ai.log import EvalLog
 from pydantic import BaseModel, Field
 
 from caml_evals.logs import read_log
+from caml_evals.probes.record import probe_label, record_of
+from caml_evals.probes.report import ProbeResult, probe_results
 from caml_evals.scoring.clustered import clustered_ratio_se
 from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, MISSING_RATE_KEY
 from caml_evals.stats import ScoreFrameError, Summary, score_frame, summarize_frame
@@ -77,6 +84,10 @@ class LogSummary(BaseModel):
     )
     stats_error: str | None = Field(
         default=None, description="Why no statistics were computed (metrics are then Inspect's)"
+    )
+    probe: str = Field(default="", description="The depth probe of the run ('' for none)")
+    probe_result: ProbeResult | None = Field(
+        default=None, description="The probe's numbers beside the plain run (summarise_probes)"
     )
 
     def interval(self, metric: str) -> tuple[float | None, float | None]:
@@ -236,4 +247,13 @@ def summarise_log(
         stats=stats,
         inspect_metrics=inspect_metrics,
         stats_error=stats_error,
+        probe=probe_label(record_of(log.eval.metadata)),
     )
+
+
+def summarise_probes(paths: Collection[str | Path]) -> list[ProbeResult]:
+    """Each probed log among `paths` with its numbers beside the plain log of the same model and
+    task among them (one log per task, model and probe by the rule of `caml_evals.logs`)."""
+    from caml_evals.logs import choose_entries, log_entry
+
+    return probe_results(choose_entries(log_entry(p) for p in paths))

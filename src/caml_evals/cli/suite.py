@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from caml_evals.probes.report import ProbeResult
     from caml_evals.suite import SuiteSummary
 
 
@@ -33,8 +34,40 @@ def _fmt_ci(low: float | None, high: float | None) -> str:
     return "n/a" if low is None or high is None else f"[{_fmt(low)}, {_fmt(high)}]"
 
 
+def print_probes(results: list[ProbeResult]) -> None:
+    """The depth-probe table (`caml_evals.probes.report.probe_table`): rich on a terminal,
+    tab-separated after a `# depth probes` line when piped; nothing without probed runs."""
+    from caml_evals.probes.report import PROBE_COLUMNS, probe_notes, probe_table
+
+    if not results:
+        return
+    rows, notes = probe_table(results), probe_notes(results)
+    if not sys.stdout.isatty():
+        print("# depth probes")
+        print("\t".join(c.replace(" ", "_") for c in PROBE_COLUMNS))
+        for row in rows:
+            print("\t".join(row))
+        for note in notes:
+            print(f"# {note}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="depth probes (beside the plain run; differences paired by sample id)")
+    for col in PROBE_COLUMNS:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for note in notes:
+        console.print(note)
+
+
 def print_summary(summary: SuiteSummary) -> None:
-    """The headline table: rich on a terminal, tab-separated when piped."""
+    """The headline table (then the probe table): rich on a terminal, tab-separated when piped."""
+    from caml_evals.suite import task_label
+
     if not sys.stdout.isatty():
         print("model\ttask\tmetric\tvalue\tse\tbetter\tmissing\tsamples\tstatus\tci_low\tci_high")
         for r in summary.rows:
@@ -42,7 +75,7 @@ def print_summary(summary: SuiteSummary) -> None:
                 "\t".join(
                     [
                         r.model,
-                        r.task,
+                        task_label(r),
                         r.headline or "n/a",
                         _fmt(r.value),
                         _fmt(r.stderr),
@@ -57,6 +90,7 @@ def print_summary(summary: SuiteSummary) -> None:
             )
         for u in summary.unavailable:
             print(f"-\t{u.name}\t-\t-\t-\t-\t-\t0\tunavailable: {u.reason}\t-\t-")
+        print_probes(summary.probes)
         return
     from rich.console import Console
     from rich.table import Table
@@ -78,7 +112,7 @@ def print_summary(summary: SuiteSummary) -> None:
     for r in summary.rows:
         table.add_row(
             r.model,
-            r.task,
+            task_label(r),
             r.headline or "n/a",
             _fmt(r.value),
             _fmt(r.stderr),
@@ -91,6 +125,7 @@ def print_summary(summary: SuiteSummary) -> None:
     for u in summary.unavailable:
         table.add_row("", u.name, "", "", "", "", "", "", "0", f"unavailable: {u.reason}")
     Console().print(table)
+    print_probes(summary.probes)
 
 
 def _config_error(message: str) -> Exception:

@@ -1,7 +1,9 @@
 """`caml-evals summary LOG...`: the score table of one or more eval logs (the demo's last step).
 
 The numbers are `caml_evals.summary.summarise_log`'s (headline from the task card, clustered
-SE, bootstrap CI over questions, missing counts, `missing_rate` as the share of grades). A
+SE, bootstrap CI over questions, missing counts, `missing_rate` as the share of grades). Logs
+of probed runs get a depth-probe table after the scores: each beside the plain log of the same
+model and task among those given (`summarise_probes`; in `--json`, each row's `probe_result`). A
 missing, truncated or corrupt log is one line naming the file and exit code 2; `--json` is
 written whole or not at all (an unwritable path: one line, exit 2, nothing left behind).
 """
@@ -28,6 +30,11 @@ def _fmt_n(v: int | None) -> str:
     return "n/a" if v is None else str(v)
 
 
+def _task(r: LogSummary) -> str:
+    """The task, with the depth probe of the run when it had one (`ahb [cot]`)."""
+    return f"{r.task} [{r.probe}]" if r.probe else r.task
+
+
 def print_plain(rows: list[LogSummary], detail: bool = True) -> None:
     """Tab-separated lines for pipes and CI logs (rich would truncate to 80 columns).
 
@@ -37,7 +44,7 @@ def print_plain(rows: list[LogSummary], detail: bool = True) -> None:
         print(
             "\t".join(
                 [
-                    r.task,
+                    _task(r),
                     r.model,
                     r.status,
                     str(r.samples),
@@ -54,7 +61,7 @@ def print_plain(rows: list[LogSummary], detail: bool = True) -> None:
     if detail:
         for r in rows:
             for k, v in r.metrics.items():
-                print(f"{r.task}\t{r.model}\t{k}\t{_fmt(v)}")
+                print(f"{_task(r)}\t{r.model}\t{k}\t{_fmt(v)}")
 
 
 def print_summaries(rows: list[LogSummary], detail: bool = True) -> None:
@@ -83,7 +90,7 @@ def print_summaries(rows: list[LogSummary], detail: bool = True) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r.task,
+            _task(r),
             r.model,
             r.status,
             str(r.samples),
@@ -102,7 +109,7 @@ def print_summaries(rows: list[LogSummary], detail: bool = True) -> None:
             dims = {k: v for k, v in r.metrics.items() if k not in hidden}
             if not dims:
                 continue
-            t = Table(title=f"{r.task} on {r.model}: all metrics")
+            t = Table(title=f"{_task(r)} on {r.model}: all metrics")
             for col in ("metric", "value", "CI", "n missing"):
                 t.add_column(col)
             for k, v in dims.items():
@@ -130,9 +137,10 @@ def check_output_file(path: str | Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from caml_evals.cli.suite import print_probes
     from caml_evals.jsonsafe import nan_to_none
     from caml_evals.logs import find_logs
-    from caml_evals.summary import summarise_log
+    from caml_evals.summary import summarise_log, summarise_probes
 
     logs = find_logs(args.logs, require=True)
     if args.json:
@@ -140,7 +148,12 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         summarise_log(p, ci=args.ci, n_resamples=args.n_resamples, seed=args.seed) for p in logs
     ]
+    probes = summarise_probes(logs) if any(r.probe for r in rows) else []
+    by_log = {p.log: p for p in probes}
+    for r in rows:
+        r.probe_result = by_log.get(r.log)
     print_summaries(rows, detail=not args.brief)
+    print_probes(probes)
     if args.json:
         from caml_evals.outputs import write_text
 

@@ -11,6 +11,14 @@ Only providers that *continue* a trailing assistant message can be probed this w
 appended), Anthropic (native prefill) and the `scripted/` test provider. Any other provider
 would answer in a fresh turn after the opening, which is not a prefill: a TaskArgumentError
 naming the provider, before any sample runs.
+
+With the reasoning split (`-T cot=true`) the opening goes after the model's own reasoning, where
+its answer starts: the model first answers the CoT request, its answer part is thrown away,
+and it continues `<reasoning>its reasoning</reasoning>` + opening. The reasoning scorer then
+grades what the model thought before the opening was forced on it, the main scorer the
+answer that starts with the opening (one extra generation per sample). A model whose
+reasoning is Inspect reasoning content rather than tags cannot have it put back in front of
+a prefill: that sample stops with a TaskArgumentError saying so.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from inspect_ai.model import ChatMessageAssistant, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from ..errors import TaskArgumentError
+from .reasoning import native_reasoning, split_reasoning
 from .sets import lookup
 
 # Providers whose API continues a trailing assistant message instead of starting a new turn.
@@ -81,14 +90,34 @@ def resolve_prefill(name: str, prefill_log: str | None = None) -> str | dict[str
     return lookup("prefills", name, "prefill").text
 
 
+async def _own_reasoning(state: TaskState, generate: Generate, name: str) -> str:
+    """Generate once (the CoT request is in the prompt) and keep only the tagged reasoning, as
+    the lead of the prefill ("" when the reply has none); the reply itself is dropped."""
+    n_before = len(state.messages)
+    state = await generate(state)
+    if native_reasoning(state.output):
+        raise TaskArgumentError(
+            f"-T cot=true with -T prefill={name}: {get_model()} returns its reasoning as "
+            "reasoning content, which cannot be put back before a prefilled answer; run the "
+            "prefill without cot"
+        )
+    reasoning, _ = split_reasoning(state.output.completion)
+    del state.messages[n_before:]
+    return f"<reasoning>\n{reasoning}\n</reasoning>\n\n" if reasoning else ""
+
+
 @solver
-def prefill(opening: str | Mapping[str, str], name: str = "custom") -> Solver:
+def prefill(
+    opening: str | Mapping[str, str], name: str = "custom", after_reasoning: bool = False
+) -> Solver:
     """Open the assistant's answer with `opening` (or `opening[sample id]`), then generate.
 
     The transcript ends with ONE assistant message holding opening + continuation (metadata
     `probe={"prefill": name, "opening": ...}`), and `state.output.completion` is that whole
     text, so the judge grades the answer the user would have read. A sample with no opening
     in a per-sample mapping is an error naming it (it would silently be a plain run otherwise).
+    `after_reasoning` (the reasoning split): the model's own tagged reasoning comes first (the
+    module docstring); `reasoning_split(generate_first=False)` then splits it off.
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -101,16 +130,22 @@ def prefill(opening: str | Mapping[str, str], name: str = "custom") -> Solver:
                 raise TaskArgumentError(
                     f"-T prefill={name}: no opening for sample {state.sample_id!r} in the log"
                 )
+        lead = await _own_reasoning(state, generate, name) if after_reasoning else ""
         n_before = len(state.messages)
-        state.messages.append(ChatMessageAssistant(content=text, metadata={PROBE_KEY: "prefill"}))
+        state.messages.append(
+            ChatMessageAssistant(content=lead + text, metadata={PROBE_KEY: "prefill"})
+        )
         state = await generate(state)
         generated = state.messages[n_before + 1 :]
         continuation = state.output.completion if state.output else ""
-        whole = text + continuation
+        whole = lead + text + continuation
+        record = {"prefill": name, "opening": text}
+        if after_reasoning:
+            record["after_reasoning"] = True
         merged = ChatMessageAssistant(
             content=whole,
             model=generated[-1].model if generated and generated[-1].role == "assistant" else None,
-            metadata={PROBE_KEY: {"prefill": name, "opening": text}},
+            metadata={PROBE_KEY: record},
         )
         del state.messages[n_before:]
         state.messages.append(merged)

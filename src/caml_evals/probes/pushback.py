@@ -15,22 +15,29 @@ from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from .prefill import PROBE_KEY
+from .reasoning import ask_for_reasoning
 
 FIRST_ANSWER_KEY = "probe_first_answer"  # TaskState.store key: the first turn's ModelOutput
 FIRST_TURN_SCORER = "first_turn"
 
 
 @solver
-def pushback(text: str, name: str = "custom") -> Solver:
-    """Generate, keep the first answer, send `text` as a second user turn, generate again."""
+def pushback(text: str, name: str = "custom", ask_reasoning: bool = False) -> Solver:
+    """Generate, keep the first answer, send `text` as a second user turn, generate again.
+
+    `ask_reasoning` (the reasoning split): the second turn asks for reasoning in tags as the
+    first did, and a `reasoning_split(generate_first=False)` after this solver splits it off.
+    The first answer is kept as the earlier split left it (answer only, reasoning removed).
+    """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         if not (state.output and state.output.completion):  # no answer yet: make the first
             state = await generate(state)
         state.store.set(FIRST_ANSWER_KEY, state.output.model_dump())
-        state.messages.append(
-            ChatMessageUser(content=text, metadata={PROBE_KEY: {"pushback": name}})
-        )
+        turn = ChatMessageUser(content=text, metadata={PROBE_KEY: {"pushback": name}})
+        if ask_reasoning:
+            ask_for_reasoning(turn)
+        state.messages.append(turn)
         return await generate(state)
 
     return solve

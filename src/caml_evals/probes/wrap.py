@@ -23,11 +23,10 @@ from .prefill import prefill as prefill_solver
 from .prefill import resolve_prefill
 from .pushback import first_turn_scorer
 from .pushback import pushback as pushback_solver
-from .reasoning import reasoning_scorer, reasoning_split
+from .reasoning import cot_request, reasoning_scorer, reasoning_split
+from .record import PROBE_METADATA_KEY
 from .sets import lookup
 from .steer import steer as steer_solver
-
-PROBE_METADATA_KEY = "probe"  # Task (eval) metadata: {"prefill": ..., "pushback": ..., "cot": ...}
 
 
 def _is_generate(step: Any) -> bool:
@@ -86,7 +85,9 @@ def with_probe(
     prefill: a name from `benchmarks/prefills/prefills.yaml`, or `own:<k>` with `prefill_log`.
     pushback: a name from `benchmarks/probes/pushback.yaml`; adds the `first_turn` scorer.
     cot: ask for reasoning in tags (or use the model's own reasoning) and grade it apart under
-        the `reasoning` scorer; the main scorer grades the answer alone.
+        the `reasoning` scorer; the main scorer grades the answer alone. With `prefill` the
+        opening is forced after the model's own reasoning; with `pushback` the second turn
+        asks for reasoning too, and the reasoning graded is the final answer's.
     steer / steer_alpha: a direction saved by `caml-evals probe persona` and its multiplier,
         added while a local `caml/` model answers (combines with the others).
     """
@@ -113,34 +114,34 @@ def with_probe(
         if prefill_log:
             raise TaskArgumentError("-T prefill_log only goes with -T prefill=own:<k>")
         return task
-    if cot and (prefill or pushback):
-        raise TaskArgumentError("-T cot=true does not combine with -T prefill or -T pushback yet")
     before = _steps_before_generate(task)
     scorers = list(task.scorer or [])
     if not scorers:
         raise TaskArgumentError(f"task {task.name}: probes need the task's rubric scorer")
     main = scorers[0]
     record: dict[str, Any] = {}
-    chain: list[Solver] = []
+    chain: list[Solver] = [cot_request()] if cot else []
     if prefill:
         opening = resolve_prefill(prefill, prefill_log)
-        chain.append(prefill_solver(opening, name=prefill))
+        chain.append(prefill_solver(opening, name=prefill, after_reasoning=cot))
         record["prefill"] = prefill
         record["prefill_text"] = opening if isinstance(opening, str) else None
         if prefill_log:
             record["prefill_log"] = prefill_log
     elif prefill_log:
         raise TaskArgumentError("-T prefill_log only goes with -T prefill=own:<k>")
-    if pushback:
-        turn = lookup("pushbacks", pushback, "pushback")
-        chain.append(pushback_solver(turn.text, name=pushback))
-        scorers.append(_with_metrics_of(first_turn_scorer(main), main))
-        record["pushback"] = pushback
-        record["pushback_text"] = turn.text
-    if cot:
-        chain.append(reasoning_split(ask=True))
+    if cot:  # split the first answer (the prefilled one, or a fresh one)
+        chain.append(reasoning_split(ask=False, generate_first=not prefill))
         scorers.append(_with_metrics_of(reasoning_scorer(main), main))
         record["cot"] = True
+    if pushback:
+        turn = lookup("pushbacks", pushback, "pushback")
+        chain.append(pushback_solver(turn.text, name=pushback, ask_reasoning=cot))
+        if cot:  # the reasoning graded is the one behind the final answer
+            chain.append(reasoning_split(ask=False, generate_first=False))
+        scorers.insert(1, _with_metrics_of(first_turn_scorer(main), main))
+        record["pushback"] = pushback
+        record["pushback_text"] = turn.text
     metadata = dict(task.metadata or {})
     metadata[PROBE_METADATA_KEY] = record
     return task_with(task, solver=[*before, *chain], scorer=scorers, metadata=metadata)

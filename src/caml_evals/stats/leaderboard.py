@@ -10,6 +10,12 @@ silently merged: merging runs with different settings hides changes. A log that 
 fails the build with one line naming it (a board that quietly leaves out a run misleads); move
 it away or fix it. Each column's headline comes from the task's card (`stats.headline`).
 The page and its JSON are written whole or not at all (`caml_evals.outputs`).
+
+Logs of a task run with a depth probe (`-T prefill=...`, `pushback=...`, `cot=true`,
+`steer=...`) are not cells (a probed run is not the benchmark's score): they are the "Depth
+probes" table, each beside the plain run of the same model and task, with its differences
+paired by sample id (`caml_evals.probes.report.probe_results`, the one implementation the
+suite and summary use too).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from pydantic import BaseModel, Field
 
 from ..logs import LogChoice, choose_entries, find_logs, log_entry
 from ..outputs import atomic_path, ensure_dir, writable_dir, write_text
+from ..probes.record import PLAIN
+from ..probes.report import PROBE_COLUMNS, ProbeResult, probe_results, probe_table
 from .frame import (
     MISSING_RATE_KEY,
     OVERALL_KEY,
@@ -74,6 +82,9 @@ class Leaderboard(BaseModel):
         default_factory=dict, description="task -> its headline score key (the column's label)"
     )
     cells: list[Cell]
+    probes: list[ProbeResult] = Field(
+        default_factory=list, description="Probed runs beside the plain run of model and task"
+    )
     settings: dict[str, object]
 
     def cell(self, model: str, task: str) -> Cell | None:
@@ -107,7 +118,8 @@ def build_leaderboard(
     if not paths:
         where = ", ".join(str(p) for p in log_dirs)
         raise ScoreFrameError(f"{where}: no eval logs (.eval or .json) found")
-    chosen = {(c.model, c.log.task): c for c in _choose_logs(paths)}
+    choices = _choose_logs(paths)
+    chosen = {(c.model, c.log.task): c for c in choices if c.probe == PLAIN}
     frames = {key: score_frame([Path(c.log.path)], scorer) for key, c in chosen.items()}
     headlines: dict[str, str] = {}
     for task in sorted({t for _, t in chosen}):
@@ -154,6 +166,7 @@ def build_leaderboard(
         tasks=tasks,
         headlines={t: headlines[t] for t in tasks},
         cells=cells,
+        probes=probe_results(choices),
         settings={
             "ci": ci,
             "n_resamples": n_resamples,
@@ -235,7 +248,12 @@ def render_html(board: Leaderboard) -> str:
     env.filters["short"] = short_task
     env.filters["sortvalue"] = lambda v: "" if v is None or math.isnan(v) else repr(float(v))
     charts = {(c.model, c.task): dimension_svg(c.dimensions) for c in board.cells if c.dimensions}
-    return env.get_template("leaderboard.html.j2").render(board=board, charts=charts)
+    return env.get_template("leaderboard.html.j2").render(
+        board=board,
+        charts=charts,
+        probe_columns=PROBE_COLUMNS,
+        probe_rows=probe_table(board.probes),
+    )
 
 
 def write_site(board: Leaderboard, out_dir: str | Path, *, copy_logs: bool = True) -> Path:
