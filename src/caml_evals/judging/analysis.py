@@ -229,7 +229,10 @@ def _variant(
     return out, C
 
 
-def _summarise(point: np.ndarray, reps: np.ndarray, ci: float) -> dict[str, float | None]:
+def summarise(point: np.ndarray, reps: np.ndarray, ci: float) -> dict[str, float | None]:
+    """One report cell: the point estimate, the percentile interval of the finite replicates,
+    and the share of replicates where the statistic was undefined (NaN: no variation)."""
+
     def f(x: float) -> float | None:
         return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
@@ -287,7 +290,7 @@ def analyse_scope(
             "n_items_multi": int((h.m >= 2).sum()),
             "n_ratings": int(h.m.sum()),
             "metrics": {
-                m: _summarise(ceil_point[m], reps(ceil_reps[m]), ci) for m in CEILING_METRICS
+                m: summarise(ceil_point[m], reps(ceil_reps[m]), ci) for m in CEILING_METRICS
             },
         },
         "variants": {},
@@ -301,7 +304,7 @@ def analyse_scope(
             "n_majority_ties": int(((h.m > 0) & (h.majority < 0)).sum()),
             "confusion": C[0].astype(int).tolist(),
             "metrics": {
-                m: _summarise(stats[m], reps(var_reps[name][m]), ci) for m in VARIANT_METRICS
+                m: summarise(stats[m], reps(var_reps[name][m]), ci) for m in VARIANT_METRICS
             },
         }
     return scope

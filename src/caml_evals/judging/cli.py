@@ -255,9 +255,9 @@ def _load_ratings(args: argparse.Namespace, known: set[str]):
 def cmd_report(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..outputs import writable_dir
-    from ..scoring.judge_diagnostics import variant_checks
     from .align import AlignError, add_ensemble, align
     from .analysis import analyse
+    from .checks import CHECKS, variant_checks
     from .export import add_sources, parse_labelled_paths, read_logs
     from .report import write_report
     from .schema import load_key
@@ -283,7 +283,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise AlignError(f"--ensemble {spec!r}: expected NAME=majority|mean:VARIANT,VARIANT")
         add_ensemble(data.variants, name, members.split(","), how)
     report = analyse(data, n_resamples=args.resamples, seed=args.seed, ci=args.ci)
-    report["judge_checks"] = variant_checks(data, key)  # order, length, repeats per variant
+    # order, length, repeats per variant, on their own resamples of questions
+    report["judge_checks"] = variant_checks(
+        data, key, n_resamples=args.resamples, seed=args.seed, ci=args.ci
+    )
     html, js = write_report(report, args.out)
     overall = report["scopes"]["overall"]
     rows = [
@@ -312,12 +315,22 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         )
     _print_table(
-        "judge vs humans (overall; 95% bootstrap CI)",
+        f"judge vs humans (overall; {args.ci:.0%} bootstrap CI over answers)",
         ["rater", "items", "agreement", "kappa", "pairwise kappa", "alpha nominal", "bias"],
         rows,
     )
+    checks = report["judge_checks"]
+    _print_table(
+        f"what the judge can get wrong (overall; {args.ci:.0%} bootstrap CI over questions)",
+        ["check", *checks],
+        [(m, *(_check_cell(c[m]) for c in checks.values())) for m in CHECKS],
+    )
     print(f"report: {html}\njson:   {js}")
     return 0
+
+
+def _check_cell(c: dict | None) -> str:
+    return "not measured" if c is None else _cell(c)
 
 
 def _cell(c: dict) -> str:

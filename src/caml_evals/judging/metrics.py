@@ -332,9 +332,43 @@ def rank_correlations(
     return rho, tau
 
 
-def spearman(W: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho (mid-ranks for ties); = scipy.stats.spearmanr."""
-    return rank_correlations(W, x, y)[0]
+def _weighted_midranks(W: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per replicate, each item's mid-rank in the expanded data (B, n) and the total weight (B,).
+
+    The mid-rank of a value group is the weight of the smaller groups plus (its weight + 1)/2,
+    exactly what scipy's `rankdata` gives each copy of an item drawn w times."""
+    g, G = _groups(x)
+    t = _wsum(W, _onehot(g, G))  # (B, G) weight per value group
+    r = np.cumsum(t, axis=1) - t + (t + 1.0) / 2.0
+    return r[:, g], t.sum(axis=1)
+
+
+def spearman(W: np.ndarray, x: np.ndarray, y: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
+    """Spearman's rho (mid-ranks for ties) on pairs where both are present; = scipy's
+    `spearmanr` on the expanded data. O(B x n) from per-replicate mid-ranks, so two variables
+    with thousands of distinct values each (answer length x a P(YES) judge) stay cheap, where
+    `rank_correlations`' value table (for Kendall) would be levels x levels per replicate."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    W, x, y = W[:, ok], x[ok], y[ok]
+    rho = np.full(W.shape[0], np.nan)
+    if x.size == 0:
+        return rho
+    chunk = max(1, max_cells // x.size)
+    for start in range(0, W.shape[0], chunk):
+        w = W[start : start + chunk]
+        rx, n = _weighted_midranks(w, x)
+        ry, _ = _weighted_midranks(w, y)
+        mean = (n + 1.0) / 2.0
+        sxy = (w * rx * ry).sum(axis=1) - n * mean * mean
+        sxx = (w * rx * rx).sum(axis=1) - n * mean * mean
+        syy = (w * ry * ry).sum(axis=1) - n * mean * mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho[start : start + chunk] = np.where(
+                (sxx > 1e-9 * n**3) & (syy > 1e-9 * n**3), sxy / np.sqrt(sxx * syy), np.nan
+            )
+    return rho
 
 
 def kendall_tau_b(W: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -351,19 +385,25 @@ def bootstrap_weights(
 ):
     """Yield weight matrices (b, n_items) of a cluster bootstrap, `chunk` replicates at a time.
 
-    `clusters[i]` is the cluster of item i (0..C-1). Clusters are drawn with replacement; an item
-    weighs as many times as its cluster was drawn. Clusters are answers: the overall scope keeps
-    the dimensions of one answer together, a dimension's scope the criteria it was expanded into
-    for one answer (usually one), so that their correlation is kept.
+    `clusters[i]` is the cluster of item i. Clusters are drawn with replacement
+    (`caml_evals.stats.resampling.bootstrap_counts`, the project's one cluster bootstrap); an
+    item weighs as many times as its cluster was drawn. The agreement report's clusters are
+    answers: the overall scope keeps the dimensions of one answer together, a dimension's scope
+    the criteria it was expanded into for one answer (usually one), so that their correlation
+    is kept.
     """
+    from ..stats.resampling import bootstrap_counts
+
     clusters = np.asarray(clusters)
     _, cl = np.unique(clusters, return_inverse=True)
+    cl = cl.ravel()
     C = int(cl.max()) + 1 if cl.size else 0
-    done = 0
-    while done < n_resamples:
-        b = min(chunk, n_resamples - done)
-        draws = rng.integers(0, max(C, 1), size=(b, C))
-        offsets = (np.arange(b) * C)[:, None]
-        counts = np.bincount((draws + offsets).ravel(), minlength=b * C).reshape(b, C)
+    if C == 0:  # no items: empty replicates, nothing drawn
+        done = 0
+        while done < n_resamples:
+            b = min(chunk, n_resamples - done)
+            yield np.zeros((b, 0))
+            done += b
+        return
+    for counts in bootstrap_counts(C, n_resamples, rng, cells=chunk * C):
         yield counts[:, cl].astype(np.float64)
-        done += b

@@ -124,7 +124,8 @@ def plot_confusions(report: dict, scope: str = "overall") -> str:
     return _png(fig)
 
 
-# Per judge variant, beside agreement (`caml_evals.scoring.judge_diagnostics`): None = not measured
+# Per judge variant, beside agreement (`caml_evals.judging.checks`): each a cell with its CI,
+# None = not measured
 JUDGE_CHECK_ROWS = (
     (
         "order_effect",
@@ -140,8 +141,8 @@ JUDGE_CHECK_ROWS = (
 )
 
 
-def _check(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.3f}"
+def _check(cell: dict | None) -> str:
+    return "not measured" if cell is None else _fmt(cell)
 
 
 def _fmt(cell: dict | None) -> str:

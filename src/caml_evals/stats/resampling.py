@@ -149,6 +149,19 @@ def clustered_se(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- bootstrap
 
 
+def bootstrap_counts(
+    n_clusters: int, n_resamples: int, rng: np.random.Generator, cells: int | None = None
+) -> Iterator[np.ndarray]:
+    """(step x C) int arrays, `n_resamples` rows in all: how often each of C clusters is drawn
+    in each resample of whole clusters (with replacement). The one cluster bootstrap: ratio
+    means use it below; statistics that are not ratios of cluster sums (the judge report's
+    rank correlations) weight their items by these counts."""
+    for step in _chunks(n_resamples, n_clusters, cells or BOOTSTRAP_CELLS):
+        draws = rng.integers(0, n_clusters, size=(step, n_clusters), dtype=np.int64)
+        draws += (np.arange(step) * n_clusters)[:, None]
+        yield np.bincount(draws.ravel(), minlength=step * n_clusters).reshape(step, n_clusters)
+
+
 def bootstrap_ratio(
     sums: np.ndarray, counts: np.ndarray, n_resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -157,11 +170,9 @@ def bootstrap_ratio(
     out = np.empty((n_resamples, n_keys))
     both = np.hstack([sums, counts])  # one product for sums and counts
     row = 0
-    for step in _chunks(n_resamples, n_clusters, BOOTSTRAP_CELLS):
-        draws = rng.integers(0, n_clusters, size=(step, n_clusters), dtype=np.int64)
-        draws += (np.arange(step) * n_clusters)[:, None]
-        times = np.bincount(draws.ravel(), minlength=step * n_clusters)
-        product = times.reshape(step, n_clusters).astype(float) @ both
+    for times in bootstrap_counts(n_clusters, n_resamples, rng):
+        step = times.shape[0]
+        product = times.astype(float) @ both
         with np.errstate(invalid="ignore", divide="ignore"):
             out[row : row + step] = product[:, :n_keys] / product[:, n_keys:]
         row += step
