@@ -190,3 +190,149 @@ def test_smollm2_direction_separates_held_out_pairs_and_alpha_zero_is_exact(embe
     )
     direction = persona_directions(lm, load_pairs()[:4])[best.layer]
     assert steered_answers(lm, direction, best.layer, 0.0, [question], 6) == [plain]
+
+
+# ------------------------------------------------------------------ AHB score vs steering alpha
+
+
+def _ahb_judge(prompt: str) -> str:
+    """C when the graded answer has an even number of words: a rule the test can recompute
+    from the logged answers, so the curve's numbers are checked, not assumed."""
+    answer = prompt.split("[Response]: ", 1)[1].split("\n***\n[Criterion]", 1)[0]
+    return "GRADE: C" if len(answer.split()) % 2 == 0 else "GRADE: I"
+
+
+def _saved_tiny(tokenizer, tmp_path):
+    from caml_evals.probes.steer import save_direction
+
+    model = _tiny(tokenizer)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    torch.manual_seed(1)
+    direction = save_direction(tmp_path / "direction.pt", torch.randn(16) * 100, 1, "tiny")
+    return tmp_path / "m", direction
+
+
+def test_steer_curve_scores_ahb_at_each_alpha_against_alpha_zero(tokenizer, tmp_path, ahb_dir):
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import GenerateConfig, get_model
+
+    from caml_evals.logs import read_log
+    from caml_evals.probes.steer_curve import steer_curve, write_curve
+    from caml_evals.tasks.ahb.task import ahb
+
+    checkpoint, direction = _saved_tiny(tokenizer, tmp_path)
+    task_args = {"data_dir": str(ahb_dir), "epochs": 1}
+    judge = get_model("scripted/j", responder=_ahb_judge, memoize=False)
+
+    def curve():
+        return steer_curve(
+            str(checkpoint),
+            direction,
+            [5.0],  # 0 is added
+            grader=judge,
+            task="ahb",
+            task_args=task_args,
+            limit=2,
+            max_tokens=5,
+            log_dir=tmp_path / "logs",
+        )
+
+    result = curve()
+    assert [p.alpha for p in result.points] == [0.0, 5.0]
+    assert result.layer == 1 and result.direction_model == "tiny" and result.task == "ahb"
+    answers = {}
+    for point in result.points:
+        assert point.status == "success" and not point.reused
+        log = read_log(point.log)
+        assert log.eval.metadata["probe"] == {"steer": str(direction), "steer_alpha": point.alpha}
+        answers[point.alpha] = [s.output.completion for s in log.samples]
+        expected = sum(len(a.split()) % 2 == 0 for a in answers[point.alpha]) / 2
+        assert point.score == pytest.approx(expected) and point.n == 2 and point.n_missing == 0
+        assert point.ci_low <= point.score <= point.ci_high
+    zero, five = result.points
+    assert answers[5.0] != answers[0.0]  # the direction moves the answers
+    assert zero.diff == 0.0 and five.n_pairs == 2
+    assert five.diff == pytest.approx(five.score - zero.score)
+    # alpha 0 is the unsteered model token for token
+    plain = inspect_eval(
+        ahb(**task_args),
+        model=get_model(f"caml/{checkpoint}", config=GenerateConfig(max_tokens=5), memoize=False),
+        model_roles={"grader": judge},
+        limit=2,
+        display="none",
+        log_dir=str(tmp_path / "plain"),
+    )[0]
+    assert [s.output.completion for s in plain.samples] == answers[0.0]
+
+    js, png = write_curve(result, tmp_path / "out")
+    data = json.loads(js.read_text())
+    assert [(p["alpha"], p["score"]) for p in data["points"]] == [
+        (0.0, zero.score),
+        (5.0, five.score),
+    ]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # a rerun resumes: the successful logs of the same runs are used, nothing runs again
+    before = sorted((tmp_path / "logs").glob("*.eval"))
+    again = curve()
+    assert (
+        all(p.reused for p in again.points) and sorted((tmp_path / "logs").glob("*.eval")) == before
+    )
+    assert [p.score for p in again.points] == [zero.score, five.score]
+
+
+def test_probe_steer_cli_writes_the_curve_and_needs_a_grader(tokenizer, tmp_path, ahb_dir, capsys):
+    checkpoint, direction = _saved_tiny(tokenizer, tmp_path)
+    reply = tmp_path / "reply.txt"
+    reply.write_text("GRADE: C")
+    base = ["probe", "steer", str(checkpoint), str(direction), "--alpha", "5", "--task", "ahb"]
+    base += ["-T", f"data_dir={ahb_dir}", "-T", "epochs=1", "--limit", "1", "--max-tokens", "3"]
+    assert cli_main(base + ["--out", str(tmp_path / "none")]) == 2
+    assert "--grader MODEL is required" in capsys.readouterr().err
+    grader = ["--grader", "scripted/j", "--grader-arg", f"reply_file={reply}"]
+    assert cli_main(base + grader + ["--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith("alpha\tscore\tci_low")
+    data = json.loads((tmp_path / "out" / "steer_curve.json").read_text())
+    assert [p["alpha"] for p in data["points"]] == [0.0, 5.0]
+    assert [p["score"] for p in data["points"]] == [1.0, 1.0]  # the judge always says C
+    assert (tmp_path / "out" / "steer_curve.png").is_file()
+    assert len(list((tmp_path / "out" / "steer_logs").glob("*.eval"))) == 2
+
+
+@pytest.mark.slow
+def test_smollm2_ahb_score_vs_alpha_from_the_persona_cli(embedded_checkpoint, ahb_dir, tmp_path):
+    """The whole causal check on the embedded model: direction from the shipped pairs, then AHB
+    (1 question, 1 epoch, 6 tokens) at alpha 0 and 8 through the steered `caml/smollm2`; the
+    alpha-0 answer is the plain model's token for token. (The judge is scripted, so the
+    scores here test the plumbing; a real curve needs a real judge: docs/probes.md.)"""
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import GenerateConfig, get_model
+
+    from caml_evals.logs import read_log
+    from caml_evals.tasks.ahb.task import ahb
+
+    reply = tmp_path / "reply.txt"
+    reply.write_text("GRADE: C")
+    out = tmp_path / "persona"
+    code = cli_main(
+        ["probe", "persona", "smollm2", "--task", "ahb", "-T", f"data_dir={ahb_dir}"]
+        + ["-T", "epochs=1", "--limit", "1", "--max-tokens", "6", "--steer", "0", "8"]
+        + ["--grader", "scripted/j", "--grader-arg", f"reply_file={reply}", "--out", str(out)]
+    )
+    assert code == 0
+    curve = json.loads((out / "steer_curve.json").read_text())
+    assert [p["alpha"] for p in curve["points"]] == [0.0, 8.0]
+    assert all(p["status"] == "success" and p["n"] == 1 for p in curve["points"])
+    assert (out / "steer_curve.png").is_file() and (out / "persona.json").is_file()
+    answers = {p["alpha"]: read_log(p["log"]).samples[0].output.completion for p in curve["points"]}
+    plain = inspect_eval(
+        ahb(data_dir=str(ahb_dir), epochs=1),
+        model=get_model("caml/smollm2", config=GenerateConfig(max_tokens=6), memoize=False),
+        model_roles={"grader": get_model("scripted/j", reply="GRADE: C", memoize=False)},
+        limit=1,
+        display="none",
+        log_dir=str(tmp_path / "plain"),
+    )[0]
+    print(f"SmolLM2 AHB answer at alpha 0: {answers[0.0]!r}; at alpha 8: {answers[8.0]!r}")
+    assert plain.samples[0].output.completion == answers[0.0]

@@ -2,7 +2,8 @@
 
     caml-evals depth BASE TUNED --task ahb --limit 20 --max-tokens 64 --out results/depth
     caml-evals probe report LOG [--plain PLAIN_LOG] [--json out.json]
-    caml-evals probe persona smollm2 [CHECKPOINT...] --task ahb --limit 10 --steer 0 4
+    caml-evals probe persona smollm2 [CHECKPOINT...] --task ahb --limit 10 --steer 0 4 [--grader M]
+    caml-evals probe steer smollm2 persona/direction.pt --alpha 0 4 8 --task ahb --grader MODEL
 
 argparse only; the work is in `caml_evals.probes` (docs/probes.md).
 """
@@ -83,12 +84,66 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grader(args: argparse.Namespace) -> Any:
+    """The judge of the steered runs (`--grader` with its `--grader-arg`s), or None."""
+    if not args.grader:
+        if args.grader_arg:
+            raise TaskArgumentError("--grader-arg needs --grader MODEL")
+        return None
+    from inspect_ai.model import get_model
+
+    return get_model(args.grader, **_task_args(args.grader_arg))
+
+
+def _curve(args: argparse.Namespace, model: str, direction: Any, alphas: list[float], out) -> int:
+    """Run and write the score-vs-alpha curve; print one line per alpha; 1 if an alpha failed."""
+    from caml_evals.probes.steer_curve import steer_curve, write_curve
+
+    curve = steer_curve(
+        model,
+        direction,
+        alphas,
+        grader=_grader(args),
+        task=args.task,
+        task_args=_task_args(args.task_arg),
+        limit=args.limit,
+        max_tokens=args.max_tokens,
+        log_dir=args.log_dir or out / "steer_logs",
+    )
+    js, png = write_curve(curve, out)
+    print("alpha\tscore\tci_low\tci_high\tdiff_vs_0\tdiff_ci_low\tdiff_ci_high\tn\tstatus")
+    for p in curve.points:
+        values = (p.score, p.ci_low, p.ci_high, p.diff, p.diff_ci_low, p.diff_ci_high)
+        cells = [_fmt(math.nan if v is None else v) for v in values]
+        n = "n/a" if p.n is None else str(p.n)
+        print(f"{p.alpha:g}\t" + "\t".join(cells) + f"\t{n}\t{p.status}")
+    print(f"wrote {js} and {png}")
+    return 0 if all(p.status == "success" for p in curve.points) else 1
+
+
+def run_steer(args: argparse.Namespace) -> int:
+    from caml_evals.outputs import writable_dir
+    from caml_evals.probes.steer import load_direction
+
+    load_direction(args.direction)  # a bad file is one line before any model loads
+    if not args.grader:
+        raise TaskArgumentError(
+            "--grader MODEL is required: the steered model must not grade itself"
+        )
+    return _curve(args, args.model, args.direction, args.alpha, writable_dir(args.out))
+
+
 def run_persona(args: argparse.Namespace) -> int:
     from caml_evals.jsonsafe import nan_to_none
     from caml_evals.outputs import writable_dir, write_text
     from caml_evals.probes.depth import load_local, task_questions
     from caml_evals.probes.persona import load_pairs, persona_probe
 
+    if args.grader and not (args.steer and args.limit):
+        raise TaskArgumentError(
+            "--grader scores the steered runs: give --steer ALPHA... and --limit >= 1"
+        )
+    _grader(args)  # a bad grader is one line before the direction is derived
     out = writable_dir(args.out)
     pairs = load_pairs(args.pairs)
     questions = (
@@ -120,7 +175,19 @@ def run_persona(args: argparse.Namespace) -> int:
     for name, value in result.projections.items():
         print(f"projection\t{name}\t{_fmt(value)}")
     print(f"wrote {out / 'persona.json'} and {out / 'direction.pt'} (for -T steer=)")
+    if args.grader:
+        return _curve(args, args.model, out / "direction.pt", args.steer, out)
     return 0
+
+
+def _add_grader(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grader", help="judge model of the steered runs (not the model itself)")
+    parser.add_argument(
+        "--grader-arg", action="append", metavar="KEY=VALUE", help="model argument of the grader"
+    )
+    parser.add_argument(
+        "--log-dir", help="Inspect logs of the steered runs (default OUT/steer_logs)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -166,4 +233,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--max-tokens", type=int, default=48, help="answer tokens")
     q.add_argument("--steer", type=float, nargs="+", help="alphas to steer the model with")
     q.add_argument("--out", "-o", default="persona", help="output folder (persona.json)")
+    _add_grader(q)
     q.set_defaults(func=run_persona)
+    c = sub.add_parser(
+        "steer", help="a rubric task's score vs steering alpha on a local checkpoint (PNG + JSON)"
+    )
+    c.add_argument("model", help="local checkpoint to steer (caml/<dir>, a folder, or smollm2)")
+    c.add_argument("direction", help="direction.pt written by `caml-evals probe persona`")
+    c.add_argument("--alpha", type=float, nargs="+", required=True, help="alphas (0 is added)")
+    c.add_argument("--task", default="ahb", help="rubric task to score (default ahb)")
+    c.add_argument("-T", dest="task_arg", action="append", help="task parameter key=value")
+    c.add_argument("--limit", type=int, default=5, help="samples per alpha (default 5)")
+    c.add_argument("--max-tokens", type=int, default=128, help="answer tokens (default 128)")
+    c.add_argument("--out", "-o", default="steer", help="output folder (steer_curve.json, .png)")
+    _add_grader(c)
+    c.set_defaults(func=run_steer)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TaskArgumentError
 
 ANSWER_SOURCES = ("tuned", "base")
 
@@ -220,17 +220,40 @@ def plot_depth(result: DepthResult, path: str | Path) -> Path:
     return path
 
 
-def task_questions(
-    task: str, limit: int | None, task_args: dict[str, Any] | None = None
-) -> list[str]:
-    """The input texts of a registered task's samples (by its card), first `limit` of them."""
+def task_arguments(task: str, task_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every parameter of a registered task's function (by its card) with `task_args` applied:
+    what Inspect logs as the run's `task_args`. An argument the task does not take is one
+    TaskArgumentError line."""
+    import inspect as pyinspect
+
+    try:
+        bound = pyinspect.signature(_task_function(task)).bind(**(task_args or {}))
+    except TypeError as ex:
+        raise TaskArgumentError(f"--task {task}: {ex}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _task_function(task: str):
     import importlib
 
     from ..cards import card
 
     entry = card(task)
-    fn = getattr(importlib.import_module(entry.module), entry.function)
-    built = fn(**(task_args or {}))
+    return getattr(importlib.import_module(entry.module), entry.function)
+
+
+def build_task(task: str, task_args: dict[str, Any] | None = None):
+    """A registered task (by its card) built with `task_args` (checked by `task_arguments`)."""
+    task_arguments(task, task_args)
+    return _task_function(task)(**(task_args or {}))
+
+
+def task_questions(
+    task: str, limit: int | None, task_args: dict[str, Any] | None = None
+) -> list[str]:
+    """The input texts of a registered task's samples (by its card), first `limit` of them."""
+    built = build_task(task, task_args)
     texts = []
     for sample in built.dataset:
         value = sample.input
