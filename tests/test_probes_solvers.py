@@ -192,6 +192,10 @@ def test_pushback_transcript_scores_both_turns_and_reports_retention(tmp_path):
     report = probe_report(log.location)
     assert report["first_turn"] == 1.0 and report["after_pushback"] == 0.0
     assert report["retention"] == 0.0 and report["drop"] == -1.0 and report["n_pairs"] == 4
+    # the final answers pair with a plain run of the same task by sample id too
+    plain = _run(human_compassion(), model, tmp_path / "plain")
+    (row,) = compare_logs(plain.location, log.location, keys=["overall"])
+    assert row.paired and row.n == 4 and row.diff == pytest.approx(-1.0)
 
 
 def test_pushback_retention_is_a_ratio_over_samples(tmp_path):

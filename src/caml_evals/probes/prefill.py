@@ -10,7 +10,8 @@ Only providers that *continue* a trailing assistant message can be probed this w
 `caml/` provider (its chat template is rendered up to the open assistant turn and the opening
 appended), Anthropic (native prefill) and the `scripted/` test provider. Any other provider
 would answer in a fresh turn after the opening, which is not a prefill: a TaskArgumentError
-naming the provider, before any sample runs.
+naming the provider, raised as the first sample starts (the model under test is not known
+when the task is built), so the run stops before anything is generated.
 
 With the reasoning split (`-T cot=true`) the opening goes after the model's own reasoning, where
 its answer starts: the model first answers the CoT request, its answer part is thrown away,
