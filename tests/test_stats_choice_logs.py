@@ -267,7 +267,7 @@ def test_summary_cli_writes_strict_json_with_ci_and_missing_columns(logs, tmp_pa
     assert main(["summary", str(logs["tuned"]), "--json", str(out), "--n-resamples", "500"]) == 0
     header = capsys.readouterr().out.splitlines()[0].split("\t")
     assert header[:8] == ["task", "model", "status", "samples", "score", "se", "missing", "log"]
-    assert header[8:] == ["ci_low", "ci_high", "n_missing"]
+    assert header[8:] == ["ci_low", "ci_high", "n_missing", "judge"]
     (row,) = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
     assert row["n_missing"] == 2 * EPOCHS and row["ci_low"] < row["score"] < row["ci_high"]
 

@@ -41,6 +41,7 @@ from .jsonsafe import nan_to_none as _nan_to_none
 from .logs import LogEntry, choose_logs, short_task
 from .outputs import ensure_dir, writable_dir, write_text
 from .probes.report import PROBE_COLUMNS, ProbeResult, probe_notes, probe_results, probe_table
+from .scoring.judge_settings import judge_text
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,7 @@ class SuiteRow(BaseModel):
     created: str = ""
     chosen_by: str = ""  # the log rule that picked it (caml_evals.logs)
     probe: str = ""  # the depth probe the run was made with ('' for a plain run)
+    judge: dict[str, Any] | None = None  # grader models and judge_settings (logged_judge)
 
 
 class SuiteSummary(BaseModel):
@@ -257,6 +259,7 @@ def summarise_logs(log_dir: str | Path, *, require: bool = False) -> SuiteSummar
                 created=choice.log.created,
                 chosen_by=choice.rule,
                 probe=choice.probe,
+                judge=base.judge,
             )
         )
     order = {name: i for i, name in enumerate(suite_cards())}
@@ -301,19 +304,20 @@ def to_markdown(summary: SuiteSummary) -> str:
         "",
         (
             "| model | task | metric | value | ± se | 95% CI | better | missing | n missing "
-            "| samples | status | what it measures |"
+            "| samples | status | what it measures | judge |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary.rows:
         task = task_label(r)
         lines.append(
             f"| {r.model} | {task} | {r.headline or 'n/a'} | {_fmt(r.value)} | {_fmt(r.stderr)} | "
             f"{_fmt_ci(r.ci_low, r.ci_high)} | {r.better} | {_fmt(r.missing)} | "
-            f"{_fmt_count(r.n_missing)} | {r.samples} | {r.status} | {r.meaning} |"
+            f"{_fmt_count(r.n_missing)} | {r.samples} | {r.status} | {r.meaning} | "
+            f"{judge_text(r.judge)} |"
         )
     for u in summary.unavailable:
-        lines.append(f"| | {u.name} | | | | | | | | 0 | unavailable | {u.reason} |")
+        lines.append(f"| | {u.name} | | | | | | | | 0 | unavailable | {u.reason} | |")
     if summary.probes:
         lines += [
             "",

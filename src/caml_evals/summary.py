@@ -41,6 +41,7 @@ from caml_evals.probes.record import probe_label, record_of
 from caml_evals.probes.report import ProbeResult, probe_results
 from caml_evals.scoring.clustered import clustered_ratio_se
 from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, MISSING_RATE_KEY
+from caml_evals.scoring.judge_settings import logged_judge
 from caml_evals.stats import ScoreFrameError, Summary, score_frame, summarize_frame
 from caml_evals.stats.frame import cluster_id
 from caml_evals.stats.headline import METRIC_NAMES, SCALAR_METRICS, headline_for
@@ -86,6 +87,11 @@ class LogSummary(BaseModel):
         default=None, description="Why no statistics were computed (metrics are then Inspect's)"
     )
     probe: str = Field(default="", description="The depth probe of the run ('' for none)")
+    judge: dict[str, Any] | None = Field(
+        default=None,
+        description="The judge the log records: grader models and judge_settings "
+        "(caml_evals.scoring.judge_settings.logged_judge); None without a judge",
+    )
     probe_result: ProbeResult | None = Field(
         default=None, description="The probe's numbers beside the plain run (summarise_probes)"
     )
@@ -248,6 +254,7 @@ def summarise_log(
         inspect_metrics=inspect_metrics,
         stats_error=stats_error,
         probe=probe_label(record_of(log.eval.metadata)),
+        judge=logged_judge(log),
     )
 
 

@@ -66,10 +66,14 @@ def print_probes(results: list[ProbeResult]) -> None:
 
 def print_summary(summary: SuiteSummary) -> None:
     """The headline table (then the probe table): rich on a terminal, tab-separated when piped."""
+    from caml_evals.scoring.judge_settings import judge_text
     from caml_evals.suite import task_label
 
     if not sys.stdout.isatty():
-        print("model\ttask\tmetric\tvalue\tse\tbetter\tmissing\tsamples\tstatus\tci_low\tci_high")
+        print(
+            "model\ttask\tmetric\tvalue\tse\tbetter\tmissing\tsamples\tstatus\tci_low\tci_high"
+            "\tjudge"
+        )
         for r in summary.rows:
             print(
                 "\t".join(
@@ -85,11 +89,12 @@ def print_summary(summary: SuiteSummary) -> None:
                         r.status,
                         _fmt(r.ci_low),
                         _fmt(r.ci_high),
+                        judge_text(r.judge),
                     ]
                 )
             )
         for u in summary.unavailable:
-            print(f"-\t{u.name}\t-\t-\t-\t-\t-\t0\tunavailable: {u.reason}\t-\t-")
+            print(f"-\t{u.name}\t-\t-\t-\t-\t-\t0\tunavailable: {u.reason}\t-\t-\t-")
         print_probes(summary.probes)
         return
     from rich.console import Console
@@ -107,6 +112,7 @@ def print_summary(summary: SuiteSummary) -> None:
         "missing",
         "n",
         "status",
+        "judge",
     ):
         table.add_column(col)
     for r in summary.rows:
@@ -121,9 +127,10 @@ def print_summary(summary: SuiteSummary) -> None:
             _fmt(r.missing),
             str(r.samples),
             r.status,
+            judge_text(r.judge),
         )
     for u in summary.unavailable:
-        table.add_row("", u.name, "", "", "", "", "", "", "0", f"unavailable: {u.reason}")
+        table.add_row("", u.name, "", "", "", "", "", "", "0", f"unavailable: {u.reason}", "")
     Console().print(table)
     print_probes(summary.probes)
 

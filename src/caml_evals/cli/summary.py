@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from caml_evals.scoring.judge_settings import judge_text
 from caml_evals.summary import DEFAULT_RESAMPLES, LogSummary
 
 
@@ -38,8 +39,11 @@ def _task(r: LogSummary) -> str:
 def print_plain(rows: list[LogSummary], detail: bool = True) -> None:
     """Tab-separated lines for pipes and CI logs (rich would truncate to 80 columns).
 
-    The first eight columns are the original ones; CI and missing count are appended."""
-    print("task\tmodel\tstatus\tsamples\tscore\tse\tmissing\tlog\tci_low\tci_high\tn_missing")
+    The first eight columns are the original ones; CI, missing count and the judge (grader
+    models and settings, `judge_text`) are appended."""
+    print(
+        "task\tmodel\tstatus\tsamples\tscore\tse\tmissing\tlog\tci_low\tci_high\tn_missing\tjudge"
+    )
     for r in rows:
         print(
             "\t".join(
@@ -55,6 +59,7 @@ def print_plain(rows: list[LogSummary], detail: bool = True) -> None:
                     _fmt(r.ci_low),
                     _fmt(r.ci_high),
                     _fmt_n(r.n_missing),
+                    judge_text(r.judge),
                 ]
             )
         )
@@ -84,6 +89,7 @@ def print_summaries(rows: list[LogSummary], detail: bool = True) -> None:
         "CI",
         "missing",
         "n missing",
+        "judge",
         "log",
     )
     for col in columns:
@@ -100,6 +106,7 @@ def print_summaries(rows: list[LogSummary], detail: bool = True) -> None:
             _fmt_ci(r.ci_low, r.ci_high),
             _fmt(r.missing_rate),
             _fmt_n(r.n_missing),
+            judge_text(r.judge),
             Path(r.log).name,
         )
     console.print(table)

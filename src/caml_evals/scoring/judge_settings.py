@@ -92,3 +92,46 @@ def check_judge_repeats(judge_repeats: Any) -> int:
             f"-T judge_repeats={judge_repeats!r}: give a whole number of at least 1"
         )
     return judge_repeats
+
+
+# -- what a log records of its judge, for the results tables -----------------------------------
+
+JUDGE_SETTINGS_KEY = "judge_settings"  # the task metadata key `rubric_task` writes
+
+
+def logged_judge(header: Any) -> dict[str, Any] | None:
+    """What an eval log (header) records of its judge: the models bound to its roles
+    (`graders`, e.g. {"grader": "openai/gpt-4o"}) and the task's `judge_settings` (grader_*,
+    criteria_order, judge_repeats). None for a run with neither (no judge: a choice task).
+
+    WHY in every results table: two checkpoints graded by different judges, or with different
+    settings, differ by the instrument as much as by the model."""
+    ev = getattr(header, "eval", None)
+    if ev is None:
+        return None
+    settings = (ev.metadata or {}).get(JUDGE_SETTINGS_KEY)
+    roles = {name: cfg.model for name, cfg in (ev.model_roles or {}).items()}
+    if not isinstance(settings, dict) and not roles:
+        return None
+    return {"graders": roles, **(settings if isinstance(settings, dict) else {})}
+
+
+def judge_text(judge: dict[str, Any] | None) -> str:
+    """One table cell: `grader=openai/gpt-4o temperature=0 order=both repeats=2`; settings left
+    to the provider are not listed ("provider defaults" when none is set); "-" without a judge."""
+    if not judge:
+        return "-"
+    roles = judge.get("graders") or {}
+    parts = [f"{role}={model}" for role, model in roles.items()] or ["grader=model under test"]
+    chosen = [
+        f"{name.removeprefix('grader_')}={judge[name]}"
+        for name in GRADER_SETTING_NAMES
+        if judge.get(name) is not None
+    ]
+    if any(name in judge for name in GRADER_SETTING_NAMES):
+        parts += chosen or ["provider defaults"]
+    if judge.get("criteria_order") is not None:
+        parts.append(f"order={judge['criteria_order']}")
+    if judge.get("judge_repeats") is not None:
+        parts.append(f"repeats={judge['judge_repeats']}")
+    return " ".join(parts)

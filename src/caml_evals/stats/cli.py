@@ -116,6 +116,7 @@ def _several_logs_per_task(frame: pd.DataFrame) -> bool:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from .judges import judge_report, render_judges
     from .length import length_report, render_length
     from .plot import forest_plot
     from .report import print_table, render_markdown, to_json, write_text
@@ -169,22 +170,28 @@ def run_compare(args: argparse.Namespace) -> int:
     rows = adjust_rows(rows, args.adjust)
     # answer length and truncation per arm, and the length-controlled difference
     lengths = length_report(arms, baseline, ci=args.ci)
+    judges = judge_report(arms)  # grader models and settings per arm: a changed judge shows
     out = Path(args.out_dir)
     settings = {k: v for k, v in vars(args).items() if k != "func"} | {
         "by": by,
         "baseline": baseline,
         "arms": list(arms),
         "length": lengths,
+        "judges": judges,
     }
     json_path = write_text(
         Path(args.json) if args.json else out / "comparison.json", to_json(rows, settings)
     )
     md_path = write_text(
-        Path(args.markdown) if args.markdown else out / "comparison.md", render_markdown(rows)
+        Path(args.markdown) if args.markdown else out / "comparison.md",
+        render_markdown(rows)
+        + "\n## Answer length and judges\n\n```\n"
+        + f"{render_length(lengths)}\n{render_judges(judges)}\n```\n",
     )
     png_path = forest_plot(rows, Path(args.plot) if args.plot else out / "forest.png")
     print_table(rows)
     print(render_length(lengths))
+    print(render_judges(judges))
     print(f"wrote {json_path}, {md_path}, {png_path}")
     return 0
 

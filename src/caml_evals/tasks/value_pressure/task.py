@@ -12,6 +12,7 @@ from __future__ import annotations
 from inspect_ai import Task, task
 
 from ...probes.wrap import with_probe
+from ...scoring.judge_settings import CriteriaOrder, GraderSettings
 from ...scoring.rubric import JudgeMode, OnGraderError, Verdict
 from ...scoring.rubric_task import as_list, rubric_task
 from .dataset import SET_VERSION, value_pressure_dataset
@@ -30,6 +31,14 @@ def value_pressure(
     judge_logprobs: bool = False,
     on_grader_error: OnGraderError = "error",
     epochs: int = 1,
+    grader_temperature: float | None = None,
+    grader_max_tokens: int | None = None,
+    grader_seed: int | None = None,
+    grader_reasoning_effort: str | None = None,
+    grader_max_retries: int | None = None,
+    grader_max_connections: int | None = None,
+    criteria_order: CriteriaOrder | None = None,
+    judge_repeats: int = 1,
     shuffle: bool = False,
     seed: int | None = None,
     prefill: str | None = None,
@@ -54,6 +63,12 @@ def value_pressure(
         judge_logprobs: per_dimension only: P(YES) at the verdict as the grade.
         on_grader_error: "error" (default) or "missing".
         epochs: Epochs per sample, reduced with a NaN-tolerant mean.
+        grader_temperature / grader_max_tokens / grader_seed / grader_reasoning_effort /
+            grader_max_retries / grader_max_connections: the grader's generation settings
+            (inspect_evals' names; default: the provider's); logged under `judge_settings`.
+        criteria_order: single_call only: "shuffled" (default there: seeded per sample and
+            epoch), "fixed", or "both" (two calls, reports `order_effect`).
+        judge_repeats: Grader calls per answer (k > 1 reports `judge_variance*`).
         shuffle: Shuffle samples (with `seed`).
         prefill: Open each answer with a shipped prefill (benchmarks/prefills) or `own:<k>`.
         prefill_log: With prefill=own:<k>: the log whose answers give the openings.
@@ -88,6 +103,16 @@ def value_pressure(
             "data": report.source,
             "data_source": [o.model_dump() for o in origins],
         },
+        grader_settings=GraderSettings.from_args(
+            grader_temperature=grader_temperature,
+            grader_max_tokens=grader_max_tokens,
+            grader_seed=grader_seed,
+            grader_reasoning_effort=grader_reasoning_effort,
+            grader_max_retries=grader_max_retries,
+            grader_max_connections=grader_max_connections,
+        ),
+        criteria_order=criteria_order,
+        judge_repeats=judge_repeats,
     )
     return with_probe(
         plain,
