@@ -1,8 +1,11 @@
 """Depth probes: is an instilled value more than a few tokens deep? (docs/probes.md)
 
-Solvers that wrap any rubric task (`with_probe`: prefill, pushback, reasoning split), the
-report that pairs their scores (`probe_report`), and analyses on local checkpoints
-(`caml_evals.probes.depth`: per-token KL between two checkpoints by position).
+Solvers that wrap any rubric task (`with_probe`: prefill, pushback, reasoning split, steering;
+they compose), the report that pairs their scores (`report.probe_report`, and
+`report.probe_results` for the suite, summary and leaderboard tables; which run a probed run
+is paired with: `record`), and analyses on local checkpoints (`depth`: per-token KL between two
+checkpoints by position; `persona`: a compassion direction per layer; `steer_curve`: a rubric
+task's score vs the steering alpha).
 """
 
 from .prefill import PREFILL_PROVIDERS, prefill, resolve_prefill
