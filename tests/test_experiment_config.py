@@ -538,3 +538,45 @@ def test_corpus_sizes_train_nested_subsets_and_draw_a_scaling_curve(tmp_path: Pa
             ),
             ExperimentConfig,
         )
+
+
+def test_eval_every_plans_decay_points_keyed_by_their_sft_stage(tmp_path: Path) -> None:
+    from caml_train.decay import point_samples, save_interval
+    from caml_train.results import column_title
+
+    sft = {"data": {"path": str(TINY_YAML.parent / "tiny" / "sft.jsonl")}, "sizes": [4, 10]}
+    plain = plan(load_config(_minimal(tmp_path, sft=sft), ExperimentConfig))
+    config = load_config(_minimal(tmp_path, sft=sft | {"eval_every": 4}), ExperimentConfig)
+    p = plan(config)
+    doc = [s.label for s in p.stages if s.arm == "document"]
+    assert doc == [
+        "document/arm",
+        "document/sft-4",
+        "document/sft-10",
+        "document/sft-10@4",
+        "document/sft-10@8",
+    ]
+    stages = {s.label: s for s in p.stages}
+    before = {s.label: s for s in plain.stages}
+    # sft-4 has no point below 4 samples: unchanged, cached as before; sft-10 keeps checkpoints
+    assert stages["document/sft-4"].key == before["document/sft-4"].key
+    ten = stages["document/sft-10"]
+    assert ten.key != before["document/sft-10"].key and ten.train_config.hparams.save_steps == 0.4
+    point = stages["document/sft-10@4"]
+    assert point.parent is ten and point.point == 1 and point.samples == 4
+    assert point.directory == ten.directory / "decay" / "samples-4" and point.state() == "to merge"
+    assert len(p.evals) == len(p.stages)  # every point is evaluated with every task
+    assert p.columns == ["arm", "sft-4", "sft-10"]
+    # nominal points and transformers' rounding of the share of steps (ceil, never early)
+    assert point_samples(10, 4, 1.0) == [4, 8] and point_samples(8, 4, 1.0) == [4]
+    assert point_samples(5, 2, 2.0) == [2, 4, 6, 8] and point_samples(4, None, 1.0) == []
+    assert save_interval(ten.train_config.hparams, 5) == 2  # ceil(5 x 0.4)
+    assert column_title("sft-10@4") == "+SFT 10, at 4 samples"
+    assert column_title("sft-10+pref-200") == "+SFT 10 +pref 200"
+    with pytest.raises(ConfigError, match="eval_every counts SFT samples"):
+        load_config(
+            _minimal(
+                tmp_path, sft=sft | {"eval_every": 2}, stage_hparams={"sft": {"max_steps": 3}}
+            ),
+            ExperimentConfig,
+        )

@@ -3,6 +3,7 @@ means with CIs, paired comparisons between arms, missing grades counted and show
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -165,3 +166,98 @@ def test_two_level_bootstrap_pools_seeds_and_reports_their_sd() -> None:
     stacked = stack_seeds({0: frame([1, 0]), 1: frame([0, 1])})
     assert list(stacked["sample_id"]) == ["seed0:q0", "seed0:q1", "seed1:q0", "seed1:q1"]
     assert list(stacked["question_id"]) == ["q0", "q1", "q0", "q1"]  # clusters across seeds
+
+
+def _verbose(prompt: str):
+    """An arm whose answers grow with the question (6 to 33 words); every third one is cut."""
+    from inspect_ai.model import ModelOutput
+
+    h = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    words = 6 + h % 28
+    cut = "max_tokens" if h % 3 == 0 else "stop"
+    text = " ".join(["welfare"] + ["more"] * (words - 1))
+    return ModelOutput.from_content("scripted/verbose", text, stop_reason=cut)
+
+
+def _length_judge(prompt: str) -> str:
+    """A judge with a planted length bias: long answers pass."""
+    answer = prompt.split("[Answer]:", 1)[1].split("***", 1)[0]
+    return "GRADE: YES" if len(answer.split()) > 15 else "GRADE: NO"
+
+
+def test_answer_length_truncation_and_length_controlled_difference(
+    tmp_path: Path, ahb_dir: Path
+) -> None:
+    from inspect_ai import eval
+    from inspect_ai.model import get_model
+
+    from caml_evals.stats import score_frame
+    from caml_evals.stats.length import answer_frame, length_report
+
+    raw = {
+        "name": "length-test",
+        "output_dir": "out",
+        "arms": {
+            "verbose": {"stage": "text", "corpus": {"path": str(TINY / "documents.jsonl")}},
+            "base": {"stage": None},
+        },
+        "eval": {
+            "tasks": [
+                {
+                    "task": "caml_evals/ahb",
+                    "limit": 8,
+                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
+                }
+            ],
+            "data_dir": str(ahb_dir.parent),
+            "grader": None,
+        },
+        "results": {"reference_arms": ["base"], "n_resamples": 300},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path, ExperimentConfig)
+    p = plan(config)
+    grader = get_model("scripted/judge", responder=_length_judge, memoize=False)
+    models = {
+        "verbose": get_model("scripted/verbose", responder=_verbose, memoize=False),
+        "base": get_model("scripted/base", reply="Do the cheapest thing.", memoize=False),
+    }
+    logs = {}
+    for ep in p.evals:
+        (log,) = eval(
+            ep.task.task,
+            model=models[ep.stage.arm],
+            model_roles={"grader": grader},
+            limit=ep.task.limit,
+            task_args={**ep.task.args, "data_dir": str(config.eval.data_dir)},
+            log_dir=str(ep.log_dir),
+            display="none",
+        )
+        assert log.status == "success", log.error
+        logs[ep.stage.arm] = Path(log.location)
+    results = build_results(config, p)
+    cells = {c.arm: c for c in results.cells}
+    said = answer_frame([logs["verbose"]])
+    assert cells["verbose"].length == {
+        "answers": 8,
+        "truncated_share": float(said["truncated"].mean()),
+        "mean_answer_tokens": float(said["tokens"].mean()),
+        "mean_answer_words": float(said["words"].mean()),
+    }
+    assert 0 < cells["verbose"].length["truncated_share"] < 1  # the planted cuts are counted
+    assert cells["base"].length["truncated_share"] == 0.0
+    assert cells["base"].length["mean_answer_tokens"] == 4.0
+    # The same numbers as `caml-evals compare` gives for these two logs (its length report).
+    (comp,) = results.comparisons
+    frames = {arm: score_frame([logs[arm]]) for arm in ("base", "verbose")}
+    (oracle,) = length_report(frames, "base")["differences"]
+    lc = comp.length_controlled
+    for k in ("raw_diff", "lc_diff", "lc_ci_low", "lc_ci_high", "slope_per_100_tokens"):
+        assert lc[k] == pytest.approx(oracle[k]), k
+    assert lc["n_questions"] == 8 and lc["slope_per_100_tokens"] > 0  # the planted length bias
+    assert lc["raw_diff"] == pytest.approx(comp.comparison["diff"])
+    md = render_markdown(results)
+    assert "Answers of the evaluated model" in md and "4.0 tokens, 0% cut (answers=8)" in md
+    assert "Length-controlled difference" in md
+    assert f"| after arm stage | verbose | base | {lc['raw_diff']:.3f}" in md

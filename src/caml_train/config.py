@@ -31,7 +31,7 @@ from caml_evals.errors import ConfigError
 from caml_evals.scoring.judge_settings import GraderSettings
 from caml_evals.strict_yaml import load_yaml
 
-Stage = Literal["text", "instruct", "sft"]
+Stage = Literal["text", "instruct", "sft", "pref"]
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -140,7 +140,7 @@ class Hyperparams(BaseModel):
     lr_scheduler_type: str = "cosine"
     max_grad_norm: float = 1.0
     activation_checkpointing: bool = False
-    save_steps: int = Field(200, gt=0)
+    save_steps: int | float = Field(200, gt=0)  # below 1: a share of the total steps
     save_total_limit: int | None = 2
     logging_steps: int = Field(10, gt=0)
 
@@ -175,17 +175,20 @@ def validate_trl_fields(hp: Hyperparams) -> None:
     from trl import SFTConfig
 
     known = {f.name for f in dataclasses.fields(SFTConfig)}
+    deferred = set()  # preference-trainer fields: checked by the stage (check_stage_hparams)
     for name in hp.model_extra or {}:
         if name in MANAGED:
             raise ValueError(f"hparams.{name} is set by caml-train from {MANAGED[name]}")
-        if name not in known:
+        if name not in known and name in pref_only_fields():
+            deferred.add(name)
+        elif name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(
                 f"hparams.{name} is not a TRL SFTConfig / transformers TrainingArguments "
                 f"field{hint}"
             )
-    kwargs = hp.trl_fields()
+    kwargs = {k: v for k, v in hp.trl_fields().items() if k not in deferred}
     kwargs["bf16"] = False  # the hardware decides later; here only names and values count
     kwargs["packing_strategy"] = kwargs["packing_strategy"] or "bfd"
     kwargs["assistant_only_loss"] = bool(kwargs["assistant_only_loss"])
@@ -200,6 +203,191 @@ def validate_trl_fields(hp: Hyperparams) -> None:
             )
     except (ValueError, TypeError) as ex:
         raise ValueError(f"hparams rejected by TRL's SFTConfig: {ex}") from ex
+
+
+# ---------------------------------------------------------------------------- pref stages
+# The losses of TRL 1.16's preference trainers (tests check these lists against TRL's own docs).
+DPO_LOSSES = (
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+    "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+)  # fmt: skip
+KTO_LOSSES = ("kto", "apo_zero_unpaired")  # KTOTrainer, on the pairs unpaired
+CPO_LOSSES = ("simpo",)  # trl.experimental.cpo.CPOTrainer: reference-free (SimPO)
+PREF_MANAGED = {
+    "beta": "pref.beta",
+    "loss_type": "pref.loss_type",
+    "loss_weights": "pref.loss_weights",
+}
+
+
+def _pref_config_classes() -> dict[str, type]:
+    import warnings
+
+    from trl import DPOConfig, KTOConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TRLExperimentalWarning: CPO lives in trl.experimental
+        from trl.experimental.cpo import CPOConfig
+    return {"dpo": DPOConfig, "kto": KTOConfig, "cpo": CPOConfig}
+
+
+def pref_only_fields() -> set[str]:
+    """Fields of TRL's preference configs that SFTConfig lacks (beta, precompute_ref_log_probs,
+    desirable_weight, simpo_gamma, ...): valid in hparams of pref stages only."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    sft = {f.name for f in dataclasses.fields(SFTConfig)}
+    pref = {f.name for c in _pref_config_classes().values() for f in dataclasses.fields(c)}
+    return pref - sft
+
+
+class PrefOptions(_Strict):
+    """How a `pref` stage optimises preferences (TRL's DPOTrainer, KTOTrainer or CPOTrainer).
+
+    `loss_type` goes to DPOConfig.loss_type (one name or a list combined with `loss_weights`);
+    `kto`/`apo_zero_unpaired` train TRL's KTOTrainer on the pairs unpaired into desirable and
+    undesirable examples; `simpo` trains TRL's (experimental) CPOTrainer with the SimPO loss, which
+    uses no reference model. `reference`: None = the stage's own input model (with LoRA, TRL's
+    adapter-disabled model; full fine-tuning, a frozen copy), or a checkpoint directory.
+    """
+
+    loss_type: str | list[str] = "sigmoid"
+    beta: float = Field(0.1, gt=0)
+    loss_weights: list[float] | None = None
+    reference: Path | None = None
+    reference_free: bool = False
+
+    def losses(self) -> list[str]:
+        return [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
+
+    def trainer_kind(self) -> Literal["dpo", "kto", "cpo"]:
+        first = self.losses()[0]
+        return "kto" if first in KTO_LOSSES else "cpo" if first in CPO_LOSSES else "dpo"
+
+    def uses_reference(self) -> bool:
+        return self.trainer_kind() != "cpo"
+
+    @model_validator(mode="after")
+    def _known_losses(self) -> PrefOptions:
+        losses = self.losses()
+        if not losses:
+            raise ValueError("pref.loss_type: give at least one loss")
+        available = [*DPO_LOSSES, *KTO_LOSSES, *CPO_LOSSES]
+        for name in losses:
+            if name not in available:
+                close = difflib.get_close_matches(name, available, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(
+                    f"pref.loss_type {name!r} is not a loss of TRL's preference trainers{hint}; "
+                    f"available: DPOTrainer {', '.join(DPO_LOSSES)}; KTOTrainer "
+                    f"{', '.join(KTO_LOSSES)}; CPOTrainer {', '.join(CPO_LOSSES)}"
+                )
+        if len(losses) > 1 and not set(losses) <= set(DPO_LOSSES):
+            raise ValueError(
+                f"pref.loss_type {losses}: only DPOTrainer losses combine "
+                f"({', '.join(DPO_LOSSES)}); kto and simpo run alone"
+            )
+        if self.loss_weights is not None and len(self.loss_weights) != len(losses):
+            raise ValueError(
+                f"pref.loss_weights has {len(self.loss_weights)} weight(s) for {len(losses)} loss(es)"
+            )
+        if self.loss_weights is not None and self.trainer_kind() != "dpo":
+            raise ValueError("pref.loss_weights combine DPOTrainer losses; kto/simpo take none")
+        if self.reference_free and self.uses_reference():
+            raise ValueError(
+                f"pref.reference_free: loss {'+'.join(losses)} needs a reference model (TRL 1.16's "
+                f"DPOTrainer and KTOTrainer always use one); the reference-free loss is "
+                f"{', '.join(CPO_LOSSES)} (TRL's CPOTrainer)"
+            )
+        if self.reference is not None and not self.uses_reference():
+            raise ValueError(f"pref.reference: {losses[0]} uses no reference model; drop it")
+        return self
+
+
+def pref_trl_kwargs(hp: Hyperparams, pref: PrefOptions) -> tuple[type, dict[str, Any]]:
+    """The TRL config class of a pref stage and its keyword arguments from hparams + pref.
+
+    The SFT-only fields (packing, packing_strategy, assistant_only_loss) do not apply and are
+    left out; a field the trainer's config lacks, or one `pref:` sets, is an error naming it.
+    """
+    import dataclasses
+
+    kind = pref.trainer_kind()
+    cls = _pref_config_classes()[kind]
+    known = {f.name for f in dataclasses.fields(cls)}
+    extra = hp.model_extra or {}
+    for name in extra:
+        if name in PREF_MANAGED:
+            raise ValueError(f"hparams.{name} of a pref stage is set by {PREF_MANAGED[name]}")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(
+                f"hparams.{name} is not a field of TRL's {cls.__name__} (the trainer of "
+                f"pref.loss_type {pref.losses()[0]}){hint}"
+            )
+    if kind == "kto" and hp.per_device_train_batch_size < 2:
+        raise ValueError(
+            "pref.loss_type kto estimates its KL term within a batch: "
+            "hparams.per_device_train_batch_size must be at least 2"
+        )
+    sft_only = {"packing", "packing_strategy", "assistant_only_loss"}
+    kwargs = {k: v for k, v in hp.trl_fields().items() if k not in sft_only}
+    kwargs["beta"] = pref.beta
+    if kind == "dpo":
+        kwargs["loss_type"] = pref.losses()
+        kwargs["loss_weights"] = pref.loss_weights
+    else:
+        kwargs["loss_type"] = pref.losses()[0]
+    if kind == "cpo":
+        kwargs.setdefault("cpo_alpha", 0.0)  # pure SimPO (no behaviour-cloning term) unless set
+    else:
+        kwargs.setdefault("pad_to_multiple_of", None)
+    return cls, kwargs
+
+
+def check_stage_hparams(hp: Hyperparams, stage: Stage, pref: PrefOptions | None) -> None:
+    """Stage-dependent hparams checks: a pref stage's build the TRL config they describe (as
+    validate_trl_fields does for SFTConfig); other stages refuse the preference-only fields."""
+    if stage != "pref":
+        for name in hp.model_extra or {}:
+            if name in pref_only_fields():
+                raise ValueError(
+                    f"hparams.{name} is a preference-trainer field (DPOConfig/KTOConfig/"
+                    f"CPOConfig), for `stage: pref` only"
+                )
+        return
+    assert pref is not None
+    cls, kwargs = pref_trl_kwargs(hp, pref)
+    kwargs["bf16"] = False  # the hardware decides later; here only names and values count
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(
+                output_dir=str(Path(tempfile.gettempdir()) / "caml-train-validate"),
+                report_to="none",
+                **kwargs,
+            )
+    except (ValueError, TypeError) as ex:
+        raise ValueError(f"hparams rejected by TRL's {cls.__name__}: {ex}") from ex
+
+
+class Replay(_Strict):
+    """Replay (a preservation strategy): mix a share of the arm's own documents into an SFT stage.
+
+    The stage's own rows (its `n_samples`) are all kept and `round(n * fraction / (1 -
+    fraction))` documents are added, drawn as a seeded nested subset of `documents` (the ones
+    for n=2500 are inside those for n=5000), so documents are `fraction` of the mixed rows and
+    the SFT exposure is that of the same stage without replay. Documents train on every token
+    (as in a text stage), conversations on the assistant turns only; too few documents is an
+    error naming the numbers. The mix is a seeded shuffle of the combined rows.
+    """
+
+    documents: DataSource  # the arm's document corpus
+    fraction: float = Field(gt=0, lt=1)  # share of documents in the mixed rows
+    seed: int | None = None  # None: the stage's seed
 
 
 class TrainConfig(_Strict):
@@ -218,6 +406,32 @@ class TrainConfig(_Strict):
     target_token_budget: int | None = Field(None, gt=0)
     # Count the tokens of sentences that contain one of these phrases (value-relevant tokens).
     value_keywords: list[str] | None = None
+    replay: Replay | None = None  # sft/instruct stages: a share of documents mixed in
+    pref: PrefOptions | None = None  # stage pref: loss, beta, reference (required there)
+
+    @model_validator(mode="after")
+    def _pref_stage(self) -> TrainConfig:
+        if self.stage == "pref" and self.pref is None:
+            raise ValueError("stage pref needs a `pref:` block (loss_type, beta, reference)")
+        if self.stage != "pref" and self.pref is not None:
+            raise ValueError(f"`pref:` options are for stage pref, not {self.stage}")
+        if self.stage == "pref" and self.target_token_budget is not None:
+            raise ValueError("target_token_budget counts SFT targets; a pref stage takes none")
+        check_stage_hparams(self.hparams, self.stage, self.pref)
+        return self
+
+    @model_validator(mode="after")
+    def _replay_only_for_conversations(self) -> TrainConfig:
+        if self.replay is None:
+            return self
+        if getattr(self, "pref", None) is not None or self.stage not in ("sft", "instruct"):
+            why = (
+                "a text stage already trains on documents"
+                if self.stage == "text"
+                else "a document has no rejected side in a preference pair"
+            )
+            raise ValueError(f"replay is for sft/instruct stages, not this one: {why}")
+        return self
 
 
 class Budget(_Strict):
@@ -289,6 +503,9 @@ class SftSettings(_Strict):
     data: DataSource
     sizes: list[int] = [2500, 5000]
     hparams: dict[str, Any] = {}
+    # Decay curves: every SFT stage keeps a checkpoint every `eval_every` SFT samples trained
+    # on (rounded up to whole optimizer steps); each is merged and scored with every eval task.
+    eval_every: int | None = Field(None, gt=0)
 
     @field_validator("sizes")
     @classmethod
@@ -470,9 +687,15 @@ class ExperimentConfig(_Strict):
                     raise ValueError(f"arm {name!r}: {_validation_message(ex)}") from None
         if self.sft is not None:
             try:
-                self.hparams_for("sft")
+                hp = self.hparams_for("sft")
             except ValidationError as ex:
                 raise ValueError(f"sft: {_validation_message(ex)}") from None
+            if self.sft.eval_every is not None and hp.max_steps > 0:
+                raise ValueError(
+                    "sft.eval_every counts SFT samples, which hparams.max_steps does not fix "
+                    f"(max_steps={hp.max_steps} for sft stages): train the sft stages by "
+                    "num_train_epochs (max_steps: -1)"
+                )
         return self
 
     @field_validator("arms")

@@ -12,6 +12,10 @@ card present) is never retrained; a killed one resumes from its last Trainer che
 changed config retrains only the stages it affects. Evals are cached the same way, by stage key
 plus task/grader settings, under `evals/`; a successful log is never re-run. The results table
 is rebuilt from the logs at the end of every run.
+
+With `sft.eval_every`, each SFT stage is followed by its decay points (`caml_train.decay`):
+intermediate checkpoints merged into `<sft stage>/decay/samples-<k>/merged`, keyed by the SFT
+stage's key and the point's index, and evaluated like any stage (column `sft-<n>@<k>`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import yaml
 
 from .config import DataSource, EvalTask, ExperimentConfig, GraderSpec, TrainConfig
 from .data import file_sha256, files_sha256
+from .decay import PointNotReached, drop_checkpoints, merge_point, point_hparams, point_samples
 from .runcard import RUN_CARD, environment, now, read_run_card
 from .train import MERGED, train
 
@@ -59,6 +64,11 @@ class StagePlan:
     replicated: bool = False  # the grid has several seeds: labels name the seed
     source_arm: str | None = None  # the config's arm, when `arm` is a corpus-size row `<arm>@<n>`
     corpus_size: int | None = None  # documents (rows) of the arm's corpus trained on
+    parent: StagePlan | None = None  # the stage this one starts from (None: an arm stage)
+    # A decay point: the `point`-th intermediate checkpoint of the SFT stage `parent`, merged
+    # (column `<parent column>@<samples>`; `samples`: the nominal SFT samples trained on).
+    point: int | None = None
+    samples: int | None = None
 
     @property
     def config_arm(self) -> str:
@@ -70,7 +80,19 @@ class StagePlan:
         return f"{self.arm}/{self.column}{suffix}"
 
     def done(self) -> bool:
-        return self.train_config is None or read_run_card(self.directory / MERGED) is not None
+        if self.point is None and self.train_config is None:
+            return True  # the untouched base model
+        return read_run_card(self.directory / MERGED) is not None
+
+    def state(self) -> str:
+        """done | to train | to merge (a decay point) | base model | not reached (a point)."""
+        if self.point is not None and not self.done():
+            from .decay import NOT_REACHED
+
+            return "not reached" if (self.directory / NOT_REACHED).is_file() else "to merge"
+        if self.train_config is None and self.point is None:
+            return "base model"
+        return "done" if self.done() else "to train"
 
 
 @dataclass
@@ -273,6 +295,9 @@ def _sft_stage(config: ExperimentConfig, root: StagePlan, n: int, seed: int) -> 
     """SFT on n rows after an arm's stage, with the same training seed."""
     assert config.sft is not None
     hp = config.hparams_for("sft")
+    points = point_samples(n, config.sft.eval_every, hp.num_train_epochs)
+    if points:  # a checkpoint every eval_every samples, kept until its point is merged
+        hp = point_hparams(hp, n, config.sft.eval_every)
     key = _hash(
         {
             "stage": "sft",
@@ -305,7 +330,36 @@ def _sft_stage(config: ExperimentConfig, root: StagePlan, n: int, seed: int) -> 
         seed,
         source_arm=root.source_arm,
         corpus_size=root.corpus_size,
+        parent=root,
     )
+
+
+def _decay_points(config: ExperimentConfig, st: StagePlan) -> list[StagePlan]:
+    """The intermediate checkpoints of an SFT stage (`sft.eval_every`), as evaluable nodes."""
+    assert config.sft is not None and st.train_config is not None and st.directory is not None
+    n = st.train_config.n_samples or 0
+    every = config.sft.eval_every
+    out = []
+    for j, x in enumerate(point_samples(n, every, st.train_config.hparams.num_train_epochs), 1):
+        key = _hash({"point_of": st.key, "checkpoint": j})
+        directory = st.directory / "decay" / f"samples-{x}"
+        out.append(
+            StagePlan(
+                st.arm,
+                f"{st.column}@{x}",
+                key,
+                str(directory / MERGED),
+                None,
+                directory,
+                st.seed,
+                source_arm=st.source_arm,
+                corpus_size=st.corpus_size,
+                parent=st,
+                point=j,
+                samples=x,
+            )
+        )
+    return out
 
 
 def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
@@ -329,6 +383,9 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
                 st = _sft_stage(config, root, n, seed)
                 st.replicated = many
                 stages.append(st)
+                for pt in _decay_points(config, st):
+                    pt.replicated = many
+                    stages.append(pt)
     evals: list[EvalPlan] = []
     if config.eval is not None:
         ev = config.eval
@@ -492,6 +549,8 @@ class RunReport:
     evaluated: list[str] = field(default_factory=list)
     cached_evals: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # decay points merged in this run
+    not_reached: list[str] = field(default_factory=list)  # decay points the stage never saved
     results_md: Path | None = None
     results_json: Path | None = None
 
@@ -518,22 +577,22 @@ def run_experiment(
     report = RunReport(p)
     _write_manifest(config, p)
     failed_keys: set[str] = set()
-    parents: dict[tuple[str, int], str] = {}
-    for st in p.stages:
-        if st.column == ARM_STAGE:
-            parents[(st.arm, st.seed)] = st.key
     for st in p.stages:
         if only_arms and st.config_arm not in only_arms and st.arm not in only_arms:
             continue
-        if st.column != ARM_STAGE and parents[(st.arm, st.seed)] in failed_keys:
+        if st.parent is not None and st.parent.key in failed_keys:
             failed_keys.add(st.key)
-            report.failures.append(f"stage {st.label}: skipped, its arm stage failed")
+            what = "SFT stage" if st.point is not None else "arm stage"
+            report.failures.append(f"stage {st.label}: skipped, its {what} failed")
             continue
         if st.done():
             if st.label in report.cached_stages:  # the base arm's model, again for a seed
                 continue
             report.cached_stages.append(st.label)
             say(f"stage {st.label}: cached ({st.directory or st.model_spec})")
+            continue
+        if st.point is not None:
+            _merge_point(st, report, failed_keys, say)
             continue
         try:
             if st.column == ARM_STAGE and config.arms[st.config_arm].corpus is not None:
@@ -545,11 +604,14 @@ def run_experiment(
             failed_keys.add(st.key)
             report.failures.append(f"stage {st.label}: {type(ex).__name__}: {ex}")
             log.exception("stage %s failed", st.label)
+    _drop_merged_checkpoints(p, config)
     if evaluate:
         for ep in p.evals:
             chosen = not only_arms or {ep.stage.arm, ep.stage.config_arm} & set(only_arms)
             if not chosen or ep.stage.key in failed_keys:
                 continue
+            if ep.stage.point is not None and not ep.stage.done():
+                continue  # its SFT stage did not run here (the point is merged after it)
             label = f"{ep.task.task} on {ep.stage.label}"
             if successful_log(ep.log_dir) is not None:
                 report.cached_evals.append(label)
@@ -575,6 +637,48 @@ def run_experiment(
     return report
 
 
+def _merge_point(
+    st: StagePlan, report: RunReport, failed_keys: set[str], say: Callable[[str], None]
+) -> None:
+    """Merge a decay point from its finished SFT stage's checkpoint (a failure is this point's)."""
+    assert st.parent is not None and st.parent.directory is not None
+    assert st.parent.train_config is not None and st.directory is not None and st.point
+    if not st.parent.done():  # not trained in this run (--only, --no-train paths): nothing to do
+        return
+    if (st.directory / "not_reached.json").is_file():
+        failed_keys.add(st.key)
+        report.not_reached.append(st.label)
+        return
+    say(f"stage {st.label}: merging checkpoint {st.point} of {st.parent.label}")
+    try:
+        merge_point(st.parent.directory, st.parent.train_config, st.point, st.directory, st.key)
+        report.merged.append(st.label)
+    except PointNotReached as ex:
+        failed_keys.add(st.key)  # no model: no evals (the results say why)
+        report.not_reached.append(st.label)
+        say(f"stage {st.label}: not reached ({ex})")
+    except Exception as ex:
+        failed_keys.add(st.key)
+        report.failures.append(f"stage {st.label}: {type(ex).__name__}: {ex}")
+        log.exception("decay point %s failed", st.label)
+
+
+def _drop_merged_checkpoints(p: Plan, config: ExperimentConfig) -> None:
+    """Delete an SFT stage's checkpoints once all its decay points are merged or not reached
+    (unless the experiment's own hparams keep checkpoints)."""
+    if config.hparams_for("sft").keep_checkpoints:
+        return
+    points: dict[str, list[StagePlan]] = {}
+    for st in p.stages:
+        if st.point is not None and st.parent is not None:
+            points.setdefault(st.parent.key, []).append(st)
+    for pts in points.values():
+        parent = pts[0].parent
+        assert parent is not None and parent.directory is not None
+        if parent.done() and all(pt.state() in {"done", "not reached"} for pt in pts):
+            drop_checkpoints(parent.directory)
+
+
 def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None = None) -> None:
     """experiment.json: where every stage and eval of this config lives, and what state it is in."""
     data = {
@@ -591,6 +695,8 @@ def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None 
                 "dir": str(s.directory) if s.directory else None,
                 "model": inspect_model_name(s.model_spec) if s.done() else None,
                 "done": s.done(),
+                **({"point": s.point, "sft_samples": s.samples} if s.point else {}),
+                "state": s.state(),
             }
             for s in p.stages
         ],
@@ -614,6 +720,8 @@ def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None 
             "cached_stages": report.cached_stages,
             "evaluated": report.evaluated,
             "cached_evals": report.cached_evals,
+            "merged_points": report.merged,
+            "points_not_reached": report.not_reached,
             "failures": report.failures,
         }
     path = config.output_dir / "experiment.json"

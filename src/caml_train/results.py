@@ -39,6 +39,9 @@ class Cell(BaseModel):
     summary: dict[str, Any] | None  # caml_evals.stats.Summary, as JSON
     note: str | None = None  # why there is no summary (no log yet, key absent)
     seed: int = 0  # the training seed of this checkpoint (one cell per seed: per-seed rows)
+    # the evaluated model's answers: count, truncated share, mean tokens and words
+    # (caml_evals.stats.length; None when the log has no answer records)
+    length: dict[str, Any] | None = None
 
 
 class PooledCell(BaseModel):
@@ -49,6 +52,7 @@ class PooledCell(BaseModel):
     column: str
     seeds: list[int]
     summary: dict[str, Any]  # caml_train.seeds.PooledSummary, as JSON
+    length: dict[str, Any] | None = None  # answers of every seed together
 
 
 class ArmComparison(BaseModel):
@@ -64,6 +68,9 @@ class ArmComparison(BaseModel):
     # between_arms: arm vs a reference arm at one stage; within_arm: the arm after "+SFT N" vs
     # the same arm after its own stage (reference == arm), i.e. what SFT did to it.
     kind: Literal["between_arms", "within_arm"] = "between_arms"
+    # `caml-evals compare`'s length-controlled difference (caml_evals.stats.length): the raw
+    # per-question difference and its intercept at equal answer length, with CIs
+    length_controlled: dict[str, Any] | None = None
 
 
 class Results(BaseModel):
@@ -85,12 +92,27 @@ class Results(BaseModel):
     exposure: list[dict[str, Any]] = []  # per trained stage: steps and tokens (its run card)
     # corpus-size sweeps: score vs documents per arm and stage (scaling.json / scaling.png)
     scaling: list[dict[str, Any]] = []
+    # sft.eval_every: score vs SFT samples per arm and SFT stage (decay.json / decay.png)
+    decay: list[dict[str, Any]] = []
+    curve_notes: list[str] = []  # decay points planned but not made, with the reason
     missing: list[dict[str, Any]]  # per task/arm/column: missing values and their reasons
     failures: list[str] = []
 
 
+_STAGE_TITLES = {"sft": "SFT"}
+
+
 def column_title(column: str) -> str:
-    return "after arm stage" if column == ARM_STAGE else "+SFT " + column.removeprefix("sft-")
+    """`arm` -> after arm stage; `sft-2500` -> +SFT 2500; `sft-2500@500` -> +SFT 2500, at 500
+    samples; any `<stage>-<n>+<stage>-<m>` chain -> one `+STAGE n` per link."""
+    if column == ARM_STAGE:
+        return "after arm stage"
+    chain, _, at = column.partition("@")
+    links = []
+    for link in chain.split("+"):
+        stage, _, n = link.rpartition("-")
+        links.append(f"+{_STAGE_TITLES.get(stage, stage)} {n}" if stage else f"+{link}")
+    return " ".join(links) + (f", at {at} samples" if at else "")
 
 
 def _compare(
@@ -156,32 +178,39 @@ def _skip(heading: str, column: str, arm: str, ref: str, kind: str, why: str) ->
     }
 
 
-def scaling_points(plan: Plan, pooled: list[PooledCell]) -> list[dict[str, Any]]:
-    """One point per (table, swept arm, stage, corpus size): the pooled mean and its CI."""
-    sizes = {(st.arm, st.column): (st.config_arm, st.corpus_size) for st in plan.stages}
+def curve_points(
+    pooled: list[PooledCell], coords: list[tuple[str, str, str, str, float]], x: str
+) -> list[dict[str, Any]]:
+    """Curve points from pooled cells: `coords` places a table cell (arm row, column) on a
+    curve (line, panel) at x; one point per table heading, with the pooled mean and its CI.
+    The one builder of the scaling and the decay curves."""
+    where: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
+    for arm, column, line, panel, at in coords:
+        where.setdefault((arm, column), []).append((line, panel, at))
     out = []
     for c in pooled:
-        arm, size = sizes.get((c.arm, c.column), (c.arm, None))
-        if size is None:
-            continue
-        s = c.summary
-        out.append(
-            {
-                "heading": c.heading,
-                "arm": arm,
-                "column": c.column,
-                "n_documents": size,
-                "mean": s["mean"],
-                "ci_low": s["ci_low"],
-                "ci_high": s["ci_high"],
-                "n_seeds": s["n_seeds"],
-            }
-        )
-    return sorted(out, key=lambda r: (r["heading"], r["arm"], r["column"], r["n_documents"]))
+        for line, panel, at in where.get((c.arm, c.column), []):
+            s = c.summary
+            out.append(
+                {
+                    "heading": c.heading,
+                    "arm": line,
+                    "column": panel,
+                    "cell": c.column,
+                    x: at,
+                    "mean": s["mean"],
+                    "ci_low": s["ci_low"],
+                    "ci_high": s["ci_high"],
+                    "n_seeds": s["n_seeds"],
+                }
+            )
+    return sorted(out, key=lambda r: (r["heading"], r["column"], r["arm"], r[x]))
 
 
-def scaling_plot(points: list[dict[str, Any]], path: Path) -> Path:
-    """Score vs documents per arm (one panel per table and stage), CI bands; headless."""
+def curve_plot(
+    points: list[dict[str, Any]], path: Path, x: str, xlabel: str, log_x: bool = False
+) -> Path:
+    """Score vs x per line (one panel per table and panel column), CI bands; headless."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,11 +226,12 @@ def scaling_plot(points: list[dict[str, Any]], path: Path) -> Path:
             pts = [p for p in pts if p["mean"] is not None]
             if not pts:
                 continue
-            x = [p["n_documents"] for p in pts]
-            ax.plot(x, [p["mean"] for p in pts], marker="o", label=arm)
-            ax.fill_between(x, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], alpha=0.2)
-        ax.set_xscale("log")
-        ax.set_xlabel("documents trained on")
+            xs = [p[x] for p in pts]
+            ax.plot(xs, [p["mean"] for p in pts], marker="o", label=arm)
+            ax.fill_between(xs, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], alpha=0.2)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
         ax.set_title(f"{heading} · {column_title(column)}", fontsize=9)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("score")
@@ -211,6 +241,57 @@ def scaling_plot(points: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def scaling_points(plan: Plan, pooled: list[PooledCell]) -> list[dict[str, Any]]:
+    """One point per (table, swept arm, stage, corpus size): the pooled mean and its CI."""
+    coords = {
+        (st.arm, st.column, st.config_arm, st.column, st.corpus_size)
+        for st in plan.stages
+        if st.corpus_size is not None and st.point is None
+    }
+    return curve_points(pooled, sorted(coords), "n_documents")
+
+
+def scaling_plot(points: list[dict[str, Any]], path: Path) -> Path:
+    """Score vs documents per arm (one panel per table and stage), CI bands."""
+    return curve_plot(points, path, "n_documents", "documents trained on", log_x=True)
+
+
+def _sft_samples(st: Any) -> float:
+    """SFT samples the stage trained on: its rows x epochs (planned size before it finished)."""
+    from .runcard import read_run_card
+    from .train import MERGED
+
+    card = read_run_card(st.directory / MERGED)
+    n = card.n_rows if card is not None else st.train_config.n_samples
+    return float(n * st.train_config.hparams.num_train_epochs)
+
+
+def decay_coords(plan: Plan) -> tuple[list[tuple[str, str, str, str, float]], list[str]]:
+    """Where each cell sits on the decay curves (line: arm row, panel: SFT stage, x: SFT
+    samples, 0 for the arm's own stage), averaged over seeds, and the points not made."""
+    from .decay import read_point
+
+    xs: dict[tuple[str, str, str], dict[int, float]] = {}  # (row, cell, panel) -> seed -> x
+    notes: list[str] = []
+    for pt in plan.stages:
+        parent = pt.parent
+        if pt.point is None or parent is None or pt.directory is None:
+            continue
+        info = read_point(pt.directory)
+        if info is not None and "reason" in info:
+            notes.append(f"{pt.label} (checkpoint {pt.point}): not reached: {info['reason']}")
+            continue
+        at = info["samples"] if info is not None else float(pt.samples or 0)
+        xs.setdefault((pt.arm, pt.column, parent.column), {})[pt.seed] = at
+        xs.setdefault((pt.arm, parent.column, parent.column), {})[pt.seed] = _sft_samples(parent)
+        xs.setdefault((pt.arm, ARM_STAGE, parent.column), {})[pt.seed] = 0.0
+    coords = [
+        (arm, column, arm, panel, sum(v.values()) / len(v))
+        for (arm, column, panel), v in xs.items()
+    ]
+    return coords, notes
+
+
 def stage_exposure(plan: Plan) -> list[dict[str, Any]]:
     """Steps and tokens of every trained stage, from its run card (what each arm saw)."""
     from .runcard import read_run_card
@@ -218,7 +299,7 @@ def stage_exposure(plan: Plan) -> list[dict[str, Any]]:
 
     out = []
     for st in plan.stages:
-        if st.directory is None:
+        if st.directory is None or st.state() == "not reached":
             continue
         card = read_run_card(st.directory / MERGED)
         out.append(
@@ -241,13 +322,17 @@ def build_results(
     config: ExperimentConfig, plan: Plan, failures: list[str] | None = None
 ) -> Results:
     from caml_evals.stats import adjust_pvalues, score_frame, summarize
+    from caml_evals.stats.length import answer_frame, length_summary
 
     rs = config.results
     cells: list[Cell] = []
     # (heading, arm, column) -> seed -> the key's rows
     frames: dict[tuple[str, str, str], dict[int, pd.DataFrame]] = {}
+    # (heading, arm, column) -> seed -> the evaluated model's answer records (length, cut)
+    answers: dict[tuple[str, str, str], dict[int, pd.DataFrame]] = {}
     missing: list[dict[str, Any]] = []
     read: dict[tuple[Path, str | None], pd.DataFrame] = {}  # score frames by (log, scorer)
+    read_answers: dict[tuple[Path, str | None], pd.DataFrame] = {}
     for ep in plan.evals:
         st, t = ep.stage, ep.task
         log_path = successful_log(ep.log_dir)
@@ -283,6 +368,10 @@ def build_results(
             )
             continue
         frames.setdefault((t.heading(), st.arm, st.column), {})[st.seed] = sub
+        if (log_path, t.scorer) not in read_answers:
+            read_answers[(log_path, t.scorer)] = answer_frame([log_path], scorer=t.scorer)
+        said = read_answers[(log_path, t.scorer)]
+        answers.setdefault((t.heading(), st.arm, st.column), {})[st.seed] = said
         s = summarize(
             sub["value"].to_numpy(),
             sub["question_id"].to_numpy(),
@@ -290,7 +379,13 @@ def build_results(
             n_resamples=rs.n_resamples,
             seed=rs.seed,
         )
-        cells.append(Cell(**base, summary=nan_to_none(s.model_dump())))
+        cells.append(
+            Cell(
+                **base,
+                summary=nan_to_none(s.model_dump()),
+                length=_length(said, length_summary),
+            )
+        )
         gone = sub[sub["value"].isna()]
         if len(gone):
             missing.append(
@@ -320,10 +415,15 @@ def build_results(
                     per_seed, ci=rs.ci, n_resamples=min(rs.n_resamples, 2000), seed=rs.seed
                 ).model_dump()
             ),
+            length=_length(
+                pd.concat(list(answers[(h, arm, col)].values()), ignore_index=True),
+                length_summary,
+            ),
         )
         for (h, arm, col), per_seed in frames.items()
     ]
     stacked = {k: stack_seeds(v) for k, v in frames.items()}
+    decay, curve_notes = decay_coords(plan)
     comparisons: list[ArmComparison] = []
     not_compared: list[dict[str, Any]] = []
     entries = config.eval.tasks if config.eval else []
@@ -382,6 +482,11 @@ def build_results(
                         "within_arm",
                     )
                 )
+        for c in family + within:
+            ref_col = c.column if c.kind == "between_arms" else ARM_STAGE
+            c.length_controlled = _length_controlled(
+                entry, frames, answers, (c.reference, ref_col), (c.arm, c.column), rs.ci
+            )
         # Two Holm families per table, each as large as the config plans: a comparison that
         # could not be made counts as p = 1, so missing logs never make the others look better.
         for group, planned in ((family, planned_family), (within, planned_within)):
@@ -408,9 +513,44 @@ def build_results(
         not_compared=not_compared,
         exposure=stage_exposure(plan),
         scaling=scaling_points(plan, pooled),
+        decay=curve_points(pooled, decay, "sft_samples"),
+        curve_notes=curve_notes,
         missing=missing,
         failures=list(failures or []),
     )
+
+
+def _length(said: pd.DataFrame, summarize_lengths: Any) -> dict[str, Any] | None:
+    """Answer count, truncated share and mean length (None: the log has no answer records)."""
+    if said.empty:
+        return None
+    return nan_to_none(summarize_lengths(said).model_dump())
+
+
+def _length_controlled(
+    entry: EvalTask,
+    frames: dict[tuple[str, str, str], dict[int, pd.DataFrame]],
+    answers: dict[tuple[str, str, str], dict[int, pd.DataFrame]],
+    ref: tuple[str, str],
+    arm: tuple[str, str],
+    ci: float,
+) -> dict[str, Any] | None:
+    """`caml-evals compare`'s length-controlled difference (arm - reference) on the entry's
+    key: per question (seeds and epochs averaged), the score difference regressed on the
+    answer-length difference. None when either side has no answer records."""
+    from caml_evals.stats.length import length_controlled_frames
+
+    heading = entry.heading()
+    sides = [(heading, *ref), (heading, *arm)]
+    said = [pd.concat(list(answers[k].values()), ignore_index=True) for k in sides]
+    if any(a.empty for a in said):
+        return None
+    scored = [pd.concat(list(frames[k].values()), ignore_index=True) for k in sides]
+    rows = length_controlled_frames(
+        scored[0], scored[1], said[0], said[1], key=entry.score_key, ci=ci
+    )
+    lc = rows.get(entry.task) or next(iter(rows.values()), None)
+    return None if lc is None else nan_to_none(lc.model_dump())
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -437,6 +577,101 @@ def _pairing(c: ArmComparison) -> str:
     if not m.get("paired"):
         return "unpaired (too few matching samples)"
     return str(m.get("pairing") or "paired")
+
+
+def _length_cell(length: dict[str, Any] | None) -> str:
+    if not length or not length["answers"]:
+        return "–"
+    share = length["truncated_share"]
+    cut = "–" if share is None else f"{share:.0%}"
+    return (
+        f"{_fmt(length['mean_answer_tokens'], 1)} tokens, {cut} cut (answers={length['answers']})"
+    )
+
+
+def _length_table(results: Results, heading: str, cells: list[Cell]) -> list[str]:
+    """Mean answer length and truncated share per arm and stage (pooled over seeds)."""
+    index = {(c.arm, c.column): c.length for c in cells if c.seed == results.seeds[0]}
+    pooled = {(c.arm, c.column): c.length for c in results.pooled if c.heading == heading}
+    index |= pooled
+    if not any(v and v["answers"] for v in index.values()):
+        return []
+    lines = [
+        "",
+        (
+            "Answers of the evaluated model: mean length in tokens and the share cut by max_tokens "
+            "(a judge may reward length; a cut answer loses what it never said):"
+        ),
+        "",
+        "| arm | " + " | ".join(column_title(c) for c in results.columns) + " |",
+        "|---|" + "---|" * len(results.columns),
+    ]
+    for arm in results.arms:
+        row = [_length_cell(index.get((arm, col))) for col in results.columns]
+        lines.append(f"| {arm} | " + " | ".join(row) + " |")
+    return lines
+
+
+def _length_controlled_table(comps: list[ArmComparison], pct: int) -> list[str]:
+    rows = [c for c in comps if c.length_controlled]
+    if not rows:
+        return []
+    lines = [
+        "",
+        (
+            "Length-controlled difference (as `caml-evals compare`): per question, the score "
+            "difference regressed on the answer-length difference; the intercept is the "
+            f"difference at equal length. Raw: the mean per-question difference; {pct}% t CIs "
+            "(HC1 for the regression)."
+        ),
+        "",
+        (
+            "| stage | arm | reference | raw diff [CI] | length-controlled [CI] | slope /100 tokens "
+            "| length diff (tokens) | questions |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in rows:
+        m = c.length_controlled
+        ref = c.reference if c.kind == "between_arms" else "its own stage"
+        lines.append(
+            f"| {column_title(c.column)} | {c.arm} | {ref} | {_fmt(m['raw_diff'])} "
+            f"[{_fmt(m['raw_ci_low'])}, {_fmt(m['raw_ci_high'])}] | {_fmt(m['lc_diff'])} "
+            f"[{_fmt(m['lc_ci_low'])}, {_fmt(m['lc_ci_high'])}] | "
+            f"{_fmt(m['slope_per_100_tokens'])} | {_fmt(m['mean_length_diff'], 1)} | "
+            f"{m['n_questions']} |"
+        )
+    return lines
+
+
+def _curves_section(results: Results) -> list[str]:
+    """The curve files and, for the decay curves, their points as a table."""
+    if not (results.scaling or results.decay or results.curve_notes):
+        return []
+    lines = ["## Curves", ""]
+    if results.scaling:
+        lines.append(
+            "- `scaling.png` / `scaling.json`: score vs documents trained on, per arm and stage "
+            "(corpus_sizes), pooled mean with its CI band."
+        )
+    if results.decay or results.curve_notes:
+        lines.append(
+            "- `decay.png` / `decay.json`: score vs SFT samples trained on, per arm and SFT "
+            "stage (sft.eval_every; 0 = after the arm's own stage), pooled mean with its CI band."
+        )
+    panels = sorted({(p["heading"], p["column"]) for p in results.decay})
+    for heading, column in panels:
+        pts = [p for p in results.decay if (p["heading"], p["column"]) == (heading, column)]
+        lines += ["", f"Decay, {heading} · {column_title(column)}:", ""]
+        lines += ["| arm | SFT samples | score [CI] |", "|---|---|---|"]
+        for q in pts:
+            lines.append(
+                f"| {q['arm']} | {q['sft_samples']:g} | {_fmt(q['mean'])} "
+                f"[{_fmt(q['ci_low'])}, {_fmt(q['ci_high'])}] |"
+            )
+    if results.curve_notes:
+        lines += ["", "Decay points not made:", ""] + [f"- {n}" for n in results.curve_notes]
+    return lines + [""]
 
 
 def render_markdown(results: Results) -> str:
@@ -494,6 +729,7 @@ def render_markdown(results: Results) -> str:
                         f"(n={s['n_clusters']}{miss})"
                     )
             lines.append(f"| {arm} | " + " | ".join(row) + " |")
+        lines += _length_table(results, heading, cells)
         comps = [
             c for c in results.comparisons if c.heading == heading and c.kind == "between_arms"
         ]
@@ -532,6 +768,7 @@ def render_markdown(results: Results) -> str:
                 lines.append(
                     f"| {c.arm} | {column_title(c.column)} | {_stats_cells(c)} | {_pairing(c)} |"
                 )
+        lines += _length_controlled_table(comps + within, pct)
         notes = sorted(
             {
                 f"{c.arm} vs {c.reference} ({column_title(c.column)}): {n}"
@@ -553,6 +790,7 @@ def render_markdown(results: Results) -> str:
                 for m in skipped
             ]
         lines.append("")
+    lines += _curves_section(results)
     if results.exposure:
         lines += [
             "## Training exposure",
@@ -598,6 +836,11 @@ def write_results(results: Results, out_dir: Path) -> tuple[Path, Path]:
             json.dumps(nan_to_none(results.scaling), indent=2, allow_nan=False), encoding="utf-8"
         )
         scaling_plot(results.scaling, out_dir / "scaling.png")
+    if results.decay:
+        (out_dir / "decay.json").write_text(
+            json.dumps(nan_to_none(results.decay), indent=2, allow_nan=False), encoding="utf-8"
+        )
+        curve_plot(results.decay, out_dir / "decay.png", "sft_samples", "SFT samples trained on")
     md, js = out_dir / "results.md", out_dir / "results.json"
     md.write_text(render_markdown(results), encoding="utf-8")
     js.write_text(

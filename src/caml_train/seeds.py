@@ -83,10 +83,17 @@ def pooled_summary(
 
 def stack_seeds(per_seed: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """One frame of every seed's rows, sample ids prefixed by the seed: a paired comparison of
-    two stacked frames pairs by (seed, sample); questions stay the clusters across seeds."""
+    two stacked frames pairs by (seed, sample); questions stay the clusters across seeds. The
+    seeds' logs are one arm's logs of one task, so their `log` is one label naming them all
+    (`caml_evals.stats.compare_frames` takes one log per task and arm)."""
     out = []
+    logs = " + ".join(
+        dict.fromkeys(str(x) for f in per_seed.values() if "log" in f for x in f["log"].unique())
+    )
     for s, f in sorted(per_seed.items()):
         g = f.copy()
         g["sample_id"] = f"seed{s}:" + g["sample_id"].astype(str)
+        if "log" in g:
+            g["log"] = logs
         out.append(g)
     return pd.concat(out, ignore_index=True)
