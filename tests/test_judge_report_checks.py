@@ -319,6 +319,12 @@ def test_report_shows_every_check_with_its_ci(judged, capsys) -> None:
     [row] = [line for line in printed.splitlines() if line.startswith("order_effect\t")]
     assert f"{value['value']:.3f} [{value['lo']:.2f}, {value['hi']:.2f}]" in row
     assert "not measured" in row  # the ensembles: order belongs to one grader's calls
+    # each variant's judge as its log records it (this bare Task has no judge_settings
+    # metadata, which the benchmark tasks write: the grader models only), in all three forms
+    assert primacy["judge"]["graders"] == {g: f"scripted/{g}" for g in GRADERS}
+    assert "primacy=scripted/primacy" in html
+    [judge_row] = [line for line in printed.splitlines() if line.startswith("judge\t")]
+    assert "primacy=scripted/primacy" in judge_row
 
 
 def test_intervals_cover_as_often_as_they_claim() -> None:

@@ -27,6 +27,9 @@ project's one cluster bootstrap (`caml_evals.stats.resampling.bootstrap_counts`,
 `judging.metrics.bootstrap_weights`); every check and variant is evaluated on the same
 resamples, so the judge-vs-human difference is paired.
 
+Each variant also carries the judge its log records (`judge`: grader models and settings, the
+same record as the results tables' judge column).
+
 A check the log has no record for (a judging without both orders, or without repeats, or a log
 that can no longer be read: listed in `unreadable_logs`) is None: not measured, never 0.
 """
@@ -57,9 +60,13 @@ CHECKS = (
 BOOTSTRAP_STREAM = 1  # the checks' own random stream: adding them leaves the agreement CIs alone
 
 
-def _log_scores(path: str, scorer: str) -> tuple[dict[tuple[str, int], dict], dict[str, str]]:
-    """(sample id, epoch) -> score metadata of `scorer`; and grader label -> export name."""
+def _log_scores(
+    path: str, scorer: str
+) -> tuple[dict[tuple[str, int], dict], dict[str, str], dict[str, Any] | None]:
+    """(sample id, epoch) -> score metadata of `scorer`; grader label -> export name; and the
+    judge the log records (grader models and settings)."""
     from ..logs import read_log
+    from ..scoring.judge_settings import logged_judge
     from .export import _grader_names
 
     log = read_log(path)
@@ -73,14 +80,14 @@ def _log_scores(path: str, scorer: str) -> tuple[dict[tuple[str, int], dict], di
             meta = score.metadata or {}
             out[(str(sample.id), int(sample.epoch))] = meta
             graders.update(meta.get("graders") or [])
-    return out, _grader_names(log, graders)
+    return out, _grader_names(log, graders), logged_judge(log)
 
 
 class _Logs:
     """Score metadata per judging log, each log read once; an unreadable one remembered."""
 
     def __init__(self) -> None:
-        self._read: dict[tuple[str, str], tuple[dict, dict[str, str]]] = {}
+        self._read: dict[tuple[str, str], tuple[dict, dict[str, str], dict[str, Any] | None]] = {}
         self.unreadable: dict[str, str] = {}
 
     def meta(self, entry: KeyEntry, log: str, scorer: str) -> tuple[dict | None, dict[str, str]]:
@@ -92,8 +99,13 @@ class _Logs:
             except UserError as ex:  # moved or deleted since the export: not measured
                 self.unreadable[log] = str(ex)
                 return None, {}
-        scores, names = self._read[(log, scorer)]
+        scores, names, _ = self._read[(log, scorer)]
         return scores.get((str(entry.sample_id), int(entry.epoch))), names
+
+    def judge(self, log: str, scorer: str) -> dict[str, Any] | None:
+        """The judge a log already read records (None: not read, unreadable or no judge)."""
+        read = self._read.get((log, scorer))
+        return read[2] if read is not None else None
 
 
 def _lengths(entries: list[KeyEntry], logs: _Logs) -> tuple[np.ndarray, str]:
@@ -262,14 +274,18 @@ def variant_checks(
     out: dict[str, dict[str, Any]] = {}
     for name, variant in data.variants.items():
         r = records[name]
-        sources = {s.log for e in entries for s in e.sources if s.label == variant.source}
+        sources = {
+            (s.log, s.scorer) for e in entries for s in e.sources if s.label == variant.source
+        }
+        judges = [logs.judge(log, scorer) for log, scorer in sorted(sources)]
         out[name] = {
             **cells[name],
+            "judge": next((j for j in judges if j is not None), None),
             "order_items": int(r.order_pairs.sum()) if r.order_pairs is not None else 0,
             "repeat_items": int(r.repeated.sum()) if r.repeated is not None else 0,
             "length_items": int((~np.isnan(r.judge)).sum()),
             "length_unit": unit,
             "n_clusters": int(np.unique(clusters).size),
-            "unreadable_logs": sorted(sources & set(logs.unreadable)),
+            "unreadable_logs": sorted({log for log, _ in sources} & set(logs.unreadable)),
         }
     return out

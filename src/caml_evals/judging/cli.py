@@ -255,6 +255,7 @@ def _load_ratings(args: argparse.Namespace, known: set[str]):
 def cmd_report(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..outputs import writable_dir
+    from ..scoring.judge_settings import judge_text
     from .align import AlignError, add_ensemble, align
     from .analysis import analyse
     from .checks import CHECKS, variant_checks
@@ -323,7 +324,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     _print_table(
         f"what the judge can get wrong (overall; {args.ci:.0%} bootstrap CI over questions)",
         ["check", *checks],
-        [(m, *(_check_cell(c[m]) for c in checks.values())) for m in CHECKS],
+        [
+            *[(m, *(_check_cell(c[m]) for c in checks.values())) for m in CHECKS],
+            ("judge", *(judge_text(c["judge"]) for c in checks.values())),
+        ],
     )
     print(f"report: {html}\njson:   {js}")
     return 0

@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..jsonsafe import nan_to_none
 from ..outputs import write_text
+from ..scoring.judge_settings import judge_text
 from .analysis import CEILING_METRICS, VARIANT_METRICS
 
 _ENV = Environment(
@@ -191,6 +192,7 @@ def render_html(report: dict) -> str:
         report_json=json.dumps(report, indent=1),
         judge_checks=report.get("judge_checks") or {},
         judge_check_rows=JUDGE_CHECK_ROWS,
+        judge_text=judge_text,
     )
 
 
