@@ -110,7 +110,7 @@ def test_concurrency_auto_backs_off_on_429_and_completes(tmp_path: Path) -> None
 def test_batch_mode_for_another_provider_is_one_line(tmp_path: Path, capsys) -> None:
     code = main(
         _args(
-            tmp_path, "http://127.0.0.1:9/v1", "--mode", "batch", model="anthropic/claude-haiku-4-5"
+            tmp_path, "http://127.0.0.1:9/v1", "--mode", "batch", model="vertex_ai/gemini-2.5-flash"
         )
     )
     assert code == 2

@@ -1,29 +1,39 @@
 """`--mode batch`: the uncached requests go to the provider's batch API (about half the price).
 
-OpenAI's Batch API (or any server speaking it at `--api-base`) through the OpenAI SDK: each chunk of
-requests (at most `MAX_REQUESTS` and `MAX_BYTES` per batch, OpenAI's limits) is written to a local
-JSONL file, uploaded, and submitted as one batch; `custom_id` is the request's cache key, so
-results land in the same cache as online results (online, batch and shard runs mix freely).
+One runner for every provider; what differs is a small adapter (`batch_adapter.BatchAdapter`):
+
+- `openai/<model>`: the OpenAI Batch API, or any server speaking it at `--api-base`
+  (`batch_openai`, the OpenAI SDK; 50,000 requests / 200 MB per batch);
+- `anthropic/<model>`: Anthropic Message Batches (`batch_anthropic`, HTTP; 100,000 requests /
+  256 MB per batch);
+- `gemini/<model>`: the Gemini Developer API's batch mode (`batch_gemini`, litellm; 2 GB per input
+  file).
+
+Each chunk of requests (within the provider's request and byte limits) is written to a local JSONL
+file in the provider's input format, then submitted as one batch; the request's cache key is its
+id in the batch (`custom_id`, Gemini's `key`), so results land in the same cache as online results
+(online, batch and shard runs mix freely), priced at the provider's batch price from litellm's
+bundled price map.
 
 Every step is recorded in `<state_dir>/state.json` (atomic writes) *before* the next one, so a
 killed or restarted run re-attaches instead of paying twice:
 
 - a recorded batch id: polled again, its results collected when it ends;
-- an uploaded file with no recorded batch (killed between create and save): the provider's batch
-  list is searched for a batch of that input file (re-attached) before one is created;
+- a batch whose create was attempted but whose id was never recorded (killed between create and
+  save, or a create that timed out): the provider is searched for it (`BatchAdapter.find`: by its
+  input file for OpenAI and Gemini, by creation time and request count for Anthropic, whose
+  batches carry neither) and it is re-attached before a new one is created;
 - a request that has a result in the cache is never submitted again; a request inside an
   unfinished batch is not submitted again while that batch runs;
-- an expired, cancelled or failed batch, or error lines of a completed one: only the requests
+- an expired, cancelled or failed batch, or the error lines of a completed one: only the requests
   without a result are resubmitted, in a new batch, up to `max_rounds` times; what still has no
-  result is a failure in the manifest (and a rerun submits exactly those).
-
-Anthropic Message Batches and Gemini/Vertex batch prediction are not implemented yet: `--mode
-batch` with another provider is a one-line error.
+  result is a failure in the manifest (and a rerun submits exactly those);
+- a batch the provider refused to create (after retries) is a failure of its requests in this run;
+  a rerun first looks for it at the provider, then creates it.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -33,30 +43,34 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from caml_train.generate.cache import CacheEntry, ResponseCache, Usage
+from caml_train.generate.batch_adapter import BatchAdapter, ItemResult, Remote
+from caml_train.generate.cache import CacheEntry, ResponseCache
+from caml_train.generate.client import GenerationError
 from caml_train.generate.forecast import lookup_price
 from caml_train.generate.rows import write_json
 from caml_train.generate.runner import Failure, Job, RunResult
 
-MAX_REQUESTS = 50_000
-MAX_BYTES = 190 * 2**20  # OpenAI allows 200 MB per input file; keep a margin
-ENDPOINT = "/v1/chat/completions"
-RUNNING = {"validating", "in_progress", "finalizing", "cancelling"}
-ENDED = {"completed", "expired", "cancelled", "failed"}
+PROVIDERS = ("openai", "anthropic", "gemini")
 
 
 class BatchRecord(BaseModel):
     local_id: str
-    input_path: str = Field(description="the local copy of the uploaded JSONL (its custom_ids)")
+    input_path: str = Field(description="the local copy of the submitted JSONL (its request ids)")
     requests: int
     round: int
+    provider: str = "openai"
     file_id: str | None = None
     batch_id: str | None = None
+    create_started_at: float | None = Field(
+        None, description="epoch seconds of the first create attempt (the re-attach search)"
+    )
     status: str = "preparing"
+    error: str | None = Field(None, description="why the last upload/create attempt failed")
     collected: bool = False
     results: int = 0
     errors: int = 0
     missing: int = 0
+    foreign: int = Field(0, description="results whose ids are not this batch's (ignored)")
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
 
@@ -66,12 +80,62 @@ class BatchState(BaseModel):
     batches: list[BatchRecord] = Field(default_factory=list)
 
 
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else ""
+
+
 def supports_batch(model: str) -> bool:
-    return model.startswith("openai/")
+    return provider_of(model) in PROVIDERS
+
+
+def unsupported_message(model: str) -> str:
+    return (
+        "--mode batch supports openai/<model> (the OpenAI Batch API, or a server speaking it at"
+        " --api-base), anthropic/<model> (Message Batches) and gemini/<model> (the Gemini API's"
+        f" batch mode), not {model!r}"
+    )
+
+
+def adapter_class(model: str) -> type[BatchAdapter]:
+    provider = provider_of(model)
+    if provider == "openai":
+        from caml_train.generate.batch_openai import OpenAIBatchAdapter
+
+        return OpenAIBatchAdapter
+    if provider == "anthropic":
+        from caml_train.generate.batch_anthropic import AnthropicBatchAdapter
+
+        return AnthropicBatchAdapter
+    if provider == "gemini":
+        from caml_train.generate.batch_gemini import GeminiBatchAdapter
+
+        return GeminiBatchAdapter
+    raise ValueError(unsupported_message(model))
+
+
+def make_adapter(model: str, **kw: Any) -> BatchAdapter:
+    """The adapter of `model`'s provider (`kw`: api_base, api_key, client, retry, sleep)."""
+    return adapter_class(model)(model, **kw)
+
+
+def check_batch_options(model: str, api_key: str | None) -> None:
+    """Refuse, before anything is planned or paid for, a provider without a batch adapter or a
+    run with no API key for it (`ConfigError`, one line)."""
+    import os
+
+    from caml_evals.errors import ConfigError
+
+    if not supports_batch(model):
+        raise ConfigError(f"{unsupported_message(model)}; run it online or with --engine vllm")
+    cls = adapter_class(model)
+    if cls.key_env and not api_key and not any(os.environ.get(v) for v in cls.key_env):
+        raise ConfigError(
+            f"--mode batch with {model}: no API key (--api-key or {' / '.join(cls.key_env)})"
+        )
 
 
 class BatchRunner:
-    """Fetch jobs through the batch API, with the cache first (module docstring)."""
+    """Fetch jobs through a batch API, with the cache first (module docstring)."""
 
     def __init__(
         self,
@@ -80,37 +144,38 @@ class BatchRunner:
         state_dir: Path,
         api_base: str | None = None,
         api_key: str | None = None,
+        adapter: BatchAdapter | None = None,
         client: Any = None,
-        chunk_size: int = MAX_REQUESTS,
+        chunk_size: int | None = None,
         poll_interval: float = 30.0,
         max_rounds: int = 3,
         timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        if not supports_batch(model):
-            raise ValueError(
-                f"--mode batch supports openai/<model> (the OpenAI Batch API, or a server speaking it"
-                f" at --api-base) so far, not {model!r}"
-            )
         self.model = model
         self.api_base = api_base
+        self.adapter = adapter or make_adapter(
+            model, api_base=api_base, api_key=api_key, client=client
+        )
         self.state_dir = Path(state_dir)
-        self.chunk_size = max(1, min(chunk_size, MAX_REQUESTS))
+        limit = self.adapter.max_requests
+        self.chunk_size = max(1, min(chunk_size or limit, limit))
         self.poll_interval = poll_interval
         self.max_rounds = max_rounds
         self.timeout = timeout
         self._sleep = sleep
         self._progress = progress or (lambda message: None)
-        if client is None:
-            import openai
-
-            client = openai.OpenAI(api_key=api_key or "EMPTY", base_url=api_base, max_retries=3)
-        self.client = client
         self._key_cache: dict[str, frozenset[str]] = {}
         self.state = self._load()
         self.submitted_now = 0
         self.reattached = 0
+        self._poll_error: str | None = None
+
+    @property
+    def client(self) -> Any:
+        """The adapter's SDK or HTTP client (tests reach through it to simulate a crash)."""
+        return getattr(self.adapter, "client", None)
 
     # ------------------------------------------------------------------------------------ state
 
@@ -127,32 +192,30 @@ class BatchRunner:
         write_json(self.state_path, self.state.model_dump(mode="json"))
 
     def _keys(self, record: BatchRecord) -> frozenset[str]:
-        """The custom_ids of a batch, read once from its local input file."""
+        """The request ids of a batch, read once from its local input file."""
         keys = self._key_cache.get(record.local_id)
         if keys is None:
+            field = self.adapter.key_field
             with (self.state_dir / record.input_path).open(encoding="utf-8") as fh:
-                keys = frozenset(json.loads(line)["custom_id"] for line in fh if line.strip())
+                keys = frozenset(json.loads(line)[field] for line in fh if line.strip())
             self._key_cache[record.local_id] = keys
         return keys
 
     # ------------------------------------------------------------------------------ submitting
 
     def _chunks(self, jobs: list[Job], params: dict[str, Any]) -> Iterator[list[str]]:
-        """JSONL lines of the requests, one batch's worth at a time (within the request and byte
-        limits), so a million requests are never all in memory as text."""
+        """Input lines of the requests, one batch's worth at a time (within the provider's request
+        and byte limits), so a million requests are never all in memory as text."""
         chunk: list[str] = []
         size = 0
         for job in jobs:
-            body = {"model": self.model.removeprefix("openai/"), "messages": job.messages, **params}
-            line = json.dumps(
-                {"custom_id": job.key, "method": "POST", "url": ENDPOINT, "body": body},
-                ensure_ascii=False,
-            )
-            if chunk and (len(chunk) >= self.chunk_size or size + len(line) > MAX_BYTES):
+            line = self.adapter.line(job.key, job.messages, params)
+            n = len(line.encode("utf-8")) + 1
+            if chunk and (len(chunk) >= self.chunk_size or size + n > self.adapter.max_bytes):
                 yield chunk
                 chunk, size = [], 0
             chunk.append(line)
-            size += len(line) + 1
+            size += n
         if chunk:
             yield chunk
 
@@ -162,56 +225,86 @@ class BatchRunner:
             rel = f"{local_id}.input.jsonl"
             (self.state_dir / rel).write_text("\n".join(lines) + "\n", encoding="utf-8")
             record = BatchRecord(
-                local_id=local_id, input_path=rel, requests=len(lines), round=round_
+                local_id=local_id,
+                input_path=rel,
+                requests=len(lines),
+                round=round_,
+                provider=self.adapter.provider,
             )
             self.state.batches.append(record)
             self._save()
-            self._ensure_submitted(record)
-            self.submitted_now += record.requests
+            if self._ensure_submitted(record):
+                self.submitted_now += record.requests
 
-    def _ensure_submitted(self, record: BatchRecord) -> None:
-        if record.batch_id:
-            return
-        if record.file_id is None:
+    def _ensure_submitted(self, record: BatchRecord) -> bool:
+        """Create `record`'s batch (upload first where the provider takes a file). True when
+        created; a refusal (after retries) is recorded on the record, not raised."""
+        try:
             data = (self.state_dir / record.input_path).read_bytes()
-            uploaded = self.client.files.create(
-                file=(f"{record.local_id}.jsonl", io.BytesIO(data)), purpose="batch"
-            )
-            record.file_id = uploaded.id
-            record.status = "uploaded"
-            self._save()
-        else:  # uploaded before a crash: the batch may exist already
-            found = self._find_batch(record.file_id)
-            if found is not None:
-                record.batch_id, record.status = found.id, found.status
-                self.reattached += 1
+            if self.adapter.uploads and record.file_id is None:
+                record.file_id = self.adapter.upload(f"{record.local_id}.jsonl", data)
+                record.status = "uploaded"
                 self._save()
+            record.create_started_at = record.create_started_at or time.time()
+            self._save()
+            self._attach(record, self.adapter.create(record, data))
+            return True
+        except GenerationError as ex:
+            record.status, record.error = "submit_failed", str(ex)
+            self._save()
+            self._progress(f"batch {record.local_id}: not submitted ({ex})")
+            return False
+
+    def _reattach(self, record: BatchRecord) -> None:
+        """A record a previous process left without a batch id: the batch it may have created is
+        searched for and re-attached; if the provider has none, the record is closed unsubmitted
+        and its requests without a result go into a new batch (never the stale input file, whose
+        requests may have results by now)."""
+        if record.create_started_at is not None or record.file_id is not None:
+            claimed = {r.batch_id for r in self.state.batches if r.batch_id}
+            found = self.adapter.find(record, claimed)
+            if found is not None:
+                self._attach(record, found)
+                self.reattached += 1
+                self._progress(f"batch {found.id}: re-attached ({record.local_id})")
                 return
-        batch = self.client.batches.create(
-            input_file_id=record.file_id,
-            endpoint=ENDPOINT,
-            completion_window="24h",
-            metadata={"caml_train": record.local_id},
-        )
-        record.batch_id, record.status = batch.id, batch.status
+        record.status, record.collected = "not_submitted", True
+        record.missing = record.requests
         self._save()
 
-    def _find_batch(self, file_id: str) -> Any:
-        for batch in self.client.batches.list(limit=100):  # the SDK pages through the rest
-            if batch.input_file_id == file_id:
-                return batch
-        return None
+    def _attach(self, record: BatchRecord, remote: Remote) -> None:
+        record.batch_id, record.status, record.error = remote.id, remote.status, None
+        self._save()
 
     # ------------------------------------------------------------------------------- collecting
 
-    def _price(self) -> tuple[float, float] | None:
+    def _entry(self, item: ItemResult, job: Job | None, params: dict[str, Any], round_: int):
         price = lookup_price(self.model, "batch")
-        return (price.input_per_token, price.output_per_token) if price else None
+        usage = item.usage
+        return CacheEntry(
+            key=item.key,
+            model=self.model,
+            messages=job.messages if job else [],
+            params=params,
+            text=item.text or "",
+            finish_reason=item.finish_reason,
+            usage=usage,
+            cost_usd=(
+                usage.prompt_tokens * price.input_per_token
+                + usage.completion_tokens * price.output_per_token
+                if price
+                else 0.0
+            ),
+            cost_known=price is not None,
+            attempts=round_,
+            response_model=item.response_model,
+            mode="batch",
+        )
 
     def _collect(
         self,
         record: BatchRecord,
-        batch: Any,
+        remote: Remote,
         by_key: dict[str, Job],
         params: dict[str, Any],
         cache: ResponseCache,
@@ -220,74 +313,37 @@ class BatchRunner:
     ) -> None:
         keys = self._keys(record)
         got: set[str] = set()
-        price = self._price()
-        if batch.output_file_id:
-            text = self.client.files.content(batch.output_file_id).text
-            for line in text.splitlines():
-                if not line.strip():
-                    continue
-                item = json.loads(line)
-                key = item.get("custom_id")
-                response = item.get("response") or {}
-                body = response.get("body") or {}
-                if key not in keys or response.get("status_code") != 200 or not body.get("choices"):
-                    if key in keys:
-                        errors[key] = (
-                            f"batch {record.batch_id}: status {response.get('status_code')}"
-                        )
-                    continue
-                got.add(key)
-                if key in result.entries:  # already had a result: never counted twice
-                    continue
-                choice = body["choices"][0]
-                u = body.get("usage") or {}
-                usage = Usage(
-                    prompt_tokens=int(u.get("prompt_tokens") or 0),
-                    completion_tokens=int(u.get("completion_tokens") or 0),
-                )
-                cost = (
-                    usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]
-                    if price
-                    else 0.0
-                )
-                job = by_key.get(key)
-                entry = CacheEntry(
-                    key=key,
-                    model=self.model,
-                    messages=job.messages if job else [],
-                    params=params,
-                    text=(choice.get("message") or {}).get("content") or "",
-                    finish_reason=choice.get("finish_reason"),
-                    usage=usage,
-                    cost_usd=cost,
-                    cost_known=price is not None,
-                    attempts=record.round,
-                    response_model=body.get("model"),
-                    mode="batch",
-                )
-                cache.put(entry)
-                result.entries[key] = entry
-                result.usage_this_run.add(entry)
-        if batch.error_file_id:
-            for line in self.client.files.content(batch.error_file_id).text.splitlines():
-                if line.strip():
-                    item = json.loads(line)
-                    key = item.get("custom_id")
-                    body = ((item.get("response") or {}).get("body") or {}).get("error") or {}
-                    if key in keys and key not in got:
-                        errors[key] = f"batch {record.batch_id}: {body.get('message', 'error')}"
-        record.results = len(got)
-        record.errors = sum(1 for k in keys if k in errors and k not in got)
+        failed: set[str] = set()
+        foreign = 0
+        for item in self.adapter.results(remote):
+            if item.key not in keys:
+                foreign += 1
+                continue
+            if item.text is None:
+                if item.key not in got:
+                    failed.add(item.key)
+                    errors[item.key] = f"batch {record.batch_id}: {item.error or 'error'}"
+                continue
+            got.add(item.key)
+            failed.discard(item.key)
+            if item.key in result.entries:  # already had a result: never counted twice
+                continue
+            entry = self._entry(item, by_key.get(item.key), params, record.round)
+            cache.put(entry)
+            result.entries[item.key] = entry
+            result.usage_this_run.add(entry)
+        record.results, record.errors, record.foreign = len(got), len(failed), foreign
         record.missing = len(keys) - record.results - record.errors
-        for key in keys - got:
-            errors.setdefault(key, f"batch {record.batch_id} {batch.status}: no result")
-        record.status = batch.status
+        for key in keys - got - failed:
+            errors.setdefault(key, f"batch {record.batch_id} {remote.status}: no result")
+        record.status = remote.status
         record.collected = True
         self._save()
 
     def report(self) -> dict[str, Any]:
         """For the manifest: the state file, every batch's id and outcome, this run's counts."""
         return {
+            "provider": self.adapter.provider,
             "state": str(self.state_path),
             "submitted_now": self.submitted_now,
             "reattached": self.reattached,
@@ -303,6 +359,7 @@ class BatchRunner:
                         "errors",
                         "missing",
                         "collected",
+                        "error",
                     }
                 )
                 for r in self.state.batches
@@ -330,31 +387,40 @@ class BatchRunner:
         errors: dict[str, str] = {}
         round_ = max((r.round for r in self.state.batches), default=0)
         for record in self.state.batches:  # re-attach to what a previous process left running
-            if not record.collected:
-                self._ensure_submitted(record)
+            if not record.collected and not record.batch_id:
+                self._reattach(record)
         rounds = 0
         deadline = None if self.timeout is None else started + self.timeout
+        self._poll_error = None
         while True:
-            in_flight = {k for r in self.state.batches if not r.collected for k in self._keys(r)}
+            open_ = [r for r in self.state.batches if not r.collected]
+            in_flight = {k for r in open_ for k in self._keys(r)}
             todo = [j for k, j in by_key.items() if k not in result.entries and k not in in_flight]
             if todo and rounds < self.max_rounds:
                 rounds += 1
                 round_ += 1
                 self._progress(f"batch round {round_}: submitting {len(todo)} request(s)")
                 self._submit(todo, request_params, round_)
-            pending = [r for r in self.state.batches if not r.collected]
+            pending = [r for r in self.state.batches if not r.collected and r.batch_id]
             if not pending:
                 break  # nothing running, and nothing left to submit (or no rounds left)
             self._wait(pending, by_key, request_params, cache, result, errors, deadline)
-            running = any(not r.collected for r in self.state.batches)
-            if deadline is not None and running and time.monotonic() > deadline:
-                break  # still running: the next run re-attaches
-        running = {k for r in self.state.batches if not r.collected for k in self._keys(r)}
+            running = any(not r.collected and r.batch_id for r in self.state.batches)
+            if self._poll_error or (
+                deadline is not None and running and time.monotonic() > deadline
+            ):
+                break  # still running (or the provider unreachable): the next run re-attaches
+        unsent = {r.local_id: r for r in self.state.batches if not r.collected and not r.batch_id}
+        running_keys = {k for r in self.state.batches if not r.collected for k in self._keys(r)}
+        for record in unsent.values():
+            for key in self._keys(record):
+                errors[key] = f"batch {record.local_id} not submitted: {record.error} (rerun)"
         for key, job in by_key.items():
             if key not in result.entries:
-                still = key in running
+                still = key in running_keys and key not in errors
+                note = f"; {self._poll_error}" if self._poll_error else ""
                 error = (
-                    "still running in a batch (rerun to collect)"
+                    f"still running in a batch (rerun to collect){note}"
                     if still
                     else errors.get(key, "no result")
                 )
@@ -368,16 +434,22 @@ class BatchRunner:
         while pending:
             still = []
             for record in pending:
-                batch = self.client.batches.retrieve(record.batch_id)
-                if batch.status in ENDED:
-                    self._collect(record, batch, by_key, params, cache, result, errors)
+                try:
+                    remote = self.adapter.retrieve(record.batch_id)
+                    if remote.ended:
+                        self._collect(record, remote, by_key, params, cache, result, errors)
+                except GenerationError as ex:  # retries exhausted: stop; a rerun re-attaches
+                    self._poll_error = str(ex)
+                    self._progress(f"batch {record.batch_id}: {ex}; stopped waiting")
+                    return
+                if remote.ended:
                     self._progress(
-                        f"batch {record.batch_id} {batch.status}: {record.results} results,"
+                        f"batch {record.batch_id} {remote.status}: {record.results} results,"
                         f" {record.errors} errors, {record.missing} missing"
                     )
                 else:
-                    if batch.status != record.status:
-                        record.status = batch.status
+                    if remote.status != record.status:
+                        record.status = remote.status
                         self._save()
                     still.append(record)
             pending = still

@@ -58,7 +58,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", required=True, help="litellm model, e.g. openai/gpt-4o-mini")
     p.add_argument(
-        "--api-base", default=None, help="OpenAI-compatible endpoint, e.g. http://host:8000/v1"
+        "--api-base",
+        default=None,
+        help="OpenAI-compatible endpoint, e.g. http://host:8000/v1 (--mode batch: the provider's"
+        " API root)",
     )
     p.add_argument(
         "--api-key",
@@ -83,7 +86,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--mode",
         choices=["online", "batch"],
         default="online",
-        help="batch: the provider's batch API at about half the price (OpenAI so far; resumable)",
+        help="batch: the provider's batch API at about half the price (openai/, anthropic/,"
+        " gemini/; resumable)",
     )
     p.add_argument(
         "--engine",
@@ -332,13 +336,10 @@ def _user_error(ex: Exception) -> Exception:
 def _check_scale_options(args: argparse.Namespace, model: str) -> None:
     """Refuse combinations that cannot work before anything is planned or paid for."""
     from caml_evals.errors import ConfigError
-    from caml_train.generate.batch import supports_batch
+    from caml_train.generate.batch import check_batch_options
 
-    if getattr(args, "mode", "online") == "batch" and not supports_batch(model):
-        raise ConfigError(
-            f"--mode batch supports openai/<model> (the OpenAI Batch API, or a server speaking it"
-            f" at --api-base) so far, not {model!r}; run it online or with --engine vllm"
-        )
+    if getattr(args, "mode", "online") == "batch":
+        check_batch_options(model, getattr(args, "api_key", None))
     if getattr(args, "mode", "online") == "batch" and getattr(args, "engine", "api") == "vllm":
         raise ConfigError("--mode batch and --engine vllm exclude each other")
 

@@ -1,4 +1,5 @@
-"""A scripted OpenAI-compatible HTTP server for tests (ours and yours).
+"""A scripted OpenAI-compatible HTTP server for tests (ours and yours), and the plumbing every
+local test server shares (`LocalServer`: uvicorn in a thread on a free 127.0.0.1 port).
 
 It is a real FastAPI/uvicorn server on 127.0.0.1 serving `POST /v1/chat/completions`, so the code under
 test goes through litellm, the OpenAI SDK and HTTP exactly as in production: point it at
@@ -34,6 +35,11 @@ class Reply:
 
 
 Responder = Callable[[dict[str, Any], int], "Reply | str"]
+
+
+def word_tokens(messages: list[dict[str, Any]]) -> int:
+    """The 'token' count the local servers report for a prompt: its words (no tokenizer)."""
+    return sum(len(str(m.get("content", "")).split()) for m in messages)
 
 
 def user_text(body: dict[str, Any]) -> str:
@@ -76,23 +82,77 @@ def filler_text(seed_text: str, n_words: int = 700) -> str:
     return "\n\n".join(paragraphs)
 
 
-class ScriptedOpenAIServer:
-    """Run with `with ScriptedOpenAIServer(responder) as server: ...`; `server.hits` lists bodies."""
+class LocalServer:
+    """The HTTP plumbing of every local test server here: a FastAPI app (`_app()`, written by the
+    subclass) served by uvicorn on a free 127.0.0.1 port in a daemon thread. `with Server(...) as
+    s:` starts and stops it; `s.url` is its root, `s.api_base` the OpenAI-style `<root>/v1`."""
 
-    def __init__(self, responder: Responder, model_name: str = "scripted") -> None:
-        self.responder = responder
-        self.model_name = model_name
-        self.hits: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+    name = "local test server"
+
+    def __init__(self) -> None:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
 
     @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-    def _app(self) -> Any:
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/v1"
+
+    def _app(self) -> FastAPI:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ScriptedOpenAIServer(LocalServer):
+    """Run with `with ScriptedOpenAIServer(responder) as server: ...`; `server.hits` lists bodies."""
+
+    name = "scripted OpenAI server"
+
+    def __init__(self, responder: Responder, model_name: str = "scripted") -> None:
+        super().__init__()
+        self.responder = responder
+        self.model_name = model_name
+        self.hits: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def _app(self) -> FastAPI:
         app = FastAPI()
 
         @app.get("/v1/models")
@@ -123,7 +183,7 @@ class ScriptedOpenAIServer:
                     status_code=reply.status,
                     headers=reply.headers,
                 )
-            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+            prompt_tokens = word_tokens(body["messages"])
             completion_tokens = len(reply.content.split())
             return JSONResponse(
                 {
@@ -148,40 +208,6 @@ class ScriptedOpenAIServer:
             )
 
         return app
-
-    def start(self) -> ScriptedOpenAIServer:
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted OpenAI server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def hit_count(self) -> int:
         with self._lock:
