@@ -11,7 +11,6 @@ without `overall`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -32,13 +31,13 @@ from inspect_ai.model import get_model
 from inspect_ai.solver import generate
 
 import caml_evals.models.providers  # noqa: F401  (registers scripted/ even without the entry point)
+from caml_evals.cli import main
 from caml_evals.errors import LogReadError, UserError
 from caml_evals.scoring.grades import OVERALL_KEY, dimension_keys
 from caml_evals.scoring.reducers import nan_mean_reducer
 from caml_evals.scoring.rubric import rubric_scorer
 from caml_evals.stats import ScoreFrameError, compare_logs, score_frame
 from caml_evals.stats import reader as reader_module
-from caml_evals.stats.cli import register
 from caml_evals.stats.reader import clear_cache, read_log_scores
 
 sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
@@ -431,10 +430,7 @@ def test_missing_truncated_and_corrupt_logs_are_one_clear_error(logs, tmp_path):
 def test_cli_reports_an_unreadable_log_in_one_line(logs, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.eval"
     corrupt.write_bytes(b"PK\x03\x04 broken")
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(["compare", str(logs["choice"]), str(corrupt), "-o", str(tmp_path)])
-    assert args.func(args) == 2
+    assert main(["compare", str(logs["choice"]), str(corrupt), "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(corrupt) in err and "Traceback" not in err
 
@@ -491,25 +487,31 @@ def test_cluster_by_source_without_source_ids_names_the_log(logs, tmp_path, caps
         score_frame(logs["choice"], cluster_by="source")
     with pytest.raises(ScoreFrameError, match="cluster_by must be one of"):
         score_frame(logs["choice"], cluster_by="language")
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(
-        ["compare", str(logs["rubric_base"]), str(logs["choice"]), "--by", "log"]
-        + ["--cluster-by", "source", "-o", str(tmp_path)]
+    assert (
+        main(
+            ["compare", str(logs["rubric_base"]), str(logs["choice"]), "--by", "log"]
+            + ["--cluster-by", "source", "-o", str(tmp_path)]
+        )
+        == 2
     )
-    assert args.func(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(logs["choice"]) in err and "source_id" in err
 
 
 def test_cli_cluster_by_source_writes_the_setting(logs, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(
-        ["compare", str(logs["rubric_base"]), str(logs["rubric_tuned"]), "--cluster-by", "source"]
-        + ["--n-resamples", "300", "-o", str(tmp_path)]
+    assert (
+        main(
+            [
+                "compare",
+                str(logs["rubric_base"]),
+                str(logs["rubric_tuned"]),
+                "--cluster-by",
+                "source",
+            ]
+            + ["--n-resamples", "300", "-o", str(tmp_path)]
+        )
+        == 0
     )
-    assert args.func(args) == 0
     data = json.loads((tmp_path / "comparison.json").read_text())
     assert data["settings"]["cluster_by"] == "source"
     assert {row["n_clusters"] for row in data["rows"]} <= {2, 3}  # Honesty: even questions only

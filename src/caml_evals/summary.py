@@ -36,15 +36,16 @@ from typing import Any
 from inspect_ai.log import EvalLog
 from pydantic import BaseModel, Field
 
-from caml_evals.logs import read_log
+from caml_evals.logs import read_log_header
 from caml_evals.probes.record import probe_label, record_of
 from caml_evals.probes.report import ProbeResult, probe_results
 from caml_evals.scoring.clustered import clustered_ratio_se
-from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, MISSING_RATE_KEY
+from caml_evals.scoring.grades import MISSING_RATE_KEY
 from caml_evals.scoring.judge_settings import logged_judge
 from caml_evals.stats import ScoreFrameError, Summary, score_frame, summarize_frame
 from caml_evals.stats.frame import cluster_id
 from caml_evals.stats.headline import METRIC_NAMES, SCALAR_METRICS, headline_for
+from caml_evals.stats.reader import LogScores, read_log_scores
 
 DEFAULT_RESAMPLES = 2_000  # a table, not a test: CI ends within a few % of an SE of 10,000's
 
@@ -123,14 +124,14 @@ def _se_name(name: str, header: Collection[str]) -> str:
     return "stderr" if name in SCALAR_METRICS and "stderr" in header else f"{name}_stderr"
 
 
-def _scorers(log: EvalLog) -> list[str]:
-    names = [s.scorer for s in (log.results.scores if log.results else [])]
-    for sample in log.samples or []:
-        names.extend(sample.scores or {})
+def _scorers(header: EvalLog, records: LogScores) -> list[str]:
+    names = [s.scorer for s in (header.results.scores if header.results else [])]
+    for sample in records.samples:
+        names.extend(sample.scores)
     return list(dict.fromkeys(names))
 
 
-def grade_share(log: EvalLog, scorer: str, ci: float = 0.95) -> Summary | None:
+def grade_share(records: LogScores, scorer: str, ci: float = 0.95) -> Summary | None:
     """Missing grades / expected grades of one rubric scorer over every scored sample and epoch,
     with the clustered (questions) ratio SE and a normal CI clipped to [0, 1]; None when the
     scorer does not record the counts (not a rubric scorer, or an older log)."""
@@ -139,14 +140,13 @@ def grade_share(log: EvalLog, scorer: str, ci: float = 0.95) -> Summary | None:
     missing: list[float] = []
     expected: list[float] = []
     clusters: list[str] = []
-    for sample in log.samples or []:
-        score = (sample.scores or {}).get(scorer)
-        meta = (score.metadata or {}) if score is not None else {}
-        if MISSING_COUNT_KEY not in meta or EXPECTED_COUNT_KEY not in meta:
+    for sample in records.samples:
+        score = sample.scores.get(scorer)
+        if score is None or score.counts is None:
             continue
-        missing.append(float(meta[MISSING_COUNT_KEY]))
-        expected.append(float(meta[EXPECTED_COUNT_KEY]))
-        clusters.append(cluster_id(sample.metadata or {}, str(sample.id)))
+        missing.append(score.counts[0])
+        expected.append(score.counts[1])
+        clusters.append(cluster_id(sample.ids, str(sample.id)))
     if not expected:
         return None
     share, se = clustered_ratio_se(missing, expected, clusters)
@@ -176,8 +176,13 @@ def summarise_log(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int | None = 0,
 ) -> LogSummary:
-    """The summary row of one log (see the module docstring); reads the whole log."""
-    log = read_log(path)
+    """The summary row of one log (see the module docstring).
+
+    Reads the log's header and its sample summaries through the one score reader (cached per
+    file), never the whole samples with their transcripts: a summary of a 5,000-question log
+    costs what its statistics cost."""
+    log = read_log_header(path)
+    records = read_log_scores(path)
     scores = log.results.scores if log.results else []
     inspect_metrics: dict[str, float | None] = {}
     owner: dict[tuple[str, str], str] = {}  # (scorer, Inspect metric name) -> name in metrics
@@ -200,11 +205,13 @@ def summarise_log(
         return merged
 
     try:
-        for scorer in _scorers(log):
+        if not records.samples:
+            raise ScoreFrameError(f"log {path} has no samples (status {log.status})")
+        for scorer in _scorers(log, records):
             header = {n for e in scores if e.scorer == scorer for n in e.metrics}
-            frame = score_frame(log, scorer=scorer)
+            frame = score_frame(path, scorer=scorer)
             options = {"ci": ci, "n_resamples": n_resamples, "seed": seed}
-            share = grade_share(log, scorer, ci=ci)
+            share = grade_share(records, scorer, ci=ci)
             for key, summary in summarize_frame(frame, **options).items():
                 if key == MISSING_RATE_KEY and share is not None:
                     summary = share  # the share of grades, not a mean of per-sample rates

@@ -243,7 +243,7 @@ def _config_fault(fault: str, text: str) -> bytes:
         "missing-column": "\n".join(
             line for line in text.splitlines() if not line.startswith("name:")
         ).encode(),
-        "duplicate-id": (text + "\nseed: 1\n").encode(),  # `seed: 0` is set above
+        "duplicate-id": (text + "\nname: again\n").encode(),  # `name:` is set above
         "nan": text.replace("learning_rate: 1.0e-3", "learning_rate: .nan").encode(),
         "huge": text.replace("name: tiny", "name: " + "x" * HUGE).encode(),
     }[fault]
@@ -256,7 +256,7 @@ CONFIG_FAULTS: dict[str, tuple[str, str]] = {
     "latin1": ("error", r"utf-?8|encod|decod"),
     "bom": ("ok", ""),
     "missing-column": ("error", r"name.*(required|missing)|(required|missing).*name"),
-    "duplicate-id": ("error", r"duplicate|twice|seed"),
+    "duplicate-id": ("error", r"duplicate|twice|name"),
     "nan": ("error", r"learning_rate"),  # rejected, naming the field (any reason)
     "huge": ("ok-or-error", r"name|long|large"),
 }

@@ -49,14 +49,14 @@ from inspect_ai.log import (
 )
 
 from caml_evals.errors import LogReadError, UserError
-from caml_evals.scoring.grades import OVERALL_KEY
+from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, OVERALL_KEY
 
 log = logging.getLogger(__name__)
 
 # Sample metadata the score frame uses: the cluster ids, the variable set, the tagged dimensions.
 FRAME_METADATA = ("question_id", "scenario_id", "source_id", "variables", "dimensions")
 CACHE_ENV = "CAML_EVALS_FRAME_CACHE"  # "off" / "0" / "no": no disk cache
-CACHE_VERSION = 1  # bump when what a record holds changes: old entries are then ignored
+CACHE_VERSION = 2  # bump when what a record holds changes: old entries are then ignored
 MEMORY_ENTRIES = 32  # logs kept in this process
 _THINNED_LIMIT = 1000  # a summary string this long may have been cut
 _REMOVED = "Key removed from summary"
@@ -76,10 +76,13 @@ class UnreadableLogError(ScoreFrameError, LogReadError):
 @dataclass(slots=True)
 class ScoreRecord:
     """One scorer's score of one sample: its value and, for dict values with missing items,
-    why each key is missing (`reasons`, from the rubric scorer's grades; None = not read)."""
+    why each key is missing (`reasons`, from the rubric scorer's grades; None = not read), and
+    the rubric scorer's grade counts `(missing, expected)` when it records them (the summary's
+    missing share is a ratio of these, not a mean of per-sample rates)."""
 
     value: Any
     reasons: dict[str, str] | None = None
+    counts: tuple[float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +143,16 @@ def grade_reasons(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     return reasons
 
 
+def grade_counts(metadata: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """(missing grades, expected grades) from a rubric score's metadata; None when not recorded
+    (not a rubric scorer, an older log). Small numbers: a summary keeps them whole."""
+    meta = metadata or {}
+    missing, expected = meta.get(MISSING_COUNT_KEY), meta.get(EXPECTED_COUNT_KEY)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (missing, expected)):
+        return None
+    return float(missing), float(expected)
+
+
 _LETTER_VALUES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 _WORD_VALUES = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
 
@@ -192,7 +205,7 @@ def _record(sample: Any, metadata: Mapping[str, Any], error: str | None) -> Samp
         why = None
         if _has_missing_item(score.value) and not _removed((score.metadata or {}).get("grades")):
             why = grade_reasons(score.metadata)
-        scores[str(name)] = ScoreRecord(score.value, why)
+        scores[str(name)] = ScoreRecord(score.value, why, grade_counts(score.metadata))
     dims = metadata.get("dimensions")
     return SampleRecord(
         id=sample.id,
@@ -454,7 +467,7 @@ def _to_json(scores: LogScores, key: tuple[str, int, int]) -> str:
             s.ids,
             s.variant,
             s.dimensions,
-            {n: [r.value, r.reasons] for n, r in s.scores.items()},
+            {n: [r.value, r.reasons, r.counts] for n, r in s.scores.items()},
             s.error,
         ]
         for s in scores.samples
@@ -489,7 +502,10 @@ def _from_json(text: str, key: tuple[str, int, int], location: str) -> LogScores
             ids=dict(ids),
             variant=str(variant),
             dimensions=dims,
-            scores={n: ScoreRecord(v, r) for n, (v, r) in scores.items()},
+            scores={
+                n: ScoreRecord(v, r, None if c is None else (float(c[0]), float(c[1])))
+                for n, (v, r, c) in scores.items()
+            },
             error=error,
         )
         for sid, epoch, ids, variant, dims, scores, error in data["samples"]
