@@ -182,11 +182,11 @@ def validate_trl_fields(hp: Hyperparams) -> None:
         if name not in known and name in pref_only_fields():
             deferred.add(name)
         elif name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
+            close = difflib.get_close_matches(name, sorted(known | pref_only_fields()), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(
                 f"hparams.{name} is not a TRL SFTConfig / transformers TrainingArguments "
-                f"field{hint}"
+                f"field (nor a DPOConfig/KTOConfig/CPOConfig one){hint}"
             )
     kwargs = {k: v for k, v in hp.trl_fields().items() if k not in deferred}
     kwargs["bf16"] = False  # the hardware decides later; here only names and values count
@@ -424,7 +424,7 @@ class TrainConfig(_Strict):
     def _replay_only_for_conversations(self) -> TrainConfig:
         if self.replay is None:
             return self
-        if getattr(self, "pref", None) is not None or self.stage not in ("sft", "instruct"):
+        if self.stage not in ("sft", "instruct"):
             why = (
                 "a text stage already trains on documents"
                 if self.stage == "text"
@@ -595,6 +595,19 @@ class EvalSettings(_Strict):
     # How checkpoints are served to Inspect: `auto` is vLLM (`vllm/<path>`) when vLLM is
     # installed and a GPU is present, else the local provider (`caml/<path>`, `hf/<hub id>`).
     provider: Literal["auto", "vllm", "hf", "caml"] = "auto"
+    # Probes on every local checkpoint (caml_train.probes), cached by stage key: `depth` is the
+    # per-token KL from the base model along the checkpoint's answers, `persona` its answers'
+    # projection on a compassion direction taken from the base model.
+    probes: list[Literal["depth", "persona"]] = []
+    probe_questions: int = Field(8, gt=0)  # the first eval task's first N questions
+    probe_max_tokens: int = Field(32, gt=0)  # greedy answer tokens per question
+
+    @field_validator("probes")
+    @classmethod
+    def _distinct_probes(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("eval.probes: name each probe once")
+        return v
 
 
 class ResultsSettings(_Strict):

@@ -27,7 +27,7 @@ from typing import Any
 from caml_evals.data.source import read_text
 from caml_evals.datasource import DataSourceError, load_hub_rows
 
-from .config import DataSource, Stage
+from .config import DataSource, Replay, Stage
 
 IGNORE_INDEX = -100
 _ROLES = {"system", "user", "assistant"}
@@ -191,6 +191,33 @@ def sample_rows(rows: list[dict[str, Any]], n: int | None, seed: int) -> list[di
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     return [rows[i] for i in order[:n]]
+
+
+def replay_count(n_rows: int, fraction: float) -> int:
+    """Documents added to `n_rows` conversations so that they are `fraction` of the mix."""
+    return round(n_rows * fraction / (1 - fraction))
+
+
+def replay_rows(
+    replay: Replay, n_rows: int, seed: int, problems: Problems | None = None
+) -> list[dict[str, Any]]:
+    """The documents replayed beside `n_rows` SFT rows: a seeded nested subset of the corpus
+    (`sample_rows`, so the documents for n=8 are the first of those for n=16). Too few
+    documents, or a fraction that rounds to none, is one error naming the numbers."""
+    need = replay_count(n_rows, replay.fraction)
+    where = replay.documents.describe()
+    if need == 0:
+        raise DataError(
+            f"replay: fraction {replay.fraction} of {n_rows} SFT rows rounds to 0 documents; "
+            "raise replay.fraction or the stage's n_samples"
+        )
+    rows = load_rows(replay.documents, problems)
+    if need > len(rows):
+        raise DataError(
+            f"replay: fraction {replay.fraction} of {n_rows} SFT rows needs {need} documents "
+            f"but {where} has only {len(rows)}; lower replay.fraction or n_samples"
+        )
+    return sample_rows(rows, need, seed)
 
 
 # ---------------------------------------------------------------------------- row validation

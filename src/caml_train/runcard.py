@@ -33,6 +33,22 @@ _PACKAGES = (
 )
 
 
+class ReplayRecord(BaseModel):
+    """What an SFT stage with `replay` mixed in: the arm's documents beside its SFT rows. The
+    card's n_tokens / n_target_tokens / *_trained count both parts; these are the documents'."""
+
+    source: str  # the documents' DataSource
+    seed: int  # of their nested sample and of the mixing shuffle
+    fraction: float  # configured share of documents in the mixed rows
+    fraction_realised: float  # n_documents / (n_documents + n_sft_rows)
+    n_documents: int  # replayed documents trained on
+    n_sft_rows: int  # the stage's own rows (the card's n_rows)
+    sha256: str  # of exactly the replayed document rows, in their sampled order
+    n_tokens: int  # the documents' tokens in one pass
+    n_target_tokens: int  # their loss-bearing tokens in one pass (every token but the first)
+    target_tokens_trained: int  # n_target_tokens scaled by the passes trained
+
+
 class RunCard(BaseModel):
     kind: str = "caml_train.stage"
     stage: str
@@ -57,6 +73,14 @@ class RunCard(BaseModel):
     n_value_tokens: int | None = None
     value_tokens_trained: int | None = None
     skipped_rows: list[str] = []
+    # pref stages: pairs trained on, the reference model (None: reference-free), TRL's loss name(s)
+    # and the first/last logged value of each TRL reward metric (rewards/margins, ...):
+    # {"rewards/margins": {"first": .., "last": .., "first_step": .., "last_step": ..}, ...}
+    n_pairs: int | None = None
+    reference_model: str | None = None
+    loss_type: list[str] | None = None
+    pref_metrics: dict[str, dict[str, float]] | None = None
+    replay: ReplayRecord | None = None  # documents mixed into an SFT stage (config.replay)
     seed: int
     global_step: int
     train_loss: float | None = None

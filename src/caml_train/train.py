@@ -25,7 +25,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,17 @@ from .data import (
     DataError,
     Exposure,
     Problems,
+    Records,
     as_dataset,
     exposure,
     load_rows,
+    replay_rows,
     rows_sha256,
     sample_rows,
     to_records,
     value_tokens,
 )
-from .runcard import RunCard, environment, now, read_run_card, write_run_card
+from .runcard import ReplayRecord, RunCard, environment, now, read_run_card, write_run_card
 
 log = logging.getLogger(__name__)
 MERGED = "merged"
@@ -165,7 +167,6 @@ def checkpoint_dtype(source: str, revision: str | None = None) -> str:
 def sft_config(config: TrainConfig) -> Any:
     """TRL's SFTConfig for a stage: the hparams under their own names, plus what caml-train
     decides (directory, seed, stage-dependent loss and packing, checkpointing for resume)."""
-    import torch
     from trl import SFTConfig
 
     hp = config.hparams
@@ -176,10 +177,25 @@ def sft_config(config: TrainConfig) -> Any:
     elif kw["assistant_only_loss"] and not conversational:
         raise ConfigError("hparams.assistant_only_loss is for instruct/sft stages, not documents")
     kw["packing_strategy"] = kw["packing_strategy"] or ("bfd" if conversational else "bfd_split")
-    kw["bf16"] = _use_bf16(hp.bf16)
-    if kw["activation_checkpointing"]:
-        kw.setdefault("activation_checkpointing_kwargs", {"use_reentrant": False})
     kw.setdefault("pad_to_multiple_of", None)
+    return SFTConfig(
+        output_dir=str(config.output_dir),
+        seed=config.seed,
+        data_seed=config.seed,
+        dataset_text_field="text",
+        **with_trainer_defaults(hp, kw),
+    )
+
+
+def with_trainer_defaults(hp: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """What caml-train sets on every TRL trainer config (SFT and preference): bf16 from the
+    hardware, non-reentrant activation checkpointing, checkpoints by steps, no reporting, CPU
+    when there is no GPU. Values already in `kw` (the hparams) win."""
+    import torch
+
+    kw["bf16"] = _use_bf16(hp.bf16)
+    if kw.get("activation_checkpointing"):
+        kw.setdefault("activation_checkpointing_kwargs", {"use_reentrant": False})
     defaults = {
         "logging_first_step": True,
         "save_strategy": "steps",
@@ -191,13 +207,7 @@ def sft_config(config: TrainConfig) -> Any:
     }
     for key, value in defaults.items():
         kw.setdefault(key, value)
-    return SFTConfig(
-        output_dir=str(config.output_dir),
-        seed=config.seed,
-        data_seed=config.seed,
-        dataset_text_field="text",
-        **kw,
-    )
+    return kw
 
 
 class _LogAtSaveAndEnd:
@@ -232,6 +242,37 @@ def _counting_trainer_class() -> Any:
         caml_tokens = 0
         caml_targets = 0
         caml_slots = 0  # token positions computed, padding included (not kept across resume)
+
+        def __init__(self, *args, replay: tuple[Any, str, int] | None = None, **kwargs):
+            # replay: (documents dataset, their packing strategy, mixing seed), prepared by
+            # TRL beside the train dataset (see _prepare_dataset)
+            self.caml_replay = replay
+            self.caml_replay_exposure: Exposure | None = None
+            super().__init__(*args, **kwargs)
+
+        def _prepare_dataset(self, dataset, processing_class, args, packing, fmt, name):
+            """TRL's preparation; with replay, the documents are prepared by the same code as a
+            text stage's (every token a target, its own overflow rule: split, never cut) and
+            the two prepared datasets are concatenated and shuffled. One BFD pass over both
+            would force one overflow rule on both: cut documents, or split conversations."""
+            prepared = super()._prepare_dataset(dataset, processing_class, args, packing, fmt, name)
+            if self.caml_replay is None or name != "train":
+                return prepared
+            import copy
+
+            import datasets
+
+            documents, strategy, seed = self.caml_replay
+            doc_args = copy.copy(args)
+            doc_args.packing_strategy, doc_args.assistant_only_loss = strategy, False
+            docs = super()._prepare_dataset(
+                documents, processing_class, doc_args, packing, fmt, "replay"
+            )
+            cols = [c for c in ("input_ids", "labels", "seq_lengths") if c in prepared.column_names]
+            conversations = prepared.select_columns(cols)
+            docs = docs.select_columns(cols).cast(conversations.features)
+            self.caml_replay_exposure = exposure(docs)
+            return datasets.concatenate_datasets([conversations, docs]).shuffle(seed=seed)
 
         def training_step(self, model, inputs, *args, **kwargs):
             labels = inputs.get("labels")
@@ -287,6 +328,34 @@ class StageTrainer:
     tokenizer: Any
     source: str
     original_chat_template: str | None
+    replay: ReplayPart | None = None
+
+
+@dataclass
+class ReplayPart:
+    """The documents an SFT stage replays (`config.replay`) and what TRL made of them."""
+
+    rows: list[dict[str, Any]]  # the sampled documents, in their sampled order
+    records: Records
+    seed: int
+    # one pass over the prepared documents (a part of the stage's own exposure)
+    exposure: Exposure = field(default_factory=Exposure)
+
+
+def _replay_part(config: TrainConfig, n_rows: int, problems: Problems) -> ReplayPart:
+    """The replayed documents beside `n_rows` SFT rows, validated like a text stage's rows
+    (bad ones raise, or are skipped and listed as `replay document ...`)."""
+    assert config.replay is not None
+    replay, policy = config.replay, config.hparams.on_bad_rows
+    seed = config.seed if replay.seed is None else replay.seed
+    found = Problems()
+    rows = replay_rows(replay, n_rows, seed, found if policy == "skip" else None)
+    try:
+        records = to_records(rows, "text", policy, found)
+    except DataError as ex:
+        raise DataError(f"replay documents {replay.documents.describe()}: {ex}") from None
+    problems.items.extend(f"replay document {item}" for item in found.items)
+    return ReplayPart(rows, records, seed)
 
 
 def build_trainer(
@@ -297,6 +366,9 @@ def build_trainer(
     tokenizer: Any = None,
 ) -> StageTrainer:
     """Rows -> records -> SFTTrainer with TRL's prepared (tokenised, packed) dataset.
+
+    With `config.replay`, the arm's documents are prepared beside the rows by the same TRL code
+    (as a text stage's) and the two prepared datasets are mixed (`_prepare_dataset` above).
 
     `model`/`tokenizer`: an already loaded base (tests share one); by default loaded from
     `config.model`. Nothing is trained or written here.
@@ -309,6 +381,7 @@ def build_trainer(
     rows = load_rows(config.data, problems if hp.on_bad_rows == "skip" else None)
     rows = sample_rows(rows, config.n_samples, config.seed)
     records = to_records(rows, config.stage, hp.on_bad_rows, problems)
+    replay = _replay_part(config, records.rows_used, problems) if config.replay else None
     set_seed(config.seed)  # before the LoRA weights are initialised, not only before training
     if model is None:
         model, tokenizer, source = load_model_and_tokenizer(config)
@@ -328,8 +401,23 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_config(config),
         callbacks=[_LogAtSaveAndEnd(), *(callbacks or [])],
+        # documents keep a text stage's packing (split, never cut) unless one is configured
+        replay=None
+        if replay is None
+        else (as_dataset(replay.records), hp.packing_strategy or "bfd_split", replay.seed),
     )
-    return StageTrainer(trainer, records, rows, problems, tokenizer, source, original_template)
+    if replay is not None:
+        assert trainer.caml_replay_exposure is not None  # set when TRL prepared the dataset
+        replay.exposure = trainer.caml_replay_exposure
+        log.info(
+            "replay: %d documents beside %d rows (%d target tokens per pass)",
+            replay.records.rows_used,
+            records.rows_used,
+            replay.exposure.target_tokens,
+        )
+    return StageTrainer(
+        trainer, records, rows, problems, tokenizer, source, original_template, replay
+    )
 
 
 def train(
@@ -341,22 +429,17 @@ def train(
 ) -> StageResult:
     """Train one stage, resuming from its latest checkpoint, and write the merged checkpoint.
 
-    Returns at once (cached=True) when the stage's merged run card already exists.
+    Returns at once (cached=True) when the stage's merged run card already exists. A `pref`
+    stage is trained by `caml_train.pref.train_pref` (TRL's preference trainers).
     """
+    if config.stage == "pref":
+        from .pref import train_pref
+
+        return train_pref(config, callbacks=callbacks, stage_key=stage_key, force=force)
+    cached = cached_stage(config, force)
+    if cached is not None:
+        return cached
     merged_dir = config.output_dir / MERGED
-    card = read_run_card(merged_dir)
-    if card is not None and not force:
-        if card.config != config.model_dump(mode="json"):
-            raise StaleStageError(
-                f"{merged_dir} was trained with a different config (see its run_card.json): "
-                "use a new output_dir, or --force to retrain it from scratch"
-            )
-        return StageResult(merged_dir, card, cached=True)
-    if force:  # from scratch: no merged model, no resume point
-        shutil.rmtree(merged_dir, ignore_errors=True)
-        for p in config.output_dir.glob("checkpoint-*"):
-            shutil.rmtree(p, ignore_errors=True)
-    _check_resume_config(config)
 
     hp = config.hparams
     started = now()
@@ -365,7 +448,8 @@ def train(
     trainer, records, rows, problems = st.trainer, st.records, st.rows, st.problems
     args, tokenizer, source = trainer.args, st.tokenizer, st.source
     seen = exposure(trainer.train_dataset)
-    _check_targets(seen, records, args, problems, hp.on_bad_rows)
+    n_replay = st.replay.records.rows_used if st.replay else 0
+    _check_targets(seen, records.rows_used + n_replay, args, problems, hp.on_bad_rows)
     log.info(
         "stage %s: %d rows -> %d sequences in %d training rows (%d tokens, %d targets)",
         config.stage,
@@ -389,6 +473,8 @@ def train(
     n_value = None
     if config.value_keywords is not None:
         n_value = value_tokens(records, tokenizer, config.value_keywords)
+        if st.replay is not None:  # the documents are trained on too
+            n_value += value_tokens(st.replay.records, tokenizer, config.value_keywords)
     passes = trainer.caml_targets / seen.target_tokens if seen.target_tokens else 0.0
     card = RunCard(
         stage=config.stage,
@@ -410,6 +496,7 @@ def train(
         n_value_tokens=n_value,
         value_tokens_trained=None if n_value is None else round(n_value * passes),
         skipped_rows=problems.items,
+        replay=_replay_record(config, st.replay, records.rows_used, passes),
         seed=config.seed,
         global_step=trainer.state.global_step,
         train_loss=mean_train_loss(history),
@@ -422,6 +509,39 @@ def train(
         **environment(),
     )
     tokenizer.chat_template = st.original_chat_template  # the merged model keeps its own
+    finish_stage(trainer, config, source, tokenizer, card)
+    return StageResult(merged_dir, card, cached=False)
+
+
+def cached_stage(config: TrainConfig, force: bool) -> StageResult | None:
+    """The finished stage (its merged run card, for this config), or None: ready to train.
+
+    `force` clears the merged model and every resume point; checkpoints of another config are
+    refused (`_check_resume_config`). Shared by every stage's trainer.
+    """
+    merged_dir = config.output_dir / MERGED
+    card = read_run_card(merged_dir)
+    if card is not None and not force:
+        if card.config != config.model_dump(mode="json"):
+            raise StaleStageError(
+                f"{merged_dir} was trained with a different config (see its run_card.json): "
+                "use a new output_dir, or --force to retrain it from scratch"
+            )
+        return StageResult(merged_dir, card, cached=True)
+    if force:  # from scratch: no merged model, no resume point
+        shutil.rmtree(merged_dir, ignore_errors=True)
+        for p in config.output_dir.glob("checkpoint-*"):
+            shutil.rmtree(p, ignore_errors=True)
+    _check_resume_config(config)
+    return None
+
+
+def finish_stage(
+    trainer: Any, config: TrainConfig, source: str, tokenizer: Any, card: RunCard
+) -> None:
+    """Write `<output_dir>/merged` (LoRA folded in, run card last) from a trained trainer, on
+    the main process, and drop the checkpoints unless kept. Shared by every stage's trainer."""
+    hp = config.hparams
     model = trainer.model
     if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
         # Sharded weights: every rank takes part in gathering them into one saved checkpoint
@@ -436,13 +556,12 @@ def train(
         dtype = hp.merged_dtype
         if dtype == "auto":
             dtype = checkpoint_dtype(source, config.model_revision)
-        save_merged(model, tokenizer, merged_dir, card, dtype)
+        save_merged(model, tokenizer, config.output_dir / MERGED, card, dtype)
         shutil.rmtree(config.output_dir / "gathered", ignore_errors=True)
         if not hp.keep_checkpoints:
             for p in config.output_dir.glob("checkpoint-*"):
                 shutil.rmtree(p, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
-    return StageResult(merged_dir, card, cached=False)
 
 
 def _apply_budget(trainer: Any, budget: int, seen: Exposure) -> None:
@@ -470,13 +589,33 @@ def _apply_budget(trainer: Any, budget: int, seen: Exposure) -> None:
     trainer.add_callback(StopAtBudget())
 
 
+def _replay_record(
+    config: TrainConfig, part: ReplayPart | None, n_rows: int, passes: float
+) -> ReplayRecord | None:
+    if part is None or config.replay is None:
+        return None
+    n_docs = part.records.rows_used
+    return ReplayRecord(
+        source=config.replay.documents.describe(),
+        seed=part.seed,
+        fraction=config.replay.fraction,
+        fraction_realised=n_docs / (n_docs + n_rows),
+        n_documents=n_docs,
+        n_sft_rows=n_rows,
+        sha256=rows_sha256([part.rows[i] for i in part.records.used_indices]),
+        n_tokens=part.exposure.tokens,
+        n_target_tokens=part.exposure.target_tokens,
+        target_tokens_trained=round(part.exposure.target_tokens * passes),
+    )
+
+
 def _check_targets(
-    seen: Exposure, records: Any, args: Any, problems: Problems, policy: str
+    seen: Exposure, rows_used: int, args: Any, problems: Problems, policy: str
 ) -> None:
     """Sequences that lost every target to `max_length` (TRL drops them unpacked and keeps them,
     lossless, when packed) are bad rows like any other: an error, or listed when skipping."""
     if not args.packing:
-        lost = records.rows_used - seen.sequences  # dropped by TRL after truncation
+        lost = rows_used - seen.sequences  # dropped by TRL after truncation
     elif args.packing_strategy == "bfd":
         lost = seen.empty_sequences  # truncated to nothing but kept in a packed row
     else:
