@@ -104,7 +104,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train one stage (text | instruct | sft) from a YAML config"
+        "train", help="train one stage (text | instruct | sft | pref) from a YAML config"
     )
     _common(p)
     p.add_argument("--stage-key", help=argparse.SUPPRESS)
