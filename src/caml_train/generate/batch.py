@@ -388,7 +388,11 @@ class BatchRunner:
         round_ = max((r.round for r in self.state.batches), default=0)
         for record in self.state.batches:  # re-attach to what a previous process left running
             if not record.collected and not record.batch_id:
-                self._reattach(record)
+                try:
+                    self._reattach(record)
+                except GenerationError as ex:  # cannot tell whether it exists: keep it open
+                    record.error = str(ex)
+                    self._save()
         rounds = 0
         deadline = None if self.timeout is None else started + self.timeout
         self._poll_error = None
