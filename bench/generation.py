@@ -119,36 +119,25 @@ def _source_tree(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-class _Bucket:
-    """The server's rate limit: a token bucket of `rate` requests/s, bursts of one round trip."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate, self.capacity = rate, max(1.0, capacity)
-        self.tokens, self.stamp = self.capacity, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 class _Server:
     """The scripted server with a fixed latency and (`rate` > 0) a rate limit answered with 429s,
     recording when its first request arrived and its last reply left."""
 
     def __init__(self, latency: float, rate: float = 0.0) -> None:
-        from caml_train.generate.testing import Reply, ScriptedOpenAIServer, filler_text, user_text
+        from caml_train.generate.testing import (
+            Reply,
+            ScriptedOpenAIServer,
+            TokenBucket,
+            filler_text,
+            user_text,
+        )
 
         self.first_hit: float | None = None
         self.last_reply = 0.0
         self.limited = 0
         self._lock = threading.Lock()
-        self._rate, self._latency = rate, latency
-        self._bucket = _Bucket(rate, rate * latency) if rate > 0 else None
+        self._new_bucket = lambda: TokenBucket(rate, rate * latency) if rate > 0 else None
+        self._bucket = self._new_bucket()
 
         def responder(body: dict, number: int) -> Reply:
             with self._lock:
@@ -168,8 +157,7 @@ class _Server:
         self.first_hit = None
         self.last_reply = 0.0
         self.limited = 0
-        if self._rate > 0:
-            self._bucket = _Bucket(self._rate, self._rate * self._latency)
+        self._bucket = self._new_bucket()
 
 
 def run_one(server: _Server, src: Path | None, n: int, c: int | str) -> dict:

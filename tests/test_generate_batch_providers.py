@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_generate_batch import MODELS, PROVIDERS, _finish_all, _jobs, _runner, reply
+from test_generate_scale_cli import _args, _manifest, _reply
 
 from caml_evals.errors import ConfigError
 from caml_train.generate.batch import BatchRunner, make_adapter
@@ -23,9 +24,7 @@ from caml_train.generate.cache import ResponseCache
 from caml_train.generate.cli import main
 from caml_train.generate.client import RetryPolicy
 from caml_train.generate.forecast import lookup_price
-from caml_train.generate.testing import filler_text, user_text
 
-FIXTURES = Path(__file__).parent / "fixtures" / "generate"
 STATE = Path("out") / "batches"
 
 
@@ -33,14 +32,21 @@ def _inputs(tmp: Path) -> list[dict]:
     return [json.loads(x) for x in (tmp / STATE / "b00000.input.jsonl").read_text().splitlines()]
 
 
-def test_anthropic_requests_carry_system_and_params(tmp_path: Path) -> None:
-    jobs, params = _jobs(tmp_path, 3, "anthropic")
+def _one_batch(tmp: Path, provider: str):
+    """Three requests through one batch: the jobs, their params, the result, and the bodies as
+    the server understood them (OpenAI-shaped, whatever the provider's format)."""
+    jobs, params = _jobs(tmp, 3, provider)
     with BatchAPIServer(reply, auto_finish=True) as server:
-        result = _runner(server, tmp_path, "anthropic").run(
-            jobs, cache=ResponseCache(tmp_path / "cache"), request_params=params
+        result = _runner(server, tmp, provider).run(
+            jobs, cache=ResponseCache(tmp / "cache"), request_params=params
         )
         bodies = dict(server.jobs[server.order[0]].items)
     assert not result.failures
+    return jobs, params, result, bodies
+
+
+def test_anthropic_requests_carry_system_and_params(tmp_path: Path) -> None:
+    jobs, params, _result, bodies = _one_batch(tmp_path, "anthropic")
     system, user = jobs[0].messages
     line = next(x for x in _inputs(tmp_path) if x["custom_id"] == jobs[0].key)
     assert line["params"]["system"] == system["content"]
@@ -51,13 +57,7 @@ def test_anthropic_requests_carry_system_and_params(tmp_path: Path) -> None:
 
 
 def test_gemini_rows_are_generate_content_requests(tmp_path: Path) -> None:
-    jobs, params = _jobs(tmp_path, 3, "gemini")
-    with BatchAPIServer(reply, auto_finish=True) as server:
-        result = _runner(server, tmp_path, "gemini").run(
-            jobs, cache=ResponseCache(tmp_path / "cache"), request_params=params
-        )
-        bodies = dict(server.jobs[server.order[0]].items)
-    assert not result.failures
+    jobs, _params, result, bodies = _one_batch(tmp_path, "gemini")
     system, user = jobs[0].messages
     row = next(x for x in _inputs(tmp_path) if x["key"] == jobs[0].key)["request"]
     assert row["systemInstruction"] == {"parts": [{"text": system["content"]}]}
@@ -159,42 +159,14 @@ def test_unsupported_provider_and_missing_key_are_rejected(monkeypatch) -> None:
 # ------------------------------------------------------------------------------ end to end (CLI)
 
 
-def _reply_cli(body: dict) -> str:
-    return filler_text(user_text(body), 300)
-
-
-def _argv(tmp: Path, provider: str, base: str, *extra: str) -> list[str]:
-    return [
-        "generate",
-        "--spec",
-        str(FIXTURES / "tiny_spec.yaml"),
-        "--model",
-        MODELS[provider],
-        "--api-base",
-        base,
-        "--api-key",
-        "x",
-        "--out",
-        str(tmp / "out"),
-        "--cache-dir",
-        str(tmp / "cache"),
-        "--n",
-        "8",
-        "--mode",
-        "batch",
-        "--batch-poll",
-        "0.05",
-        *extra,
-    ]
-
-
-def _manifest(tmp: Path) -> dict:
-    return json.loads((tmp / "out" / "documents.manifest.json").read_text())
+def _argv(tmp: Path, provider: str, base: str) -> list[str]:
+    batch = ("--mode", "batch", "--batch-poll", "0.05")
+    return _args(tmp, base, *batch, model=MODELS[provider])
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "gemini"])
 def test_cli_batch_mode_pays_the_batch_price(tmp_path: Path, provider) -> None:
-    with BatchAPIServer(_reply_cli, auto_finish=True) as server:
+    with BatchAPIServer(_reply, auto_finish=True) as server:
         assert main(_argv(tmp_path, provider, server.url)) == 0
         assert len(server.order) == 1 and max(server.submissions.values()) == 1
     m = _manifest(tmp_path)
@@ -213,7 +185,7 @@ def test_cli_batch_mode_pays_the_batch_price(tmp_path: Path, provider) -> None:
     assert paid["cost_usd"] == pytest.approx(expected) and expected < 0.6 * at_online
     assert m["batches"]["provider"] == provider and m["batches"]["submitted_now"] == 8
     # a rerun (any mode) takes everything from the cache and submits nothing
-    with BatchAPIServer(_reply_cli, auto_finish=True) as again:
+    with BatchAPIServer(_reply, auto_finish=True) as again:
         assert main(_argv(tmp_path, provider, again.url)) == 0
         assert not again.order
     assert _manifest(tmp_path)["usage_by_mode"]["total"]["batch"]["requests"] == 8
@@ -239,7 +211,7 @@ def test_cli_batch_mode_refuses_vertex_and_a_missing_key(tmp_path: Path, capsys,
 def test_cli_killed_with_sigkill_resumes_exactly_once(tmp_path: Path, provider) -> None:
     """A real `kill -9` of `generate --mode batch` while its batch runs; the rerun re-attaches,
     collects, and the corpus holds every document exactly once, each request sent once."""
-    with BatchAPIServer(_reply_cli) as server:
+    with BatchAPIServer(_reply) as server:
         argv = _argv(tmp_path, provider, server.url)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
         proc = subprocess.Popen(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import aiohttp
 import pytest
 
 from caml_train.generate.concurrency import AdaptiveConcurrency
-from caml_train.generate.testing import Reply, ScriptedOpenAIServer
+from caml_train.generate.testing import Reply, ScriptedOpenAIServer, TokenBucket
 
 
 def test_slow_start_then_one_halving_per_congestion_window() -> None:
@@ -67,30 +66,11 @@ def test_limit_is_enforced_and_bounded() -> None:
         AdaptiveConcurrency(initial=0)
 
 
-class _Bucket:
-    """A token bucket: `rate` requests per second, bursts of `capacity`."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate, self.capacity = rate, capacity
-        self.tokens, self.stamp = capacity, time.monotonic()
-        self.lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return True
-            return False
-
-
 def test_converges_near_a_fixed_rate_limit() -> None:
     """Server: 80 requests/s, 0.1 s per request, so the best concurrency is 8. The controller
     starts at 1, finds it, and finishes 240 requests with few 429s (bounded count and time)."""
     rate, latency, n = 80.0, 0.1, 240
-    bucket = _Bucket(rate, capacity=rate * latency)  # one round trip of burst
+    bucket = TokenBucket(rate, capacity=rate * latency)  # one round trip of burst
 
     def responder(body: dict, hit: int):
         if not bucket.take():

@@ -121,17 +121,13 @@ def make_adapter(model: str, **kw: Any) -> BatchAdapter:
 def check_batch_options(model: str, api_key: str | None) -> None:
     """Refuse, before anything is planned or paid for, a provider without a batch adapter or a
     run with no API key for it (`ConfigError`, one line)."""
-    import os
-
     from caml_evals.errors import ConfigError
 
     if not supports_batch(model):
         raise ConfigError(f"{unsupported_message(model)}; run it online or with --engine vllm")
     cls = adapter_class(model)
-    if cls.key_env and not api_key and not any(os.environ.get(v) for v in cls.key_env):
-        raise ConfigError(
-            f"--mode batch with {model}: no API key (--api-key or {' / '.join(cls.key_env)})"
-        )
+    if cls.key_env:
+        cls.require_key(model, api_key)
 
 
 class BatchRunner:

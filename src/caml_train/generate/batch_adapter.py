@@ -71,6 +71,19 @@ class ItemResult:
     response_model: str | None = None
 
 
+def openai_shaped(batch: Any) -> Remote:
+    """A batch object in OpenAI's shape (the OpenAI SDK's, litellm's `LiteLLMBatch`)."""
+    return Remote(
+        id=batch.id,
+        status=batch.status,
+        ended=batch.status in ENDED,
+        outcome=batch.status if batch.status in ENDED else None,
+        raw=batch,
+        requests=getattr(batch.request_counts, "total", None),
+        created_at=batch.created_at,
+    )
+
+
 def status_of(ex: BaseException) -> int | None:
     """The HTTP status an SDK, litellm or httpx exception carries, if any."""
     for obj in (ex, getattr(ex, "response", None)):
@@ -109,17 +122,17 @@ class BatchAdapter(ABC):
     uploads: ClassVar[bool] = True  # the input goes up as a file before the batch is created
     key_env: ClassVar[tuple[str, ...]] = ()  # where the key comes from without --api-key
 
-    def require_key(self) -> str:
+    @classmethod
+    def require_key(cls, model: str, api_key: str | None) -> str:
         """`--api-key`, else the provider's key variable; a `ConfigError` when there is none."""
         import os
 
         from caml_evals.errors import ConfigError
 
-        key = self.api_key or next((os.environ[v] for v in self.key_env if os.environ.get(v)), None)
+        key = api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None)
         if not key:
             raise ConfigError(
-                f"--mode batch with {self.model}: no API key (--api-key or"
-                f" {' / '.join(self.key_env)})"
+                f"--mode batch with {model}: no API key (--api-key or {' / '.join(cls.key_env)})"
             )
         return key
 

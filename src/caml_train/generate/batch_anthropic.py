@@ -61,7 +61,7 @@ class AnthropicBatchAdapter(BatchAdapter):
 
     def __init__(self, model: str, *, client: Any = None, **kw: Any) -> None:
         super().__init__(model, **kw)
-        key = self.require_key()
+        key = self.require_key(model, self.api_key)
         base = (self.api_base or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE).rstrip("/")
         self.base = base.removesuffix("/v1")
         if client is None:

@@ -32,11 +32,11 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from caml_train.generate.batch_adapter import (
-    ENDED,
     FINISH_REASONS,
     BatchAdapter,
     ItemResult,
     Remote,
+    openai_shaped,
 )
 from caml_train.generate.cache import Usage
 
@@ -68,7 +68,7 @@ class GeminiBatchAdapter(BatchAdapter):
         super().__init__(model, **kw)
         from caml_train.generate.client import import_litellm
 
-        key = self.require_key()
+        key = self.require_key(model, self.api_key)
         base = self.api_base or os.environ.get("GEMINI_API_BASE") or DEFAULT_BASE
         self.base = base.rstrip("/").removesuffix("/v1beta")
         self.key = key
@@ -102,19 +102,6 @@ class GeminiBatchAdapter(BatchAdapter):
             request["systemInstruction"] = {"parts": _parts(system)}
         return json.dumps({"key": key, "request": request}, ensure_ascii=False)
 
-    @staticmethod
-    def _remote(batch: Any) -> Remote:
-        counts = batch.request_counts
-        return Remote(
-            id=batch.id,
-            status=batch.status,
-            ended=batch.status in ENDED,
-            outcome=batch.status if batch.status in ENDED else None,
-            raw=batch,
-            requests=getattr(counts, "total", None),
-            created_at=batch.created_at,
-        )
-
     def upload(self, name: str, data: bytes) -> str:
         uploaded = self.call(
             "upload",
@@ -136,14 +123,14 @@ class GeminiBatchAdapter(BatchAdapter):
                 **self._kw,
             ),
         )
-        return self._remote(batch)
+        return openai_shaped(batch)
 
     def retrieve(self, batch_id: str) -> Remote:
         batch = self.call(
             "retrieve",
             lambda: self.litellm.retrieve_batch(batch_id=batch_id, model=self.model, **self._kw),
         )
-        return self._remote(batch)
+        return openai_shaped(batch)
 
     def _http(self, what: str, method: str, path: str, **kw: Any) -> Any:
         def send() -> Any:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from caml_train.generate.batch_adapter import ENDED, BatchAdapter, ItemResult, Remote
+from caml_train.generate.batch_adapter import BatchAdapter, ItemResult, Remote, openai_shaped
 from caml_train.generate.cache import Usage
 
 if TYPE_CHECKING:
@@ -43,18 +43,6 @@ class OpenAIBatchAdapter(BatchAdapter):
             ensure_ascii=False,
         )
 
-    @staticmethod
-    def _remote(batch: Any) -> Remote:
-        return Remote(
-            id=batch.id,
-            status=batch.status,
-            ended=batch.status in ENDED,
-            outcome=batch.status if batch.status in ENDED else None,
-            raw=batch,
-            requests=getattr(batch.request_counts, "total", None),
-            created_at=batch.created_at,
-        )
-
     def upload(self, name: str, data: bytes) -> str:
         uploaded = self.call(
             "upload",
@@ -72,7 +60,7 @@ class OpenAIBatchAdapter(BatchAdapter):
                 metadata={"caml_train": record.local_id},
             ),
         )
-        return self._remote(batch)
+        return openai_shaped(batch)
 
     def find(self, record: BatchRecord, claimed: set[str]) -> Remote | None:
         def search() -> Any:
@@ -82,13 +70,13 @@ class OpenAIBatchAdapter(BatchAdapter):
             return None
 
         found = self.call("list", search) if record.file_id else None
-        return None if found is None else self._remote(found)
+        return None if found is None else openai_shaped(found)
 
     def retrieve(self, batch_id: str) -> Remote:
-        return self._remote(self.call("retrieve", lambda: self.client.batches.retrieve(batch_id)))
+        return openai_shaped(self.call("retrieve", lambda: self.client.batches.retrieve(batch_id)))
 
     def cancel(self, batch_id: str) -> Remote:
-        return self._remote(self.call("cancel", lambda: self.client.batches.cancel(batch_id)))
+        return openai_shaped(self.call("cancel", lambda: self.client.batches.cancel(batch_id)))
 
     def _lines(self, file_id: str | None) -> Iterator[dict[str, Any]]:
         if not file_id:

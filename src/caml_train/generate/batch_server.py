@@ -195,6 +195,17 @@ class BatchAPIServer(LocalServer):
         with self.lock:
             self._faults += [(path, status)] * count
 
+    def page_after(self, provider: str, after: str | None, limit: int) -> tuple[list[Job], bool]:
+        """One page of `provider`'s batches, newest first, after the batch `after` (OpenAI's and
+        Anthropic's list paging); and whether more follow."""
+        with self.lock:
+            newest = [self.jobs[b] for b in reversed(self.order)]
+            newest = [j for j in newest if j.provider == provider]
+            ids = [j.id for j in newest]
+            if after in ids:
+                newest = newest[ids.index(after) + 1 :]
+            return newest[:limit], len(newest) > limit
+
     def in_flight(self) -> list[str]:
         with self.lock:
             return [b for b in self.order if self.jobs[b].running]
@@ -359,20 +370,16 @@ class BatchAPIServer(LocalServer):
 
         @app.get("/v1/batches")
         async def listing(after: str | None = None, limit: int = 20) -> JSONResponse:
-            with self.lock:
-                newest = [b for b in reversed(self.order) if self.jobs[b].provider == "openai"]
-                if after in newest:
-                    newest = newest[newest.index(after) + 1 :]
-                page = newest[:limit]
-                return JSONResponse(
-                    {
-                        "object": "list",
-                        "data": [self._openai_view(self.jobs[b]) for b in page],
-                        "first_id": page[0] if page else None,
-                        "last_id": page[-1] if page else None,
-                        "has_more": len(newest) > limit,
-                    }
-                )
+            page, more = self.page_after("openai", after, limit)
+            return JSONResponse(
+                {
+                    "object": "list",
+                    "data": [self._openai_view(j) for j in page],
+                    "first_id": page[0].id if page else None,
+                    "last_id": page[-1].id if page else None,
+                    "has_more": more,
+                }
+            )
 
         @app.post("/v1/batches/{bid}/cancel")
         async def cancel(bid: str) -> JSONResponse:

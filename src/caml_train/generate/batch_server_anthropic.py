@@ -121,7 +121,10 @@ def add_routes(app: FastAPI, server: BatchAPIServer) -> None:
             return _error(400, "invalid_request_error", "anthropic-version header is required")
         return None
 
-    def job_or_404(bid: str) -> Job | JSONResponse:
+    def lookup(request: Request, bid: str) -> Job | JSONResponse:
+        """The batch, or the error the API answers (no key, no such batch)."""
+        if (denied := auth(request)) is not None:
+            return denied
         job = server.jobs.get(bid)
         if job is None or job.provider != "anthropic":
             return _error(404, "not_found_error", f"no message batch {bid}")
@@ -158,32 +161,24 @@ def add_routes(app: FastAPI, server: BatchAPIServer) -> None:
     ) -> JSONResponse:
         if (denied := auth(request)) is not None:
             return denied
-        with server.lock:
-            newest = [b for b in reversed(server.order) if server.jobs[b].provider == "anthropic"]
-            if after_id in newest:
-                newest = newest[newest.index(after_id) + 1 :]
-            page = newest[:limit]
-            return JSONResponse(
-                {
-                    "data": [view(server, server.jobs[b]) for b in page],
-                    "has_more": len(newest) > limit,
-                    "first_id": page[0] if page else None,
-                    "last_id": page[-1] if page else None,
-                }
-            )
+        page, more = server.page_after("anthropic", after_id, limit)
+        return JSONResponse(
+            {
+                "data": [view(server, j) for j in page],
+                "has_more": more,
+                "first_id": page[0].id if page else None,
+                "last_id": page[-1].id if page else None,
+            }
+        )
 
     @app.get("/v1/messages/batches/{bid}")
     async def retrieve(bid: str, request: Request) -> JSONResponse:
-        if (denied := auth(request)) is not None:
-            return denied
-        job = job_or_404(bid)
+        job = lookup(request, bid)
         return job if isinstance(job, JSONResponse) else JSONResponse(view(server, job))
 
     @app.get("/v1/messages/batches/{bid}/results")
     async def results(bid: str, request: Request) -> Response:
-        if (denied := auth(request)) is not None:
-            return denied
-        job = job_or_404(bid)
+        job = lookup(request, bid)
         if isinstance(job, JSONResponse):
             return job
         if job.running:
@@ -193,9 +188,7 @@ def add_routes(app: FastAPI, server: BatchAPIServer) -> None:
 
     @app.post("/v1/messages/batches/{bid}/cancel")
     async def cancel(bid: str, request: Request) -> JSONResponse:
-        if (denied := auth(request)) is not None:
-            return denied
-        job = job_or_404(bid)
+        job = lookup(request, bid)
         if isinstance(job, JSONResponse):
             return job
         return JSONResponse(view(server, server.cancel(bid)))

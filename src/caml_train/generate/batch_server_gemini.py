@@ -145,7 +145,10 @@ def add_routes(app: FastAPI, server: BatchAPIServer) -> None:
             return _error(401, "an API key (x-goog-api-key) is required")
         return None
 
-    def job_or_404(bid: str) -> Job | JSONResponse:
+    def lookup(request: Request, bid: str) -> Job | JSONResponse:
+        """The batch, or the error the API answers (no key, no such batch)."""
+        if (denied := auth(request)) is not None:
+            return denied
         job = server.jobs.get(bid)
         if job is None or job.provider != "gemini":
             return _error(404, f"batches/{bid} not found")
@@ -237,27 +240,21 @@ def add_routes(app: FastAPI, server: BatchAPIServer) -> None:
     ) -> JSONResponse:
         if (denied := auth(request)) is not None:
             return denied
-        with server.lock:
-            newest = [b for b in reversed(server.order) if server.jobs[b].provider == "gemini"]
-            start = int(pageToken or 0)
-            page = newest[start : start + pageSize]
-            out: dict[str, Any] = {"operations": [view(server.jobs[b]) for b in page]}
-            if start + pageSize < len(newest):
-                out["nextPageToken"] = str(start + pageSize)
-            return JSONResponse(out)
+        start = int(pageToken or 0)  # an offset: Gemini's tokens are opaque
+        page, more = server.page_after("gemini", None, start + pageSize)
+        out: dict[str, Any] = {"operations": [view(j) for j in page[start:]]}
+        if more:
+            out["nextPageToken"] = str(start + pageSize)
+        return JSONResponse(out)
 
     @app.get("/v1beta/batches/{bid}")
     async def retrieve(bid: str, request: Request) -> JSONResponse:
-        if (denied := auth(request)) is not None:
-            return denied
-        job = job_or_404(bid)
+        job = lookup(request, bid)
         return job if isinstance(job, JSONResponse) else JSONResponse(view(job))
 
     @app.post("/v1beta/batches/{bid}:cancel")
     async def cancel(bid: str, request: Request) -> JSONResponse:
-        if (denied := auth(request)) is not None:
-            return denied
-        job = job_or_404(bid)
+        job = lookup(request, bid)
         if isinstance(job, JSONResponse):
             return job
         server.cancel(bid)

@@ -37,6 +37,26 @@ class Reply:
 Responder = Callable[[dict[str, Any], int], "Reply | str"]
 
 
+class TokenBucket:
+    """A provider's rate limit for a responder: `rate` requests per second, bursts of `capacity`
+    (`take()` is False when a request should get a 429)."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, max(1.0, capacity)
+        self.tokens, self.stamp = self.capacity, time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
 def word_tokens(messages: list[dict[str, Any]]) -> int:
     """The 'token' count the local servers report for a prompt: its words (no tokenizer)."""
     return sum(len(str(m.get("content", "")).split()) for m in messages)
