@@ -34,10 +34,8 @@ def test_tiny_example_config_loads_with_env_and_relative_paths(
     monkeypatch.setenv("CAML_EVALS_DATA_DIR", str(tmp_path))
     assert load_config(TINY_YAML, ExperimentConfig).eval.data_dir == tmp_path
     # stage overrides and per-stage hparams
-    assert (
-        config.hparams_for("sft").max_steps == 2
-        and config.hparams_for("text", "document").max_steps == 3
-    )
+    assert config.hparams_for("sft").max_steps == -1 and config.sft.eval_every == 4
+    assert config.budget.target_tokens == 300 and config.seed_list() == [0, 1]
     assert config.hparams_for("text", "document").lora.r == 8
     over = load_config(
         TINY_YAML, ExperimentConfig, parse_overrides(["hparams.lora.r=4", "sft.sizes=[3]"])
@@ -45,20 +43,27 @@ def test_tiny_example_config_loads_with_env_and_relative_paths(
     assert over.hparams_for("instruct", "instruct").lora.r == 4 and over.sft.sizes == [3]
 
 
-def test_tiny_plan_has_every_arm_and_sft_size() -> None:
+def test_tiny_plan_has_seeds_sweep_budget_and_decay_points() -> None:
     p = plan(load_config(TINY_YAML, ExperimentConfig))
     labels = [s.label for s in p.stages]
+    rows = ("document@15", "document@30", "instruct", "control", "base")
     assert labels == [
-        f"{arm}/{col}"
-        for arm in ("document", "instruct", "control", "base")
-        for col in ("arm", "sft-8", "sft-16")
+        f"{row}/{col}@seed{seed}"
+        for row in rows
+        for seed in (0, 1)
+        for col in ("arm", "sft-8", "sft-8@4")
     ]
-    assert p.columns == ["arm", "sft-8", "sft-16"]
-    assert len({s.key for s in p.stages}) == len(p.stages) and len(p.evals) == len(p.stages)
-    base = next(s for s in p.stages if s.label == "base/arm")
-    assert base.train_config is None and base.done()
-    sft = next(s for s in p.stages if s.label == "document/sft-8")
+    assert p.columns == ["arm", "sft-8"]
+    base = [s for s in p.stages if s.arm == "base" and s.column == "arm"]
+    assert len({s.key for s in base}) == 1 and base[0].train_config is None and base[0].done()
+    assert len({s.key for s in p.stages}) == len(p.stages) - 1  # the base model: one for both
+    assert len(p.evals) == len(p.stages)
+    arm = [s for s in p.stages if s.column == "arm" and s.train_config is not None]
+    assert len(arm) == 8 and all(s.train_config.target_token_budget == 300 for s in arm)
+    assert {s.corpus_size for s in arm if s.config_arm == "document"} == {15, 30}
+    sft = next(s for s in p.stages if s.label == "document@15/sft-8@seed0")
     assert sft.train_config.model.endswith("merged") and sft.train_config.n_samples == 8
+    assert sft.train_config.hparams.save_steps == 0.5  # a checkpoint after 4 of the 8 samples
 
 
 def test_bad_configs_fail_with_the_field_named(tmp_path: Path) -> None:
@@ -146,9 +151,28 @@ def test_research_scale_example_validates_and_plans_offline() -> None:
         "document/arm",
         "instruct/arm",
         "control/arm",
+        "document_replay/arm",
         "base/arm",
     ]
-    assert p.columns == ["arm", "sft-2500", "sft-5000"]
+    assert p.columns == [
+        "arm",
+        "sft-2500",
+        "sft-5000",
+        "sft-2500+pref-5000",
+        "sft-5000+pref-5000",
+    ]
+    # the realistic pipeline: DPO on UltraFeedback (pinned) after each SFT stage, and a replay arm
+    assert config.pref.data.hub == "HuggingFaceH4/ultrafeedback_binarized"
+    assert len(config.pref.data.revision) == 40
+    labels = {s.label: s for s in p.stages}
+    assert labels["document_replay/arm"].key == labels["document/arm"].key
+    assert labels["document_replay/sft-2500"].train_config.replay.fraction == 0.1
+    from caml_train.experiment import corpus_path
+
+    # the same recipe, one generated corpus: nothing generated or paid twice
+    shared = corpus_path(config, "document", generate=False)
+    assert corpus_path(config, "document_replay", generate=False) == shared
+    assert corpus_path(config, "control", generate=False) != shared
     hp = p.stages[0].train_config.hparams
     assert hp.bf16 and hp.activation_checkpointing and hp.max_length == 2048
     assert (

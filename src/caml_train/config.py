@@ -480,6 +480,15 @@ class Arm(_Strict):
     # A scaling sweep: the arm is trained once per size on nested seeded subsets of its corpus
     # (the 250 rows are the first 250 of the 500); its rows in the tables are `<arm>@<n>`.
     corpus_sizes: list[int] | None = None
+    # Preservation strategies (measured as arms, not assumed). `replay`: the arm's SFT stages mix
+    # in a share of its own documents (TrainConfig.replay). `freeze_adapter`: the stages after
+    # the arm train a fresh LoRA adapter on top of the frozen arm checkpoint, even when the
+    # experiment fine-tunes them fully. `kl_to: arm`: the arm's pref stages use the arm checkpoint
+    # (not their SFT parent) as the DPO reference, a KL anchor to the document-tuned model; TRL's
+    # SFTTrainer has no KL-to-reference term, so SFT stages are not affected.
+    replay: ReplayOption | None = None
+    freeze_adapter: bool = False
+    kl_to: Literal["arm"] | None = None
 
     @field_validator("corpus_sizes")
     @classmethod
@@ -496,7 +505,75 @@ class Arm(_Strict):
             raise ValueError("the base arm (stage: null) takes no corpus")
         if self.stage is None and self.corpus_sizes:
             raise ValueError("the base arm (stage: null) takes no corpus_sizes")
+        if self.stage is None and self.kl_to is not None:
+            raise ValueError("the base arm (stage: null) has no arm checkpoint to anchor to")
+        if self.stage is None and self.replay is not None:
+            raise ValueError("the base arm (stage: null) has no documents to replay")
+        if self.replay is not None and self.stage != "text":
+            raise ValueError(
+                "replay mixes an arm's documents into SFT: it needs a `stage: text` arm"
+            )
         return self
+
+
+class ReplayOption(_Strict):
+    """An arm's replay: `fraction` of every SFT stage's rows after it are the arm's documents
+    (see `Replay`: the SFT rows are all kept and documents added)."""
+
+    fraction: float = Field(gt=0, lt=1)
+    seed: int | None = None  # None: the stage's seed
+
+
+class PrefSettings(_Strict):
+    """The preference stage of the grid: after each SFT stage (`after: sft`, the default), after
+    each arm stage (`arm`), or both (`all`). Pairs come from a preference set (`data`, subsets of
+    `sizes` pairs) or are built by RLAIF from the parent checkpoint (`rlaif`: `n_prompts` prompts
+    from `prompts`, default the SFT data, judged by a general constitution)."""
+
+    data: DataSource | None = None
+    sizes: list[int] | None = None  # pairs per stage (a preference set); RLAIF: [n_prompts]
+    rlaif: Any = None  # caml_train.rlaif.RlaifSettings (validated below: it imports this module)
+    prompts: DataSource | None = None  # RLAIF prompts; None: sft.data
+    after: Literal["sft", "arm", "all"] = "sft"
+    loss_type: str | list[str] = "sigmoid"
+    beta: float = Field(0.1, gt=0)
+    loss_weights: list[float] | None = None
+    hparams: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PrefSettings:
+        if (self.data is None) == (self.rlaif is None):
+            raise ValueError("pref: give exactly one of `data` (a preference set) or `rlaif`")
+        if self.rlaif is not None:
+            from .rlaif import RlaifSettings
+
+            self.rlaif = RlaifSettings.model_validate(
+                self.rlaif.model_dump() if isinstance(self.rlaif, BaseModel) else self.rlaif
+            )
+            if self.sizes is not None:
+                raise ValueError("pref.sizes is for a preference set; RLAIF takes rlaif.n_prompts")
+        elif self.sizes is not None and (
+            not self.sizes
+            or any(n <= 0 for n in self.sizes)
+            or len(set(self.sizes)) != len(self.sizes)
+        ):
+            raise ValueError("pref sizes must be distinct positive integers")
+        self.options()  # the losses are checked now
+        return self
+
+    def options(self, reference: Path | None = None) -> PrefOptions:
+        return PrefOptions(
+            loss_type=self.loss_type,
+            beta=self.beta,
+            loss_weights=self.loss_weights,
+            reference=reference,
+        )
+
+    def size_list(self) -> list[int | None]:
+        """Pair counts, one stage each: the sizes, or None (all pairs / the RLAIF pairs)."""
+        if self.rlaif is not None or not self.sizes:
+            return [None]
+        return sorted(self.sizes)
 
 
 class SftSettings(_Strict):
@@ -638,6 +715,7 @@ class ExperimentConfig(_Strict):
     stage_hparams: dict[Stage, dict[str, Any]] = {}
     arms: dict[str, Arm]
     sft: SftSettings | None = None
+    pref: PrefSettings | None = None
     eval: EvalSettings | None = EvalSettings()
     results: ResultsSettings = ResultsSettings()
     launcher: str | None = (
@@ -709,6 +787,26 @@ class ExperimentConfig(_Strict):
                     f"(max_steps={hp.max_steps} for sft stages): train the sft stages by "
                     "num_train_epochs (max_steps: -1)"
                 )
+        if self.pref is not None:
+            if self.pref.after == "sft" and self.sft is None:
+                raise ValueError("pref.after: sft needs an `sft:` section (or use after: arm)")
+            try:
+                check_stage_hparams(self.hparams_for("pref"), "pref", self.pref.options())
+            except ValidationError as ex:
+                raise ValueError(f"pref: {_validation_message(ex)}") from None
+        for name, arm in self.arms.items():
+            if arm.kl_to is not None and self.pref is None:
+                raise ValueError(
+                    f"arm {name!r}: kl_to anchors the pref stages (DPO's reference); the "
+                    "experiment has no `pref:` section (TRL's SFTTrainer takes no KL term)"
+                )
+            if (arm.freeze_adapter or arm.replay) and self.sft is None and self.pref is None:
+                raise ValueError(
+                    f"arm {name!r}: freeze_adapter/replay act on the stages after the arm; "
+                    "the experiment has no `sft:` or `pref:` section"
+                )
+            if arm.replay is not None and self.sft is None:
+                raise ValueError(f"arm {name!r}: replay mixes documents into SFT: add `sft:`")
         return self
 
     @field_validator("arms")
@@ -737,6 +835,8 @@ class ExperimentConfig(_Strict):
         merged = deep_merge(merged, self.stage_hparams.get(stage, {}))
         if stage == "sft" and self.sft is not None:
             merged = deep_merge(merged, self.sft.hparams)
+        elif stage == "pref" and self.pref is not None:
+            merged = deep_merge(merged, self.pref.hparams)
         elif arm is not None:
             merged = deep_merge(merged, self.arms[arm].hparams)
         return Hyperparams.model_validate(merged)

@@ -223,21 +223,27 @@ def replay_rows(
 # ---------------------------------------------------------------------------- row validation
 
 
+def checked_messages(messages: Any, column: str) -> list[dict[str, str]]:
+    """A non-empty list of {role, content} messages (extra keys dropped), else a ValueError
+    naming the column and the message; shared by SFT rows, preference rows and RLAIF prompts."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"`{column}` must be a non-empty list")
+    out = []
+    for i, m in enumerate(messages):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in _ROLES
+            or not isinstance(m.get("content"), str)
+        ):
+            raise ValueError(f"message {i}: needs role in {sorted(_ROLES)} and string content")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
 def to_messages(row: dict[str, Any]) -> list[dict[str, str]]:
     """A conversation from a `messages` row or a `prompt`/`response` row (optional `system`)."""
     if "messages" in row:
-        messages = row["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("`messages` must be a non-empty list")
-        out = []
-        for i, m in enumerate(messages):
-            if (
-                not isinstance(m, dict)
-                or m.get("role") not in _ROLES
-                or not isinstance(m.get("content"), str)
-            ):
-                raise ValueError(f"message {i}: needs role in {sorted(_ROLES)} and string content")
-            out.append({"role": m["role"], "content": m["content"]})
+        out = checked_messages(row["messages"], "messages")
     elif "prompt" in row and "response" in row:
         if not isinstance(row["prompt"], str) or not isinstance(row["response"], str):
             raise ValueError("`prompt` and `response` must be strings")

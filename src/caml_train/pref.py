@@ -42,12 +42,12 @@ from .data import value_tokens as count_value_tokens
 from .runcard import RunCard, environment, now
 from .train import (
     MERGED,
-    TOKEN_STATE,
     StageResult,
     _LogAtSaveAndEnd,
     _restore_counts,
     cached_stage,
     finish_stage,
+    keep_counts,
     last_checkpoint,
     load_model_and_tokenizer,
     mean_train_loss,
@@ -210,10 +210,7 @@ def _trainer_class(kind: str) -> Any:
             return super().training_step(model, inputs, *args, **kwargs)
 
         def _save_checkpoint(self, model, trial):
-            self.state.stateful_callbacks[TOKEN_STATE] = {
-                "args": {},
-                "attributes": {"tokens": self.caml_tokens, "targets": self.caml_targets},
-            }
+            keep_counts(self)
             super()._save_checkpoint(model, trial)
 
     Counting.__name__ = f"Counting{base.__name__}"

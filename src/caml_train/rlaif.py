@@ -52,7 +52,7 @@ from caml_evals.scoring.judge_replies import excerpt
 from caml_evals.scoring.templates import JudgeTemplate, load_template
 
 from .config import GraderSpec
-from .data import DataError, Problems, sample_rows
+from .data import DataError, Problems, checked_messages, sample_rows
 from .generate.cache import CacheEntry, ResponseCache, Usage, request_key
 from .runcard import RUN_CARD
 
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 CONSTITUTION = "rlaif_constitution.txt"
 REPORT = "rlaif_report.json"
-_ROLES = {"system", "user", "assistant"}
 Outcome = Literal["pair", "identical", "tie", "inconsistent", "unparseable", "failed"]
 _MAX_LISTED = 50  # skipped rows and failures listed in the report (all are counted)
 
@@ -99,9 +98,9 @@ def prompt_messages(row: Any) -> list[dict[str, str]]:
     if not isinstance(row, dict):
         raise ValueError("not a JSON object")  # noqa: TRY004 - reported as a bad row
     if "messages" in row:
-        messages = _checked(row["messages"], "messages")
+        messages = checked_messages(row["messages"], "messages")
     elif isinstance(row.get("prompt"), list):
-        messages = _checked(row["prompt"], "prompt")
+        messages = checked_messages(row["prompt"], "prompt")
     elif isinstance(row.get("prompt"), str):
         messages = [{"role": "user", "content": row["prompt"]}]
         if isinstance(row.get("system"), str) and row["system"]:
@@ -114,21 +113,6 @@ def prompt_messages(row: Any) -> list[dict[str, str]]:
     if not messages[users[-1]]["content"].strip():
         raise ValueError("the last user turn is empty")
     return messages[: users[-1] + 1]
-
-
-def _checked(messages: Any, column: str) -> list[dict[str, str]]:
-    if not isinstance(messages, list) or not messages:
-        raise ValueError(f"`{column}` must be a non-empty list")
-    out = []
-    for i, m in enumerate(messages):
-        if (
-            not isinstance(m, dict)
-            or m.get("role") not in _ROLES
-            or not isinstance(m.get("content"), str)
-        ):
-            raise ValueError(f"message {i}: needs role in {sorted(_ROLES)} and string content")
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
 
 
 def prompt_id(messages: list[dict[str, str]]) -> str:

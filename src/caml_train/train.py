@@ -289,13 +289,19 @@ def _counting_trainer_class() -> Any:
             return super().training_step(model, inputs, *args, **kwargs)
 
         def _save_checkpoint(self, model, trial):
-            self.state.stateful_callbacks[TOKEN_STATE] = {
-                "args": {},
-                "attributes": {"tokens": self.caml_tokens, "targets": self.caml_targets},
-            }
+            keep_counts(self)
             super()._save_checkpoint(model, trial)
 
     return CountingSFTTrainer
+
+
+def keep_counts(trainer: Any) -> None:
+    """Put the running token counts in the trainer state, so the checkpoint about to be saved
+    holds them (read back by `_restore_counts` on resume). Every counting trainer calls it."""
+    trainer.state.stateful_callbacks[TOKEN_STATE] = {
+        "args": {},
+        "attributes": {"tokens": trainer.caml_tokens, "targets": trainer.caml_targets},
+    }
 
 
 def _restore_counts(trainer: Any, checkpoint: Path) -> None:
