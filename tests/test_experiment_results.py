@@ -261,3 +261,60 @@ def test_answer_length_truncation_and_length_controlled_difference(
     assert "Answers of the evaluated model" in md and "4.0 tokens, 0% cut (answers=8)" in md
     assert "Length-controlled difference" in md
     assert f"| after arm stage | verbose | base | {lc['raw_diff']:.3f}" in md
+
+
+def test_seeded_tables_pool_each_log_once_and_pair_by_seed(tmp_path: Path, ahb_dir: Path) -> None:
+    """Two seeds: the document arm has a checkpoint (log) per seed, the untouched base model
+    one log for both; its pooled cell is that one draw, and the comparison pairs by seed."""
+    from inspect_ai import eval
+    from inspect_ai.model import get_model
+
+    raw = {
+        "name": "seeded",
+        "output_dir": "out",
+        "seeds": [0, 1],
+        "arms": {
+            "document": {"stage": "text", "corpus": {"path": str(TINY / "documents.jsonl")}},
+            "base": {"stage": None},
+        },
+        "eval": {
+            "tasks": [
+                {
+                    "task": "caml_evals/ahb",
+                    "limit": 3,
+                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
+                }
+            ],
+            "data_dir": str(ahb_dir.parent),
+            "grader": None,
+        },
+        "results": {"reference_arms": ["base"], "n_resamples": 300},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path, ExperimentConfig)
+    p = plan(config)
+    grader = get_model("scripted/judge", responder=_judge, memoize=False)
+    for ep in p.evals:
+        if successful_log(ep.log_dir) is not None:
+            continue  # the base model's log, already run for the other seed
+        reply = REPLIES[ep.stage.arm] if ep.stage.seed == 0 or ep.stage.arm == "base" else "perhaps"
+        model = get_model(f"scripted/{ep.stage.arm}{ep.stage.seed}", reply=reply, memoize=False)
+        (log,) = eval(
+            ep.task.task,
+            model=model,
+            model_roles={"grader": grader},
+            limit=ep.task.limit,
+            task_args={**ep.task.args, "data_dir": str(config.eval.data_dir)},
+            log_dir=str(ep.log_dir),
+            display="none",
+        )
+        assert log.status == "success", log.error
+    results = build_results(config, p)
+    pooled = {c.arm: c for c in results.pooled}
+    assert pooled["base"].seeds == [0] and pooled["base"].summary["n_seeds"] == 1
+    assert pooled["document"].seeds == [0, 1]
+    assert pooled["document"].summary["seed_means"] == {"0": 1.0}  # seed 1: every grade missing
+    (comp,) = results.comparisons
+    assert comp.comparison["n"] == 3 and comp.comparison["paired"]  # seed 0's pairs only
+    assert comp.comparison["diff"] == 1.0

@@ -35,6 +35,7 @@ import yaml
 from .config import DataSource, EvalTask, ExperimentConfig, GraderSpec, TrainConfig
 from .data import file_sha256, files_sha256
 from .decay import PointNotReached, drop_checkpoints, merge_point, point_hparams, point_samples
+from .pref_plan import pref_columns, pref_parents, pref_stage, prepare_inputs, preserved
 from .runcard import RUN_CARD, environment, now, read_run_card
 from .train import MERGED, train
 
@@ -215,7 +216,11 @@ def corpus_path(config: ExperimentConfig, arm: str, generate: bool = True) -> Pa
     assert source is not None
     if source.path is not None:
         return source.path
-    out_dir = config.output_dir / "corpora" / arm
+    # arms with the same corpus recipe (a preservation arm beside its plain arm) share one
+    # generated corpus: the first such arm's folder, so nothing is generated or paid twice
+    stage = config.arms[arm].stage
+    owner = next(a for a, o in config.arms.items() if o.corpus == source and o.stage == stage)
+    out_dir = config.output_dir / "corpora" / owner
     if not generate:
         return out_dir / "(not generated yet)"
     args = dict(source.generate_args)
@@ -379,13 +384,18 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
             root.arm, root.source_arm = row, arm_name if row != arm_name else None
             root.replicated = many
             stages.append(root)
+            after_arm: list[StagePlan] = []
             for n in sizes:
-                st = _sft_stage(config, root, n, seed)
+                st = preserved(config, _sft_stage(config, root, n, seed))
                 st.replicated = many
                 stages.append(st)
+                after_arm.append(st)
                 for pt in _decay_points(config, st):
                     pt.replicated = many
                     stages.append(pt)
+            if config.pref is not None:  # preference stages after the arm and/or its SFT stages
+                for parent in pref_parents(config, root, after_arm):
+                    stages += [pref_stage(config, parent, root, m) for m in config.pref.size_list()]
     evals: list[EvalPlan] = []
     if config.eval is not None:
         ev = config.eval
@@ -412,6 +422,7 @@ def plan(config: ExperimentConfig, *, resolve_corpora: bool = True) -> Plan:
                 slug = t.task.replace("/", "_")
                 evals.append(EvalPlan(st, t, key, out / "evals" / f"{slug}-{key[:16]}"))
     columns = [ARM_STAGE] + [f"sft-{n}" for n in sizes]
+    columns += pref_columns(config, columns[1:])
     return Plan(stages, evals, columns, _hash(config.model_dump(mode="json")))
 
 
@@ -550,6 +561,8 @@ class RunReport:
     cached_evals: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)  # decay points merged in this run
+    probed: list[str] = field(default_factory=list)  # eval.probes run in this run
+    cached_probes: list[str] = field(default_factory=list)
     not_reached: list[str] = field(default_factory=list)  # decay points the stage never saved
     results_md: Path | None = None
     results_json: Path | None = None
@@ -582,7 +595,13 @@ def run_experiment(
             continue
         if st.parent is not None and st.parent.key in failed_keys:
             failed_keys.add(st.key)
-            what = "SFT stage" if st.point is not None else "arm stage"
+            what = (
+                "SFT stage"
+                if st.point is not None
+                else "arm stage"
+                if st.parent.column == ARM_STAGE
+                else f"{st.parent.column} stage"
+            )
             report.failures.append(f"stage {st.label}: skipped, its {what} failed")
             continue
         if st.done():
@@ -597,6 +616,8 @@ def run_experiment(
         try:
             if st.column == ARM_STAGE and config.arms[st.config_arm].corpus is not None:
                 _attach_corpus(st, config, say)
+            elif st.column != ARM_STAGE:  # replay documents, RLAIF pairs
+                prepare_inputs(st, config, say)
             say(f"stage {st.label}: training -> {st.directory}")
             run_stage(st, config.launcher)
             report.trained.append(st.label)
@@ -623,6 +644,21 @@ def run_experiment(
             except Exception as ex:
                 report.failures.append(f"eval {label}: {type(ex).__name__}: {ex}")
                 log.exception("eval %s failed", label)
+    if evaluate and config.eval is not None and config.eval.probes:
+        from .probes import run_probes
+
+        chosen = [
+            st
+            for st in p.stages
+            if (not only_arms or {st.arm, st.config_arm} & set(only_arms))
+            and st.key not in failed_keys
+            and st.done()
+        ]
+        unique = list({st.key: st for st in chosen}.values())  # the base model once
+        done, cached, failures = run_probes(config, unique, say)
+        report.probed += done
+        report.cached_probes += cached
+        report.failures += failures
     if config.eval is not None:
         from .results import build_results, write_results
 
@@ -721,6 +757,8 @@ def _write_manifest(config: ExperimentConfig, p: Plan, report: RunReport | None 
             "evaluated": report.evaluated,
             "cached_evals": report.cached_evals,
             "merged_points": report.merged,
+            "probed": report.probed,
+            "cached_probes": report.cached_probes,
             "points_not_reached": report.not_reached,
             "failures": report.failures,
         }

@@ -95,6 +95,9 @@ class Results(BaseModel):
     # sft.eval_every: score vs SFT samples per arm and SFT stage (decay.json / decay.png)
     decay: list[dict[str, Any]] = []
     curve_notes: list[str] = []  # decay points planned but not made, with the reason
+    # eval.probes: per checkpoint (arm, column, seed) the probe's values (caml_train.probes)
+    probes: list[dict[str, Any]] = []
+    persona_direction: dict[str, Any] = {}  # where the persona direction came from, its quality
     missing: list[dict[str, Any]]  # per task/arm/column: missing values and their reasons
     failures: list[str] = []
 
@@ -227,10 +230,20 @@ def curve_plot(
             if not pts:
                 continue
             xs = [p[x] for p in pts]
-            ax.plot(xs, [p["mean"] for p in pts], marker="o", label=arm)
-            ax.fill_between(xs, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], alpha=0.2)
-        if log_x:
+            (line,) = ax.plot(xs, [p["mean"] for p in pts], marker="o", label=arm)
+            low = [p["ci_low"] if p["ci_low"] is not None else p["mean"] for p in pts]
+            high = [p["ci_high"] if p["ci_high"] is not None else p["mean"] for p in pts]
+            ax.fill_between(xs, low, high, alpha=0.15, color=line.get_color())
+        if log_x:  # ticks at the measured sizes, written as plain numbers
+            from matplotlib.ticker import NullFormatter, ScalarFormatter
+
             ax.set_xscale("log")
+            ticks = sorted(
+                {p[x] for p in points if (p["heading"], p["column"]) == (heading, column)}
+            )
+            ax.set_xticks(ticks)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_title(f"{heading} · {column_title(column)}", fontsize=9)
         ax.legend(fontsize=8)
@@ -404,26 +417,31 @@ def build_results(
             )
 
     seeds = config.seed_list()
-    pooled = [
-        PooledCell(
-            heading=h,
-            arm=arm,
-            column=col,
-            seeds=sorted(per_seed),
-            summary=nan_to_none(
-                pooled_summary(
-                    per_seed, ci=rs.ci, n_resamples=min(rs.n_resamples, 2000), seed=rs.seed
-                ).model_dump()
-            ),
-            length=_length(
-                pd.concat(list(answers[(h, arm, col)].values()), ignore_index=True),
-                length_summary,
-            ),
+    pooled = []
+    for (h, arm, col), per_seed in frames.items():
+        # The untouched base model is one checkpoint (one log) for every seed: pooled as one
+        # draw, not as identical seeds (which would halve its bootstrap variance).
+        distinct = _distinct_logs(per_seed)
+        said = _distinct_logs(answers[(h, arm, col)])
+        pooled.append(
+            PooledCell(
+                heading=h,
+                arm=arm,
+                column=col,
+                seeds=sorted(distinct),
+                summary=nan_to_none(
+                    pooled_summary(
+                        distinct, ci=rs.ci, n_resamples=min(rs.n_resamples, 2000), seed=rs.seed
+                    ).model_dump()
+                ),
+                length=_length(pd.concat(list(said.values()), ignore_index=True), length_summary),
+            )
         )
-        for (h, arm, col), per_seed in frames.items()
-    ]
     stacked = {k: stack_seeds(v) for k, v in frames.items()}
     decay, curve_notes = decay_coords(plan)
+    from .probes import probe_rows
+
+    probes, direction = probe_rows(config, plan)
     comparisons: list[ArmComparison] = []
     not_compared: list[dict[str, Any]] = []
     entries = config.eval.tasks if config.eval else []
@@ -514,10 +532,25 @@ def build_results(
         exposure=stage_exposure(plan),
         scaling=scaling_points(plan, pooled),
         decay=curve_points(pooled, decay, "sft_samples"),
+        probes=probes,
+        persona_direction=direction,
         curve_notes=curve_notes,
         missing=missing,
         failures=list(failures or []),
     )
+
+
+def _distinct_logs(per_seed: dict[int, pd.DataFrame]) -> dict[int, pd.DataFrame]:
+    """The seeds' frames with each log once (the first seed that read it)."""
+    out: dict[int, pd.DataFrame] = {}
+    seen: set[tuple[str, ...]] = set()
+    for s, f in sorted(per_seed.items()):
+        logs = tuple(sorted(str(x) for x in f["log"].unique())) if "log" in f else (str(s),)
+        if logs and logs in seen:
+            continue
+        seen.add(logs)
+        out[s] = f
+    return out
 
 
 def _length(said: pd.DataFrame, summarize_lengths: Any) -> dict[str, Any] | None:
@@ -613,9 +646,19 @@ def _length_table(results: Results, heading: str, cells: list[Cell]) -> list[str
 
 
 def _length_controlled_table(comps: list[ArmComparison], pct: int) -> list[str]:
-    rows = [c for c in comps if c.length_controlled]
+    measured = [c for c in comps if c.length_controlled]
+    rows = [c for c in measured if c.length_controlled["raw_diff"] is not None]
     if not rows:
-        return []
+        if not measured:
+            return []
+        n = max(c.length_controlled["n_questions"] for c in measured)
+        return [
+            "",
+            (
+                "Length-controlled differences need 3 or more questions answered by both sides "
+                f"(here at most {n}): none computed."
+            ),
+        ]
     lines = [
         "",
         (
@@ -672,6 +715,66 @@ def _curves_section(results: Results) -> list[str]:
     if results.curve_notes:
         lines += ["", "Decay points not made:", ""] + [f"- {n}" for n in results.curve_notes]
     return lines + [""]
+
+
+_PROBE_INTRO = {
+    "depth": (
+        "Depth (KL from the base model along the checkpoint's own greedy answers, nats per "
+        "token): first answer tokens · the rest. A tuning that moves only the opening has a "
+        "large first and a small rest."
+    ),
+    "persona": (
+        "Persona: mean projection of the checkpoint's own answers on the compassion direction "
+        "(from the base model; higher = more compassionate by the direction)."
+    ),
+}
+
+
+def _probe_cell(probe: str, rows: list[dict[str, Any]]) -> str:
+    """Mean over seeds of one probe's values for one arm and stage."""
+    if not rows:
+        return "–"
+
+    def mean(key: str) -> float | None:
+        vals = [r["values"][key] for r in rows if r["values"].get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    seeds = f" (seeds={len(rows)})" if len(rows) > 1 else ""
+    if probe == "depth":
+        head = rows[0]["values"]["head"]
+        return f"{_fmt(mean('mean_kl_first'))} (first {head}) · {_fmt(mean('mean_kl_rest'))}{seeds}"
+    return f"{_fmt(mean('projection'))}{seeds}"
+
+
+def _probes_section(results: Results) -> list[str]:
+    if not results.probes:
+        return []
+    lines = ["## Probes", ""]
+    d = results.persona_direction
+    for probe in ("depth", "persona"):
+        rows = [r for r in results.probes if r["probe"] == probe]
+        if not rows:
+            continue
+        intro = _PROBE_INTRO[probe]
+        if probe == "persona" and d:
+            intro += (
+                f" Direction: layer {d['layer']} of {d['model']}, held-out pairs separated "
+                f"{d['held_out_accuracy']:.0%} of {d['held_out_pairs']} (chance 50%)."
+            )
+        lines += [
+            intro,
+            "",
+            "| arm | " + " | ".join(column_title(c) for c in results.columns) + " |",
+            "|---|" + "---|" * len(results.columns),
+        ]
+        for arm in results.arms:
+            cells = [
+                _probe_cell(probe, [r for r in rows if (r["arm"], r["column"]) == (arm, col)])
+                for col in results.columns
+            ]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def render_markdown(results: Results) -> str:
@@ -791,6 +894,7 @@ def render_markdown(results: Results) -> str:
             ]
         lines.append("")
     lines += _curves_section(results)
+    lines += _probes_section(results)
     if results.exposure:
         lines += [
             "## Training exposure",
