@@ -192,3 +192,22 @@ def test_rlaif_pref_stage_runs_into_the_table_and_resumes_without_calls(
     # a rerun trains, samples and judges nothing again
     again = run_experiment(load_config(path, ExperimentConfig), grader=grader)
     assert again.trained == [] and again.evaluated == []
+
+
+def test_decay_curves_carry_the_pref_stage_at_the_end_of_its_sft_stage(tmp_path: Path) -> None:
+    from caml_train.results import decay_coords
+
+    path = _config(
+        tmp_path,
+        stage_hparams={"sft": {"max_steps": -1}},
+        sft={"data": {"path": str(TINY / "sft.jsonl")}, "sizes": [4], "eval_every": 2},
+    )
+    coords, notes = decay_coords(plan(load_config(path, ExperimentConfig)))
+    assert notes == []
+    at = {(arm, column, line): x for arm, column, line, panel, x in coords if panel == "sft-4"}
+    assert at[("document", "arm", "document")] == 0.0
+    assert at[("document", "sft-4", "document")] == 4.0
+    # the pref stages: their own lines, at the SFT samples of their parent
+    assert at[("document", "sft-4+pref-2", "document pref-2")] == 4.0
+    assert at[("document_replay", "sft-4+pref-4", "document_replay pref-4")] == 4.0
+    assert not [c for c in coords if c[1].startswith("pref")]  # nothing after the arm stage

@@ -302,6 +302,20 @@ def decay_coords(plan: Plan) -> tuple[list[tuple[str, str, str, str, float]], li
         (arm, column, arm, panel, sum(v.values()) / len(v))
         for (arm, column, panel), v in xs.items()
     ]
+    # a pref stage after a curve's SFT stage: its own line (`<arm> +pref`), at the SFT samples of
+    # its parent, so the curve shows what preference tuning does to the value left by SFT
+    curves = {panel for _, _, panel in xs}
+    pref_x: dict[tuple[str, str, str], dict[int, float]] = {}
+    for st in plan.stages:
+        parent = st.parent
+        tc = st.train_config
+        if tc is None or tc.stage != "pref" or parent is None or parent.column not in curves:
+            continue
+        pref_x.setdefault((st.arm, st.column, parent.column), {})[st.seed] = _sft_samples(parent)
+    coords += [
+        (arm, column, f"{arm} {column.removeprefix(panel + '+')}", panel, sum(v.values()) / len(v))
+        for (arm, column, panel), v in pref_x.items()
+    ]
     return coords, notes
 
 
