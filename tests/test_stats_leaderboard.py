@@ -59,6 +59,10 @@ def test_leaderboard_contents_and_json(site):
     assert set(rubric["dimensions"]) == {"Care", "Honesty"} and rubric["overall"]["n_missing"] == 2
     for cell in data["cells"]:  # every link points at a copied log next to the page
         assert (site.parent / cell["log_href"]).is_file()
+    # each cell names its judge (from the log's model roles); a choice task has none
+    assert rubric["judge"].startswith("grader=scripted/judge")
+    assert cells[("scripted/base", "stats_choice")]["judge"] == "-"
+    assert "judge: grader=scripted/judge" in site.read_text()
 
 
 def test_leaderboard_is_self_contained(site):

@@ -34,10 +34,11 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from ..logs import LogChoice, choose_entries, find_logs, log_entry
+from ..logs import LogChoice, choose_entries, find_logs, log_entry, read_log_header
 from ..outputs import atomic_path, ensure_dir, writable_dir, write_text
 from ..probes.record import PLAIN
 from ..probes.report import PROBE_COLUMNS, ProbeResult, probe_results, probe_table
+from ..scoring.judge_settings import judge_text, logged_judge
 from .frame import (
     MISSING_RATE_KEY,
     OVERALL_KEY,
@@ -70,6 +71,11 @@ class Cell(BaseModel):
         default_factory=list, description="The status of each of `other_logs`"
     )
     status: str = "success"
+    judge: str = Field(
+        default="-",
+        description="The judge of the log (grader models and settings, scoring.judge_settings): "
+        "two cells graded by different judges differ by the instrument as much as by the model",
+    )
     epochs: int = 1
 
 
@@ -155,6 +161,7 @@ def build_leaderboard(
                 other_log_status=[o.status for o in choice.others],
                 status=status,
                 epochs=int(frame["epoch"].max()),
+                judge=judge_text(logged_judge(read_log_header(path))),
             )
         )
     models = sorted({c.model for c in cells})
