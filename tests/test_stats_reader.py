@@ -515,3 +515,36 @@ def test_cli_cluster_by_source_writes_the_setting(logs, tmp_path, capsys):
     data = json.loads((tmp_path / "comparison.json").read_text())
     assert data["settings"]["cluster_by"] == "source"
     assert {row["n_clusters"] for row in data["rows"]} <= {2, 3}  # Honesty: even questions only
+
+
+def test_summary_reads_no_whole_log_and_keeps_the_grade_share(logs, monkeypatch):
+    """`caml-evals summary` (and the suite) read the header and the sample summaries only: the
+    missing-grade share comes from the grade counts the records keep, and equals the share
+    computed from the whole samples."""
+    import inspect_ai.log as inspect_log
+
+    from caml_evals import summary as summary_module
+    from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY
+
+    path = logs["rubric_base"]
+    whole = read_eval_log(str(path))
+    missing = sum(s.scores["rubric_scorer"].metadata[MISSING_COUNT_KEY] for s in whole.samples)
+    expected = sum(s.scores["rubric_scorer"].metadata[EXPECTED_COUNT_KEY] for s in whole.samples)
+    assert missing > 0  # the log has unparseable grades, so the share is not trivially 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("summary read a whole log")
+
+    real = inspect_log.read_eval_log
+
+    def header_only(name, *args, header_only=False, **kwargs):
+        if not header_only:
+            refuse()
+        return real(name, *args, header_only=True, **kwargs)
+
+    monkeypatch.setattr(reader_module, "read_eval_log", header_only)
+    monkeypatch.setattr(inspect_log, "read_eval_log", header_only)
+    monkeypatch.setattr(summary_module, "read_log_header", lambda p: real(str(p), header_only=True))
+    row = summary_module.summarise_log(path, n_resamples=200)
+    assert row.missing_rate == pytest.approx(missing / expected)
+    assert row.stats["missing_rate"].n == expected
