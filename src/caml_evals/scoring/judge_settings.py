@@ -13,6 +13,7 @@ bad `-T` value is one line (`TaskArgumentError`) before anything runs. `caml_tra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,6 +51,13 @@ class GraderSettings(BaseModel):
                 if value is not None
             }
         )
+
+    @classmethod
+    def from_task_params(cls, params: Mapping[str, Any]) -> GraderSettings:
+        """From a task's parameters (its `locals()`): the `grader_*` ones, by name. Why: every
+        rubric task spells the parameters out (Inspect reads `-T` names from the signature),
+        and this keeps the passing-on in one place."""
+        return cls.from_args(**{name: params[name] for name in cls.model_fields})
 
     @classmethod
     def from_args(cls, **values: Any) -> GraderSettings:

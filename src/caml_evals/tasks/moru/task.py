@@ -112,14 +112,7 @@ def moru(
         on_grader_error=on_grader_error,
         epochs=epochs,
         metadata=metadata,
-        grader_settings=GraderSettings.from_args(
-            grader_temperature=grader_temperature,
-            grader_max_tokens=grader_max_tokens,
-            grader_seed=grader_seed,
-            grader_reasoning_effort=grader_reasoning_effort,
-            grader_max_retries=grader_max_retries,
-            grader_max_connections=grader_max_connections,
-        ),
+        grader_settings=GraderSettings.from_task_params(locals()),
         criteria_order=criteria_order,
         judge_repeats=judge_repeats,
     )
