@@ -37,6 +37,7 @@ def preserved(config: ExperimentConfig, st: StagePlan) -> StagePlan:
     """An SFT stage with its arm's preservation options applied (key changed only if they
     change what is trained)."""
     from .experiment import _hash, corpus_identity, corpus_path
+    from .train import MERGED
 
     arm = config.arms[st.config_arm]
     assert st.train_config is not None and st.directory is not None
@@ -62,7 +63,7 @@ def preserved(config: ExperimentConfig, st: StagePlan) -> StagePlan:
     key = _hash({"stage": st.key, "preserve": changes})
     directory = st.directory.with_name(f"sft-{key[:16]}")
     st.key, st.directory = key, directory
-    st.model_spec = str(directory / st.model_spec.rsplit("/", 1)[-1])
+    st.model_spec = str(directory / MERGED)
     st.train_config = st.train_config.model_copy(update={**update, "output_dir": directory})
     return st
 
@@ -177,8 +178,9 @@ def prepare_inputs(st: StagePlan, config: ExperimentConfig, say: Any) -> None:
         rlaif_pairs(st, config, say)
 
 
-def rlaif_pairs(st: StagePlan, config: ExperimentConfig, say: Any) -> Path:
-    """Build (or finish, from the caches) the RLAIF pairs of a pref stage from its parent."""
+def rlaif_pairs(st: StagePlan, config: ExperimentConfig, say: Any) -> None:
+    """Build (or finish, from the caches) the RLAIF pairs of a pref stage from its parent, into
+    the stage's data file (`<stage>/rlaif/pairs.jsonl`, set when the stage was planned)."""
     from .data import DataError, Problems, load_rows
     from .experiment import ExperimentError, inspect_model_name
     from .rlaif import build_pairs, prompts_from_rows
@@ -207,4 +209,3 @@ def rlaif_pairs(st: StagePlan, config: ExperimentConfig, say: Any) -> Path:
             f"identical {report.identical_answers}, ties {report.ties}); see "
             f"{st.directory / RLAIF_DIR / 'judgements.jsonl'}"
         )
-    return st.directory / RLAIF_DIR / PAIRS_FILE
