@@ -43,11 +43,11 @@ from .runcard import RunCard, environment, now
 from .train import (
     MERGED,
     StageResult,
+    TokenCounts,
     _LogAtSaveAndEnd,
     _restore_counts,
     cached_stage,
     finish_stage,
-    keep_counts,
     last_checkpoint,
     load_model_and_tokenizer,
     mean_train_loss,
@@ -199,19 +199,10 @@ def _trainer_class(kind: str) -> Any:
             warnings.simplefilter("ignore")
             from trl.experimental.cpo import CPOTrainer as base
 
-    class Counting(base):
-        caml_tokens = 0
-        caml_targets = 0
-
+    class Counting(TokenCounts, base):
         def training_step(self, model, inputs, *args, **kwargs):
-            tokens, targets = batch_counts(inputs)
-            self.caml_tokens += tokens * self.accelerator.num_processes
-            self.caml_targets += targets * self.accelerator.num_processes
+            self.caml_count(*batch_counts(inputs))
             return super().training_step(model, inputs, *args, **kwargs)
-
-        def _save_checkpoint(self, model, trial):
-            keep_counts(self)
-            super()._save_checkpoint(model, trial)
 
     Counting.__name__ = f"Counting{base.__name__}"
     return Counting

@@ -230,6 +230,25 @@ class _LogAtSaveAndEnd:
 TOKEN_STATE = "CamlTokenCounter"
 
 
+class TokenCounts:
+    """What every counting trainer (SFT here, DPO/KTO/CPO in `pref`) shares: running totals of
+    the tokens and loss-bearing tokens trained on, all processes together, kept in each
+    checkpoint (`keep_counts`) and read back on resume (`_restore_counts`). Mixed in before the
+    TRL trainer class, so it needs no import here."""
+
+    caml_tokens = 0
+    caml_targets = 0
+
+    def caml_count(self, tokens: int, targets: int) -> None:
+        processes = self.accelerator.num_processes  # type: ignore[attr-defined]
+        self.caml_tokens += tokens * processes
+        self.caml_targets += targets * processes
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        keep_counts(self)
+        super()._save_checkpoint(model, trial)  # type: ignore[misc]
+
+
 def _counting_trainer_class() -> Any:
     """SFTTrainer that counts the tokens and loss-bearing tokens of every batch it trains on.
 
@@ -238,9 +257,7 @@ def _counting_trainer_class() -> Any:
     """
     from trl import SFTTrainer
 
-    class CountingSFTTrainer(SFTTrainer):
-        caml_tokens = 0
-        caml_targets = 0
+    class CountingSFTTrainer(TokenCounts, SFTTrainer):
         caml_slots = 0  # token positions computed, padding included (not kept across resume)
 
         def __init__(self, *args, replay: tuple[Any, str, int] | None = None, **kwargs):
@@ -280,17 +297,10 @@ def _counting_trainer_class() -> Any:
             if labels is not None:
                 if "attention_mask" in inputs:
                     tokens = int(inputs["attention_mask"].sum())
-                    targets = int((labels[:, 1:] != -100).sum())
                 else:  # padding-free: one row, first token of each sequence already masked
                     tokens = int(labels.numel())
-                    targets = int((labels[:, 1:] != -100).sum())
-                self.caml_tokens += tokens * self.accelerator.num_processes
-                self.caml_targets += targets * self.accelerator.num_processes
+                self.caml_count(tokens, int((labels[:, 1:] != -100).sum()))
             return super().training_step(model, inputs, *args, **kwargs)
-
-        def _save_checkpoint(self, model, trial):
-            keep_counts(self)
-            super()._save_checkpoint(model, trial)
 
     return CountingSFTTrainer
 
