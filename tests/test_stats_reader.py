@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,7 @@ from caml_evals.scoring.reducers import nan_mean_reducer
 from caml_evals.scoring.rubric import rubric_scorer
 from caml_evals.stats import ScoreFrameError, compare_logs, score_frame
 from caml_evals.stats import reader as reader_module
+from caml_evals.stats.frame import CATEGORICAL_COLUMNS
 from caml_evals.stats.reader import clear_cache, read_log_scores
 
 sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
@@ -50,6 +52,11 @@ _LETTERS = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 _WORDS = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
 _COLUMNS = ["log", "task", "model", "sample_id", "question_id", "epoch", "key", "value"]
 _COLUMNS += ["scorer", "variant", "missing"]
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """A score frame with its categorical text columns as strings (as the oracle builds them)."""
+    return frame.astype({c: "str" for c in CATEGORICAL_COLUMNS})
 
 
 def _to_float(value):
@@ -271,11 +278,11 @@ def test_reader_equals_the_full_sample_path(logs, name):
     whole = read_eval_log(str(path))
     expected = legacy_score_frame(whole, str(path))
     assert len(expected) > 0
-    pd.testing.assert_frame_equal(score_frame(path), expected)
+    pd.testing.assert_frame_equal(plain(score_frame(path)), expected)
     # an EvalLog in memory goes through the same frame builder
-    pd.testing.assert_frame_equal(score_frame(whole), expected)
+    pd.testing.assert_frame_equal(plain(score_frame(whole)), expected)
     # and the cached second read is the same frame
-    pd.testing.assert_frame_equal(score_frame(path), expected)
+    pd.testing.assert_frame_equal(plain(score_frame(path)), expected)
 
 
 @pytest.mark.parametrize("name", ["rubric_base", "rubric_tuned", "behavior"])
@@ -357,7 +364,7 @@ def test_in_process_and_disk_caches_follow_the_file(logs, tmp_path, monkeypatch)
     shutil.copy(logs["rubric_base"], log_file)
     first = score_frame(log_file)
     assert set(first["model"]) == {"scripted/base"}
-    cache_files = list((tmp_path / "cache" / "score-frames").glob("*.json"))
+    cache_files = list((tmp_path / "cache" / "score-frames").glob("*.jsonl"))
     assert len(cache_files) == 1
 
     # the disk cache alone answers a new process (no summaries read)
@@ -378,7 +385,7 @@ def test_in_process_and_disk_caches_follow_the_file(logs, tmp_path, monkeypatch)
     second = score_frame(log_file)
     assert set(second["model"]) == {"scripted/tuned"}
     pd.testing.assert_frame_equal(
-        second, legacy_score_frame(read_eval_log(str(log_file)), str(log_file))
+        plain(second), legacy_score_frame(read_eval_log(str(log_file)), str(log_file))
     )
     # same size, only the mtime changed: still re-read
     clear_cache()
@@ -396,12 +403,17 @@ def test_a_corrupt_disk_cache_entry_is_a_miss(logs, tmp_path):
     log_file = tmp_path / "log.eval"
     shutil.copy(logs["choice"], log_file)
     expected = score_frame(log_file)
-    (entry,) = (tmp_path / "cache" / "score-frames").glob("*.json")
-    for garbage in ('{"version": 1, "key": [', "not json at all", '{"version": 1}'):
+    (entry,) = (tmp_path / "cache" / "score-frames").glob("*.jsonl")
+    whole = entry.read_text()
+    lines = whole.splitlines(keepends=True)
+    half_line = "".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2]
+    line_short = "".join(lines[:-1])  # whole lines, one sample fewer
+    garbage_entries = ['{"version": 1, "key": [', "not json at all", '{"version": 1}', ""]
+    for garbage in [*garbage_entries, half_line, line_short]:
         entry.write_text(garbage)
         clear_cache()
         pd.testing.assert_frame_equal(score_frame(log_file), expected)
-        json.loads(entry.read_text())  # rewritten whole
+        assert entry.read_text() == whole  # rewritten whole
     assert not list(entry.parent.glob(".tmp-*"))  # no temporary file left behind
 
 
@@ -548,3 +560,63 @@ def test_summary_reads_no_whole_log_and_keeps_the_grade_share(logs, monkeypatch)
     row = summary_module.summarise_log(path, n_resamples=200)
     assert row.missing_rate == pytest.approx(missing / expected)
     assert row.stats["missing_rate"].n == expected
+
+
+# ------------------------------------------------------------------ a compact frame
+
+
+def test_text_columns_are_categoricals_that_sort_as_strings(logs):
+    frame = score_frame([logs["rubric_base"], logs["choice"], logs["rubric_tuned"]])
+    for column in CATEGORICAL_COLUMNS:
+        dtype = frame[column].dtype
+        assert isinstance(dtype, pd.CategoricalDtype), column
+        categories = list(dtype.categories)
+        assert categories == sorted(categories) == sorted(set(frame[column].astype(str)))
+    as_text = plain(frame)
+    # sorting and grouping order rows as the strings would
+    by = ["key", "log", "sample_id", "epoch"]
+    pd.testing.assert_frame_equal(
+        plain(frame.sort_values(by, kind="stable")), as_text.sort_values(by, kind="stable")
+    )
+    grouped = frame.groupby(["task", "key"])["value"].mean()
+    expected = as_text.groupby(["task", "key"])["value"].mean()
+    assert list(map(tuple, grouped.index)) == list(map(tuple, expected.index))
+    np.testing.assert_allclose(grouped.to_numpy(), expected.to_numpy())
+    # first-seen order is kept where callers rely on it (keys in the scorer's order)
+    assert list(frame["key"].unique()) == list(as_text["key"].unique())
+
+
+def test_score_records_share_what_repeats(logs):
+    """Epochs of one question share its ids, dimensions and key strings (the records are the
+    bulk of a big log's memory, see `reader`'s docstring)."""
+    clear_cache()
+    records = read_log_scores(logs["rubric_base"], reasons=False).samples
+    by_question: dict[str, list] = {}
+    for record in records:
+        by_question.setdefault(record.ids.get("question_id", str(record.id)), []).append(record)
+    repeated = [rs for rs in by_question.values() if len(rs) > 1]
+    assert repeated, "the fixture has questions with several epochs"
+    for rs in repeated:
+        assert len({id(r.ids) for r in rs}) == 1
+        assert len({id(r.dimensions) for r in rs}) == 1
+    key_objects = {k: set() for r in records for s in r.scores.values() for k in s.value}
+    for r in records:
+        for s in r.scores.values():
+            for k in s.value:
+                key_objects[k].add(id(k))
+    assert all(len(ids) == 1 for ids in key_objects.values())
+
+
+def test_the_stats_package_imports_no_heavy_statistics(tmp_path):
+    """statsmodels, scipy.stats and matplotlib (~100 MiB together) are imported where they
+    are used, so a reader of scores or `caml-evals compare` loads them only for its last step."""
+    code = (
+        "import sys\n"
+        "import caml_evals.stats, caml_evals.stats.cli, caml_evals.stats.length\n"
+        "print(sorted(m for m in ('statsmodels', 'scipy.stats', 'matplotlib') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -18,6 +18,12 @@ JSON exceeds 1k is replaced by a "Key removed from summary" note. So:
 Those whole-sample reads go through `read_eval_log_samples_by_id` (one zip directory parse,
 messages and events excluded) and are counted in `LogScores.full_reads`.
 
+Memory: records are shared, not copied. Within one log a question's ids, its dimension list,
+every score key and most score dicts and grade counts are the same objects in every epoch and
+sample that has them (`_Shared`), so a record costs a few hundred bytes, not the 4 KB of the
+decoded summary; the summaries are decoded one at a time in small chunks (a zstd member is
+decompressed as far as each read asks, and its ratio makes a 1 MiB read ~90 MiB of text).
+
 Cache: a log file's `LogScores` is kept per (real path, size, mtime) in this process, and on
 disk under `$CAML_EVALS_CACHE/score-frames/` as JSON (written to a temporary file and renamed,
 so a reader never sees half a file; an unreadable or stale entry is ignored and rewritten).
@@ -50,13 +56,14 @@ from inspect_ai.log import (
 
 from caml_evals.errors import LogReadError, UserError
 from caml_evals.scoring.grades import EXPECTED_COUNT_KEY, MISSING_COUNT_KEY, OVERALL_KEY
+from caml_evals.scoring.judge_checks import ANSWER_KEY
 
 log = logging.getLogger(__name__)
 
 # Sample metadata the score frame uses: the cluster ids, the variable set, the tagged dimensions.
 FRAME_METADATA = ("question_id", "scenario_id", "source_id", "variables", "dimensions")
 CACHE_ENV = "CAML_EVALS_FRAME_CACHE"  # "off" / "0" / "no": no disk cache
-CACHE_VERSION = 2  # bump when what a record holds changes: old entries are then ignored
+CACHE_VERSION = 3  # bump when what a record holds changes: old entries are then ignored
 MEMORY_ENTRIES = 32  # logs kept in this process
 _THINNED_LIMIT = 1000  # a summary string this long may have been cut
 _REMOVED = "Key removed from summary"
@@ -76,13 +83,16 @@ class UnreadableLogError(ScoreFrameError, LogReadError):
 @dataclass(slots=True)
 class ScoreRecord:
     """One scorer's score of one sample: its value and, for dict values with missing items,
-    why each key is missing (`reasons`, from the rubric scorer's grades; None = not read), and
+    why each key is missing (`reasons`, from the rubric scorer's grades; None = not read),
     the rubric scorer's grade counts `(missing, expected)` when it records them (the summary's
-    missing share is a ratio of these, not a mean of per-sample rates)."""
+    missing share is a ratio of these, not a mean of per-sample rates), and its answer record
+    `(tokens or NaN, words, truncated share)` (`caml_evals.scoring.judge_checks`; None when the
+    scorer keeps none). Records are shared between samples: never change one."""
 
     value: Any
     reasons: dict[str, str] | None = None
     counts: tuple[float, float] | None = None
+    answer: tuple[float, float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -93,7 +103,7 @@ class SampleRecord:
     epoch: int
     ids: dict[str, str]  # question_id / scenario_id / source_id present in metadata, as text
     variant: str  # canonical JSON of metadata `variables`, "" if none
-    dimensions: list[str] | None  # metadata `dimensions` (None: not a rubric sample)
+    dimensions: tuple[str, ...] | None  # metadata `dimensions` (None: not a rubric sample)
     scores: dict[str, ScoreRecord]
     error: str | None  # the error message of a sample that failed
 
@@ -153,6 +163,22 @@ def grade_counts(metadata: Mapping[str, Any] | None) -> tuple[float, float] | No
     return float(missing), float(expected)
 
 
+def answer_lengths(metadata: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
+    """(tokens or NaN, words, truncated share) from a rubric score's `answer` record; None when
+    the score has none (another scorer, an older log). A reduced record adds `truncated` over
+    `answers` epochs, hence a share."""
+    record = (metadata or {}).get(ANSWER_KEY)
+    if not isinstance(record, Mapping):
+        return None
+    tokens = record.get("tokens")
+    answers = record.get("answers", 1)
+    return (
+        math.nan if tokens is None else float(tokens),
+        float(record.get("words") or 0),
+        float(record.get("truncated") or 0) / max(int(answers or 1), 1),
+    )
+
+
 _LETTER_VALUES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 _WORD_VALUES = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
 
@@ -197,24 +223,119 @@ def _removed(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(_REMOVED)
 
 
-def _record(sample: Any, metadata: Mapping[str, Any], error: str | None) -> SampleRecord:
+class _Shared:
+    """One object for every equal value met while reading one log (see "Memory" above).
+
+    Texts, numbers and tuples are shared by equality (one table per type, so 1, 1.0 and True
+    stay apart); dicts by their items; NaN (never equal to itself) is one object. The tables
+    live as long as the read, so they cost nothing after.
+    """
+
+    __slots__ = ("_by_type", "_keyed")
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, dict[Any, Any]] = {str: {}, int: {}, float: {}, tuple: {}}
+        self._keyed: dict[Any, Any] = {}
+
+    def value(self, value: Any) -> Any:
+        kind = type(value)
+        table = self._by_type.get(kind)
+        if table is not None:
+            if kind is float and math.isnan(value):
+                return _NAN
+            try:
+                return table.setdefault(value, value)
+            except TypeError:  # a tuple holding a list
+                return value
+        if kind is dict:
+            key = ("dict", tuple(value.items()))  # equal to the shared items' key
+            try:
+                found = self._keyed.get(key)
+            except TypeError:  # an unhashable value (a list): not shared
+                return value
+            if found is None:
+                share = self.value
+                found = dict(zip(map(share, map(str, value)), map(share, value.values())))
+                self._keyed[key] = found
+            return found
+        return value  # None, bools, lists: rare in records
+
+    def keyed(self, key: Any, make: Any) -> Any:
+        """The object first made for `key` (hashable; by equality), else `make()`."""
+        try:
+            found = self._keyed.get(key)
+        except TypeError:  # an unhashable part (a list value): not shared
+            return make()
+        if found is None:
+            found = self._keyed[key] = make()
+        return found
+
+
+_NAN = math.nan
+
+
+ScoreParts = tuple[Any, "dict[str, str] | None", "tuple[float, float] | None", Any]
+
+
+def _record(
+    sample: Any, metadata: Mapping[str, Any], error: str | None, shared: _Shared | None = None
+) -> SampleRecord:
     """A record of a whole sample or a summary; a summary whose grades were removed leaves
     the reasons of its missing values unread (None)."""
-    scores = {}
+    parts: dict[str, ScoreParts] = {}
     for name, score in (sample.scores or {}).items():
+        meta = score.metadata
         why = None
-        if _has_missing_item(score.value) and not _removed((score.metadata or {}).get("grades")):
-            why = grade_reasons(score.metadata)
-        scores[str(name)] = ScoreRecord(score.value, why, grade_counts(score.metadata))
+        if _has_missing_item(score.value) and not _removed((meta or {}).get("grades")):
+            why = grade_reasons(meta)
+        parts[str(name)] = (score.value, why, grade_counts(meta), answer_lengths(meta))
     dims = metadata.get("dimensions")
+    return _assemble(
+        shared or _Shared(),
+        sample.id,
+        int(sample.epoch),
+        {k: str(metadata[k]) for k in FRAME_METADATA[:3] if metadata.get(k) not in (None, "")},
+        variant_text(metadata),
+        None if dims is None or isinstance(dims, str) else [str(d) for d in dims],
+        parts,
+        error,
+    )
+
+
+def _assemble(
+    shared: _Shared,
+    sample_id: Any,
+    epoch: int,
+    ids: dict[str, str],
+    variant: str,
+    dimensions: list[str] | None,
+    parts: Mapping[str, ScoreParts],
+    error: str | None,
+) -> SampleRecord:
+    """A record whose parts equal to ones `shared` has seen are those objects (from a log or
+    from the disk cache: one builder)."""
+    scores: dict[str, ScoreRecord] = {}
+    for name, (value, why, counts, answer) in parts.items():
+        # tuples, not JSON's lists, for the counts and answer; shared parts are alive in the
+        # table, so their ids name them
+        shared_parts = (
+            shared.value(value),
+            shared.value(why),
+            shared.value(None if counts is None else tuple(float(c) for c in counts)),
+            shared.value(None if answer is None else tuple(float(x) for x in answer)),
+        )
+        scores[shared.value(name)] = shared.keyed(
+            ("score", *map(id, shared_parts)),
+            lambda: ScoreRecord(*shared_parts),  # noqa: B023  (called at once)
+        )
     return SampleRecord(
-        id=sample.id,
-        epoch=int(sample.epoch),
-        ids={k: str(metadata[k]) for k in FRAME_METADATA[:3] if metadata.get(k) not in (None, "")},
-        variant=variant_text(metadata),
-        dimensions=None if dims is None or isinstance(dims, str) else [str(d) for d in dims],
-        scores=scores,
-        error=error,
+        id=shared.value(sample_id),
+        epoch=epoch,
+        ids=shared.value(ids),
+        variant=shared.value(variant),
+        dimensions=None if dimensions is None else shared.value(tuple(dimensions)),
+        scores=shared.keyed(("scores", *((n, id(r)) for n, r in scores.items())), lambda: scores),
+        error=shared.value(error),
     )
 
 
@@ -236,8 +357,9 @@ def _sort_key(record: SampleRecord) -> tuple[int, str]:
 
 def from_eval_log(log_obj: EvalLog, location: str) -> LogScores:
     """Records of an EvalLog already in memory (its samples are whole: nothing is re-read)."""
+    shared = _Shared()
     samples = [
-        _record(s, s.metadata or {}, s.error.message if s.error else None)
+        _record(s, s.metadata or {}, s.error.message if s.error else None, shared)
         for s in log_obj.samples or []
     ]
     return _scores_of(log_obj, location, samples)
@@ -312,9 +434,13 @@ def _validated_dicts(path: Path) -> Iterator[Mapping[str, Any]]:
         }
 
 
-def _json_array_items(text: io.TextIOBase, chunk: int = 1 << 20) -> Iterator[Any]:
+def _json_array_items(text: io.TextIOBase, chunk: int = 1 << 16) -> Iterator[Any]:
     """The items of one JSON array read from a text stream in chunks (NaN allowed, as Inspect
-    writes it); a truncated or malformed array is a `ValueError`."""
+    writes it); a truncated or malformed array is a `ValueError`.
+
+    WHY small chunks: a zstd member of an .eval zip is decompressed as far as a read asks of
+    the compressed bytes, so a 1 MiB read of a log that compresses 90x (repetitive summaries)
+    holds ~90 MiB of text at once; 64 KiB keeps that a few MiB."""
     decoder = json.JSONDecoder()
     buffer, position, started = "", 0, False
 
@@ -366,6 +492,7 @@ def _read_file(path: Path, reasons: bool) -> LogScores:
     name = str(path)
     records_by_key: dict[tuple[str, int], SampleRecord] = {}
     whole_keys: set[tuple[str, int]] = set()  # summaries that lack frame metadata
+    shared = _Shared()
     try:
         header = read_eval_log(name, header_only=True)
         for data in _summary_dicts(path):
@@ -373,7 +500,7 @@ def _read_file(path: Path, reasons: bool) -> LogScores:
             metadata = summary.metadata
             key = (str(summary.id), int(summary.epoch))
             # the last summary of a (sample, epoch) is the current one, as Inspect reads it
-            records_by_key[key] = _record(summary, metadata, summary.error)
+            records_by_key[key] = _record(summary, metadata, summary.error, shared)
             if not all(_summary_is_short(metadata[k]) for k in FRAME_METADATA if k in metadata):
                 whole_keys.add(key)
             else:
@@ -390,7 +517,10 @@ def _read_file(path: Path, reasons: bool) -> LogScores:
     scores = _scores_of(header, name, records)
     scores.pending = [i for i, r in enumerate(records) if _needs_reasons(r)]
     _reread(
-        path, scores, sorted({position[i] for i in whole} | set(scores.pending if reasons else ()))
+        path,
+        scores,
+        sorted({position[i] for i in whole} | set(scores.pending if reasons else ())),
+        shared,
     )
     return scores
 
@@ -399,7 +529,9 @@ def _needs_reasons(record: SampleRecord) -> bool:
     return any(s.reasons is None and _has_missing_item(s.value) for s in record.scores.values())
 
 
-def _reread(path: Path, scores: LogScores, indices: list[int]) -> None:
+def _reread(
+    path: Path, scores: LogScores, indices: list[int], shared: _Shared | None = None
+) -> None:
     """Replace records by ones made from the whole samples (metadata and grades complete)."""
     if not indices:
         return
@@ -408,9 +540,10 @@ def _reread(path: Path, scores: LogScores, indices: list[int]) -> None:
         samples = read_eval_log_samples_by_id(str(path), wanted, exclude_fields=_SKIP_FIELDS)
     except Exception as ex:
         raise UnreadableLogError(f"cannot read samples of Inspect log {path}: {_short(ex)}") from ex
+    shared = shared or _Shared()
     for i, sample in zip(indices, samples):
         scores.samples[i] = _record(
-            sample, sample.metadata or {}, sample.error.message if sample.error else None
+            sample, sample.metadata or {}, sample.error.message if sample.error else None, shared
         )
     scores.full_reads += len(indices)
     scores.pending = [i for i in scores.pending if _needs_reasons(scores.samples[i])]
@@ -450,7 +583,7 @@ def _disk_cache_dir() -> Path | None:
 
 
 def _disk_path(directory: Path, key: tuple[str, int, int]) -> Path:
-    return directory / (hashlib.sha256(key[0].encode()).hexdigest()[:32] + ".json")
+    return directory / (hashlib.sha256(key[0].encode()).hexdigest()[:32] + ".jsonl")
 
 
 def _inspect_version() -> str:
@@ -459,19 +592,9 @@ def _inspect_version() -> str:
     return version("inspect_ai")
 
 
-def _to_json(scores: LogScores, key: tuple[str, int, int]) -> str:
-    samples = [
-        [
-            s.id,
-            s.epoch,
-            s.ids,
-            s.variant,
-            s.dimensions,
-            {n: [r.value, r.reasons, r.counts] for n, r in s.scores.items()},
-            s.error,
-        ]
-        for s in scores.samples
-    ]
+def _cache_lines(scores: LogScores, key: tuple[str, int, int]) -> Iterator[str]:
+    """The cache entry as JSON lines: the header, then one sample per line (so a warm read
+    holds one decoded sample at a time, as a cold one does)."""
     head = {
         "version": CACHE_VERSION,
         "inspect": _inspect_version(),
@@ -482,35 +605,35 @@ def _to_json(scores: LogScores, key: tuple[str, int, int]) -> str:
         "results_scorer": scores.results_scorer,
         "full_reads": scores.full_reads,
         "pending": scores.pending,
+        "n_samples": len(scores.samples),  # a file cut at a line end is not a smaller log
     }
     # no default=: a value JSON cannot hold exactly is not cached (TypeError), never coerced
-    return json.dumps({**head, "samples": samples}, ensure_ascii=False)
+    yield json.dumps(head, ensure_ascii=False)
+    for s in scores.samples:
+        scores_json = {n: [r.value, r.reasons, r.counts, r.answer] for n, r in s.scores.items()}
+        row = [s.id, s.epoch, s.ids, s.variant, s.dimensions, scores_json, s.error]
+        yield json.dumps(row, ensure_ascii=False)
 
 
-def _from_json(text: str, key: tuple[str, int, int], location: str) -> LogScores | None:
-    data = json.loads(text)
+def _from_lines(lines: Iterator[str], key: tuple[str, int, int], location: str) -> LogScores | None:
+    data = json.loads(next(lines))
     if (
         data.get("version") != CACHE_VERSION
         or data.get("key") != list(key)
         or data.get("inspect") != _inspect_version()
     ):
         return None
-    samples = [
-        SampleRecord(
-            id=sid,
-            epoch=int(epoch),
-            ids=dict(ids),
-            variant=str(variant),
-            dimensions=dims,
-            scores={
-                n: ScoreRecord(v, r, None if c is None else (float(c[0]), float(c[1])))
-                for n, (v, r, c) in scores.items()
-            },
-            error=error,
+    shared = _Shared()
+    samples = []
+    for line in lines:
+        sid, epoch, ids, variant, dims, scores, error = json.loads(line)
+        parts = {name: tuple(fields) for name, fields in scores.items()}
+        samples.append(
+            _assemble(shared, sid, int(epoch), ids, str(variant), dims, parts, error)  # type: ignore[arg-type]
         )
-        for sid, epoch, ids, variant, dims, scores, error in data["samples"]
-    ]
-    out = LogScores(
+    if len(samples) != data["n_samples"]:
+        raise ValueError(f"{len(samples)} of {data['n_samples']} samples")
+    return LogScores(
         location=location,
         task=data["task"],
         model=data["model"],
@@ -520,7 +643,6 @@ def _from_json(text: str, key: tuple[str, int, int], location: str) -> LogScores
         full_reads=int(data["full_reads"]),
         pending=[int(i) for i in data["pending"]],
     )
-    return out
 
 
 def _load_disk(key: tuple[str, int, int], location: str) -> LogScores | None:
@@ -529,11 +651,10 @@ def _load_disk(key: tuple[str, int, int], location: str) -> LogScores | None:
         return None
     path = _disk_path(directory, key)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as lines:
+            return _from_lines(iter(lines), key, location)
     except OSError:
         return None
-    try:
-        return _from_json(text, key, location)
     except Exception as ex:  # noqa: BLE001  (a corrupt entry is a cache miss, never an error)
         log.debug("ignoring unreadable score cache %s: %s", path, ex)
         return None
@@ -545,11 +666,11 @@ def _save_disk(key: tuple[str, int, int], scores: LogScores) -> None:
         return
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        text = _to_json(scores, key)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".jsonl")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
+                for line in _cache_lines(scores, key):
+                    f.write(line + "\n")
             os.replace(tmp, _disk_path(directory, key))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
