@@ -5,7 +5,9 @@ recorder as `write_eval_log` drives it (flushing every 1,000 samples, see `_writ
 project's `rubric_scorer` with scripted models; every sample is a copy of that real sample with
 its id, epoch, metadata and score replaced: AHB's shape (2-4 of 13 dimensions per question, a
 source question shared by two translations, one grade per dimension with the judge's reasoning,
-~2% unparseable grades, ~0.5% errored samples without a score, a chat of question + answer).
+~2% unparseable grades, ~0.5% errored samples without a score, a chat of question + answer,
+the grade counts and answer-length record the rubric scorer keeps, so `compare` runs its length
+report as on a real log).
 
 Timed, each in a fresh process (wall time and that process's own peak RSS, see `LAUNCHER`):
 - `summaries`: python that imports `inspect_ai.log` and calls `read_eval_log_sample_summaries`
@@ -170,6 +172,8 @@ def build_log(path: Path, n_questions: int, arm: str, template, epochs: int = EP
             present = [v for v in value.values() if not math.isnan(v)]
             overall = sum(present) / len(present) if present else math.nan
             n_missing = sum(g["value"] is None for g in grades)
+            tokens = rng.randint(150, 700)  # the answer record the rubric scorer keeps
+            cut = tokens == 700
             score = Score(
                 value={"overall": overall, **value, "missing_rate": n_missing / len(dims)},
                 answer="An answer that takes the animals into account. " * 20,
@@ -180,6 +184,15 @@ def build_log(path: Path, n_questions: int, arm: str, template, epochs: int = EP
                     "graders": ["grader"],
                     "rubric": metadata["rubric"],
                     "judge_prompts": {d: f"[Criterion]: {d}\n{text}" * 4 for d in dims},
+                    "missing_count": n_missing,
+                    "grades_expected": len(dims),
+                    "answer": {
+                        "tokens": float(min(tokens, 700)),
+                        "words": float(min(tokens, 700) * 3 // 4),
+                        "stop_reason": "max_tokens" if cut else "stop",
+                        "truncated": int(cut),
+                        "answers": 1,
+                    },
                 },
             )
             samples.append(base.model_copy(update=update | {"scores": {score_name: score}}))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ from caml_evals.cli.argtypes import open_unit_interval, positive_int
 from .frame import CLUSTER_BY, expand_log_paths, score_frame
 from .logcompare import LogCompareError, adjust_rows, compare_frames
 from .multiple import ADJUST_METHODS
+from .reader import clear_cache
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -116,10 +118,49 @@ def _several_logs_per_task(frame: pd.DataFrame) -> bool:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .judges import judge_report, render_judges
-    from .length import length_report, render_length
-    from .plot import forest_plot
+    from .judges import render_judges
+    from .length import length_report_from, render_length
     from .report import print_table, render_markdown, to_json, write_text
+
+    rows, by, baseline, arm_labels, length_inputs, judges = _compare_arms(args)
+    # The score frames died with `_compare_arms`; the records go too, before the tail imports
+    # what it needs (statsmodels for the regressions and the adjustment, matplotlib for the
+    # plot), so those imports reuse the frames' memory instead of adding to it (issue 16).
+    clear_cache()
+    lengths = length_report_from(length_inputs, ci=args.ci)
+    rows = adjust_rows(rows, args.adjust)
+    out = Path(args.out_dir)
+    settings = {k: v for k, v in vars(args).items() if k != "func"} | {
+        "by": by,
+        "baseline": baseline,
+        "arms": arm_labels,
+        "length": lengths,
+        "judges": judges,
+    }
+    json_path = write_text(
+        Path(args.json) if args.json else out / "comparison.json", to_json(rows, settings)
+    )
+    md_path = write_text(
+        Path(args.markdown) if args.markdown else out / "comparison.md",
+        render_markdown(rows)
+        + "\n## Answer length and judges\n\n```\n"
+        + f"{render_length(lengths)}\n{render_judges(judges)}\n```\n",
+    )
+    from .plot import forest_plot  # matplotlib: imported once the frames are freed
+
+    png_path = forest_plot(rows, Path(args.plot) if args.plot else out / "forest.png")
+    print_table(rows)
+    print(render_length(lengths))
+    print(render_judges(judges))
+    print(f"wrote {json_path}, {md_path}, {png_path}")
+    return 0
+
+
+def _compare_arms(args: argparse.Namespace) -> tuple[Any, ...]:
+    """What needs the score frames: the unadjusted rows, the arms, the length report's inputs
+    and the judges. Returns nothing that holds a frame."""
+    from .judges import judge_report
+    from .length import length_inputs
 
     # reasons=False: the table counts missing values but never says why, so the whole
     # samples holding the reasons are not read
@@ -167,33 +208,8 @@ def run_compare(args: argparse.Namespace) -> int:
             alternative=args.alternative,
             cluster_weight=args.cluster_weight,
         )
-    rows = adjust_rows(rows, args.adjust)
-    # answer length and truncation per arm, and the length-controlled difference
-    lengths = length_report(arms, baseline, ci=args.ci)
-    judges = judge_report(arms)  # grader models and settings per arm: a changed judge shows
-    out = Path(args.out_dir)
-    settings = {k: v for k, v in vars(args).items() if k != "func"} | {
-        "by": by,
-        "baseline": baseline,
-        "arms": list(arms),
-        "length": lengths,
-        "judges": judges,
-    }
-    json_path = write_text(
-        Path(args.json) if args.json else out / "comparison.json", to_json(rows, settings)
-    )
-    md_path = write_text(
-        Path(args.markdown) if args.markdown else out / "comparison.md",
-        render_markdown(rows)
-        + "\n## Answer length and judges\n\n```\n"
-        + f"{render_length(lengths)}\n{render_judges(judges)}\n```\n",
-    )
-    png_path = forest_plot(rows, Path(args.plot) if args.plot else out / "forest.png")
-    print_table(rows)
-    print(render_length(lengths))
-    print(render_judges(judges))
-    print(f"wrote {json_path}, {md_path}, {png_path}")
-    return 0
+    # answer length and truncation per arm; judges: a changed judge shows
+    return rows, by, baseline, list(arms), length_inputs(arms, baseline), judge_report(arms)
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:

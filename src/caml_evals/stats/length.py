@@ -20,71 +20,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from scipy import stats as sps
+from scipy.special import stdtrit  # Student t quantile (scipy.stats.t.ppf)
 
 from .frame import LogRef, expand_log_paths, log_location
+from .reader import read_log_scores
 
 TOKENS_PER_UNIT = 100
 ANSWER_COLUMNS = ["log", "sample_id", "epoch", "tokens", "words", "truncated"]
 
 
-def _answer(scores: dict[str, Any], scorer: str | None) -> dict[str, Any] | None:
-    names = [scorer] if scorer else list(scores)
-    for name in names:
-        score = scores.get(name) or {}
-        meta = (
-            score.get("metadata") if isinstance(score, dict) else getattr(score, "metadata", None)
-        )
-        record = (meta or {}).get("answer")
-        if isinstance(record, dict):
-            return record
-    return None
-
-
 def answer_frame(logs: LogRef | Sequence[LogRef], scorer: str | None = None) -> pd.DataFrame:
     """One row per (log, sample, epoch) with a recorded answer: tokens, words, truncated.
 
-    Logs without answer records (older logs, non-rubric scorers) contribute no rows.
+    From the one score reader's records (cached; the scores' `answer` records), the first
+    scorer with one unless `scorer` is named. Logs without answer records (older logs,
+    non-rubric scorers) contribute no rows.
     """
-    from inspect_ai.log import EvalLog
-
-    from .reader import _summary_dicts
-
     rows: list[list[Any]] = []
     for ref in expand_log_paths(logs):
         location = log_location(None, ref)
-        if isinstance(ref, EvalLog):
-            summaries = (
-                {
-                    "id": s.id,
-                    "epoch": s.epoch,
-                    "scores": {n: {"metadata": sc.metadata} for n, sc in (s.scores or {}).items()},
-                }
-                for s in ref.samples or []
+        for sample in read_log_scores(ref, reasons=False).samples:
+            names = [scorer] if scorer else list(sample.scores)
+            answer = next(
+                (r.answer for n in names if (r := sample.scores.get(n)) and r.answer), None
             )
-        else:
-            summaries = _summary_dicts(Path(ref))
-        for summary in summaries:
-            record = _answer(summary.get("scores") or {}, scorer)
-            if record is None:
-                continue
-            tokens = record.get("tokens")
-            rows.append(
-                [
-                    location,
-                    str(summary["id"]),
-                    int(summary["epoch"]),
-                    math.nan if tokens is None else float(tokens),
-                    float(record.get("words") or 0),
-                    float(record.get("truncated") or 0) / max(int(record.get("answers", 1)), 1),
-                ]
-            )
+            if answer is not None:
+                rows.append([location, str(sample.id), sample.epoch, *answer])
     return pd.DataFrame.from_records(rows, columns=ANSWER_COLUMNS)
 
 
@@ -150,16 +117,17 @@ def length_controlled_difference(
             slope_per_100_tokens=math.nan,
             mean_length_diff=float(x.mean() * TOKENS_PER_UNIT) if n else math.nan,
         )
-    t = float(sps.t.ppf(0.5 + ci / 2, n - 1))
+    t = float(stdtrit(n - 1, 0.5 + ci / 2))
     raw, raw_se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
     out = {"raw_diff": raw, "raw_ci_low": raw - t * raw_se, "raw_ci_high": raw + t * raw_se}
     slope = math.nan
     if np.ptp(x) > 0:
-        import statsmodels.api as sm
+        from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 4x lighter
+        from statsmodels.tools.tools import add_constant
 
-        fit = sm.OLS(d, sm.add_constant(x)).fit(cov_type="HC1")
+        fit = OLS(d, add_constant(x)).fit(cov_type="HC1")
         lc, lc_se = float(fit.params[0]), float(fit.bse[0])
-        t2 = float(sps.t.ppf(0.5 + ci / 2, n - 2))
+        t2 = float(stdtrit(n - 2, 0.5 + ci / 2))
         out |= {"lc_diff": lc, "lc_ci_low": lc - t2 * lc_se, "lc_ci_high": lc + t2 * lc_se}
         slope = float(fit.params[1])
     else:  # equal lengths everywhere: nothing to control for
@@ -192,6 +160,12 @@ def length_controlled_frames(
 ) -> dict[str, LengthControlled]:
     """Per task: the length-controlled difference of `key` between two arms' score frames."""
     qa, qb = per_question(frame_a, answers_a, key), per_question(frame_b, answers_b, key)
+    return _length_controlled(qa, qb, ci)
+
+
+def _length_controlled(
+    qa: pd.DataFrame, qb: pd.DataFrame, ci: float
+) -> dict[str, LengthControlled]:
     both = qa.join(qb, how="inner", lsuffix="_a", rsuffix="_b")
     out: dict[str, LengthControlled] = {}
     for task, rows in both.groupby(level="task"):
@@ -201,32 +175,56 @@ def length_controlled_frames(
     return out
 
 
+@dataclass
+class LengthInputs:
+    """What the length report needs of the arms' score frames, small enough to outlive them:
+    each arm's length summary and, for an arm with answer records, its per-question mean
+    score and length (`per_question`). `caml-evals compare` frees the frames before the
+    regressions import statsmodels."""
+
+    key: str
+    baseline: str
+    summaries: dict[str, LengthSummary]
+    per_question: dict[str, pd.DataFrame | None]  # None: the arm has no answer records
+
+
+def length_inputs(
+    arms: dict[str, pd.DataFrame], baseline: str, key: str = "overall"
+) -> LengthInputs:
+    """The arms' answer records (read from the files the frames name) reduced to per-question
+    means. Arms are score frames (`score_frame`)."""
+    summaries, questions = {}, {}
+    for label, frame in arms.items():
+        answers = answer_frame([p for p in frame["log"].unique() if not str(p).startswith("<")])
+        summaries[label] = length_summary(answers)
+        questions[label] = None if answers.empty else per_question(frame, answers, key)
+    return LengthInputs(key, baseline, summaries, questions)
+
+
+def length_report_from(inputs: LengthInputs, ci: float = 0.95) -> dict[str, Any]:
+    """Per arm: truncated share and mean length; per arm vs the baseline and task: the raw and
+    the length-controlled difference of the key."""
+    report: dict[str, Any] = {
+        "key": inputs.key,
+        "arms": {label: s.model_dump() for label, s in inputs.summaries.items()},
+        "differences": [],
+    }
+    base = inputs.per_question[inputs.baseline]
+    for label, questions in inputs.per_question.items():
+        if label == inputs.baseline or questions is None or base is None:
+            continue
+        for task, lc in _length_controlled(base, questions, ci).items():
+            report["differences"].append(
+                {"task": task, "a": inputs.baseline, "b": label, **lc.model_dump()}
+            )
+    return report
+
+
 def length_report(
     arms: dict[str, pd.DataFrame], baseline: str, key: str = "overall", ci: float = 0.95
 ) -> dict[str, Any]:
-    """Per arm: truncated share and mean length; per arm vs `baseline` and task: the raw and
-    the length-controlled difference of `key`. Arms are score frames (`score_frame`); their
-    logs' answer records are read from the files the frames name."""
-    answers = {
-        label: answer_frame([p for p in frame["log"].unique() if not str(p).startswith("<")])
-        for label, frame in arms.items()
-    }
-    report: dict[str, Any] = {
-        "key": key,
-        "arms": {label: length_summary(a).model_dump() for label, a in answers.items()},
-        "differences": [],
-    }
-    for label, frame in arms.items():
-        if label == baseline or answers[label].empty or answers[baseline].empty:
-            continue
-        rows = length_controlled_frames(
-            arms[baseline], frame, answers[baseline], answers[label], key=key, ci=ci
-        )
-        for task, lc in rows.items():
-            report["differences"].append(
-                {"task": task, "a": baseline, "b": label, **lc.model_dump()}
-            )
-    return report
+    """`length_report_from(length_inputs(...))`: the report of score frames in one call."""
+    return length_report_from(length_inputs(arms, baseline, key), ci=ci)
 
 
 def _f(x: float, digits: int = 3) -> str:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
 
 AdjustMethod = Literal["holm", "fdr_bh", "bonferroni", "none"]
 ADJUST_METHODS = ("holm", "fdr_bh", "bonferroni", "none")
@@ -34,5 +33,7 @@ def adjust_pvalues(
     finite = np.isfinite(p)
     if method == "none" or not finite.any():
         return out
+    from statsmodels.stats.multitest import multipletests  # ~50 MiB: only when adjusting
+
     out[finite] = multipletests(p[finite], method=method)[1]
     return out

@@ -28,8 +28,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.stats import norm
-from statsmodels.stats.power import TTestIndPower, TTestPower
+from scipy.special import ndtri  # the standard normal quantile (scipy.stats.norm.ppf)
 
 from .resampling import cluster_sums, encode_clusters
 
@@ -98,6 +97,8 @@ def minimum_detectable_difference(
     _check(sd, n_epochs, icc, alpha, power, judge_share, judge_repeats)
     if n_questions < 2:
         raise ValueError(f"need at least 2 questions, got {n_questions}")
+    from statsmodels.stats.power import TTestIndPower, TTestPower  # heavy: only when asked
+
     if paired:
         d = TTestPower().solve_power(
             nobs=n_questions, alpha=alpha, power=power, alternative=alternative
@@ -127,6 +128,8 @@ def questions_needed(
     if diff == 0:
         raise ValueError("a difference of 0 cannot be detected")
     effect = abs(diff) / question_sd(sd, n_epochs, icc, judge_share, judge_repeats)
+    from statsmodels.stats.power import TTestIndPower, TTestPower  # heavy: only when asked
+
     if paired:
         n = TTestPower().solve_power(
             effect_size=effect, alpha=alpha, power=power, alternative=alternative
@@ -149,14 +152,14 @@ def mdd_from_se(
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
     if alternative == "two-sided":
-        z_alpha = norm.ppf(1 - alpha / 2)
+        z_alpha = ndtri(1 - alpha / 2)
     elif alternative in ("less", "greater", "smaller", "larger"):
-        z_alpha = norm.ppf(1 - alpha)
+        z_alpha = ndtri(1 - alpha)
     else:
         raise ValueError(f"alternative must be two-sided, less or greater, not {alternative!r}")
     if not np.isfinite(se):
         return math.nan
-    return float((z_alpha + norm.ppf(power)) * se)
+    return float((z_alpha + ndtri(power)) * se)
 
 
 class PowerInputs(BaseModel):
