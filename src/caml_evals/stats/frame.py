@@ -336,9 +336,9 @@ def score_frame(
                 values.append(value)
                 missing.append(why)
         n = len(values) - start
-        for name, value in (("log", location), ("task", log.task), ("model", log.model)):
+        constant = {"log": location, "task": log.task, "model": log.model, "scorer": chosen}
+        for name, value in constant.items() if n else ():  # no category without a row
             text[name].codes.extend(array("i", [text[name].code(value)]) * n)
-        text["scorer"].codes.extend(array("i", [text["scorer"].code(chosen)]) * n)
     if not values:
         # an empty frame keeps the object columns a row-less `from_records` gives
         frame = pd.DataFrame.from_records([], columns=FRAME_COLUMNS)
