@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -97,17 +97,8 @@ def minimum_detectable_difference(
     _check(sd, n_epochs, icc, alpha, power, judge_share, judge_repeats)
     if n_questions < 2:
         raise ValueError(f"need at least 2 questions, got {n_questions}")
-    from statsmodels.stats.power import TTestIndPower, TTestPower  # heavy: only when asked
-
-    if paired:
-        d = TTestPower().solve_power(
-            nobs=n_questions, alpha=alpha, power=power, alternative=alternative
-        )
-    else:
-        d = TTestIndPower().solve_power(
-            nobs1=n_questions, ratio=1.0, alpha=alpha, power=power, alternative=alternative
-        )
-    return float(np.squeeze(d)) * question_sd(sd, n_epochs, icc, judge_share, judge_repeats)
+    d = _solve_t_power(paired, n_questions, alpha=alpha, power=power, alternative=alternative)
+    return d * question_sd(sd, n_epochs, icc, judge_share, judge_repeats)
 
 
 def questions_needed(
@@ -128,17 +119,22 @@ def questions_needed(
     if diff == 0:
         raise ValueError("a difference of 0 cannot be detected")
     effect = abs(diff) / question_sd(sd, n_epochs, icc, judge_share, judge_repeats)
+    n = _solve_t_power(
+        paired, None, effect_size=effect, alpha=alpha, power=power, alternative=alternative
+    )
+    return max(2, math.ceil(n - 1e-9))
+
+
+def _solve_t_power(paired: bool, n_questions: int | None, **known: Any) -> float:
+    """statsmodels' t-test power equation solved for the one argument left None: paired
+    (`TTestPower`, questions = pairs) or two equal arms (`TTestIndPower`, questions per arm)."""
     from statsmodels.stats.power import TTestIndPower, TTestPower  # heavy: only when asked
 
     if paired:
-        n = TTestPower().solve_power(
-            effect_size=effect, alpha=alpha, power=power, alternative=alternative
-        )
+        result = TTestPower().solve_power(nobs=n_questions, **known)
     else:
-        n = TTestIndPower().solve_power(
-            effect_size=effect, ratio=1.0, alpha=alpha, power=power, alternative=alternative
-        )
-    return max(2, math.ceil(float(np.squeeze(n)) - 1e-9))
+        result = TTestIndPower().solve_power(nobs1=n_questions, ratio=1.0, **known)
+    return float(np.squeeze(result))
 
 
 def mdd_from_se(
