@@ -207,12 +207,12 @@ def test_cli_batch_mode_refuses_vertex_and_a_missing_key(tmp_path: Path, capsys,
     assert not (tmp_path / "out" / "batches").exists()
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_cli_killed_with_sigkill_resumes_exactly_once(tmp_path: Path, provider) -> None:
     """A real `kill -9` of `generate --mode batch` while its batch runs; the rerun re-attaches,
     collects, and the corpus holds every document exactly once, each request sent once."""
     with BatchAPIServer(_reply) as server:
-        argv = _argv(tmp_path, provider, server.url)
+        argv = _argv(tmp_path, provider, server.api_base if provider == "openai" else server.url)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "caml_train.generate.cli", *argv],
