@@ -620,3 +620,14 @@ def test_the_stats_package_imports_no_heavy_statistics(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_answer_lengths_take_numbers_only():
+    ok = {"tokens": 120.0, "words": 90.0, "truncated": 1, "answers": 2}
+    assert reader_module.answer_lengths({"answer": ok}) == (120.0, 90.0, 0.5)
+    no_usage = reader_module.answer_lengths({"answer": {**ok, "tokens": None}})
+    assert math.isnan(no_usage[0]) and no_usage[1:] == (90.0, 0.5)
+    assert reader_module.answer_lengths({"answer": {**ok, "truncated": True}})[2] == 0.5
+    for bad in ({**ok, "tokens": "many"}, {**ok, "words": [1]}, {**ok, "answers": "2"}, "x"):
+        assert reader_module.answer_lengths({"answer": bad}) is None
+    assert reader_module.answer_lengths(None) is None

@@ -165,17 +165,22 @@ def grade_counts(metadata: Mapping[str, Any] | None) -> tuple[float, float] | No
 
 def answer_lengths(metadata: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
     """(tokens or NaN, words, truncated share) from a rubric score's `answer` record; None when
-    the score has none (another scorer, an older log). A reduced record adds `truncated` over
-    `answers` epochs, hence a share."""
+    the score has none (another scorer, an older log) or it is not numbers (a hand-edited or
+    foreign log: the length report then counts one answer fewer, the scores are unaffected).
+    A reduced record adds `truncated` over `answers` epochs, hence a share."""
     record = (metadata or {}).get(ANSWER_KEY)
     if not isinstance(record, Mapping):
         return None
-    tokens = record.get("tokens")
-    answers = record.get("answers", 1)
+    tokens, words = record.get("tokens"), record.get("words") or 0
+    truncated, answers = record.get("truncated") or 0, record.get("answers", 1) or 1
+    truncated = int(truncated) if isinstance(truncated, bool) else truncated  # a flag is a count
+    numbers = [words, truncated, answers] + ([] if tokens is None else [tokens])
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in numbers):
+        return None
     return (
         math.nan if tokens is None else float(tokens),
-        float(record.get("words") or 0),
-        float(record.get("truncated") or 0) / max(int(answers or 1), 1),
+        float(words),
+        float(truncated) / max(int(answers), 1),
     )
 
 
