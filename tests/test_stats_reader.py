@@ -405,6 +405,8 @@ def test_a_corrupt_disk_cache_entry_is_a_miss(logs, tmp_path):
     expected = score_frame(log_file)
     (entry,) = (tmp_path / "cache" / "score-frames").glob("*.jsonl")
     whole = entry.read_text()
+    old_version = entry.with_suffix(".json")  # where cache v2 kept this log's records
+    old_version.write_text("{}")
     lines = whole.splitlines(keepends=True)
     half_line = "".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2]
     line_short = "".join(lines[:-1])  # whole lines, one sample fewer
@@ -414,6 +416,7 @@ def test_a_corrupt_disk_cache_entry_is_a_miss(logs, tmp_path):
         clear_cache()
         pd.testing.assert_frame_equal(score_frame(log_file), expected)
         assert entry.read_text() == whole  # rewritten whole
+        assert not old_version.exists()
     assert not list(entry.parent.glob(".tmp-*"))  # no temporary file left behind
 
 

@@ -676,7 +676,9 @@ def _save_disk(key: tuple[str, int, int], scores: LogScores) -> None:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 for line in _cache_lines(scores, key):
                     f.write(line + "\n")
-            os.replace(tmp, _disk_path(directory, key))
+            entry = _disk_path(directory, key)
+            os.replace(tmp, entry)
+            entry.with_suffix(".json").unlink(missing_ok=True)  # this log's entry of cache v2
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
