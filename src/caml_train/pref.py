@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,19 +38,18 @@ from typing import Any
 from .config import ConfigError, TrainConfig, pref_trl_kwargs
 from .data import DataError, Problems, Records, load_rows, rows_sha256, sample_rows, to_messages
 from .data import value_tokens as count_value_tokens
-from .runcard import RunCard, environment, now
+from .runcard import RunCard, now
 from .train import (
     MERGED,
     StageResult,
     TokenCounts,
     _LogAtSaveAndEnd,
-    _restore_counts,
     cached_stage,
     finish_stage,
-    last_checkpoint,
     load_model_and_tokenizer,
-    mean_train_loss,
     peft_config,
+    train_from_last_checkpoint,
+    trained_card_fields,
     with_trainer_defaults,
 )
 
@@ -391,53 +389,30 @@ def train_pref(
         seen.tokens,
         seen.target_tokens,
     )
-    resume = last_checkpoint(config.output_dir)
-    if resume is not None:
-        log.info("resuming %s from %s", config.output_dir, resume.name)
-        _restore_counts(trainer, resume)
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    log.info("stage pref trained in %.1fs", time.perf_counter() - t0)
-
-    history = trainer.state.log_history
+    resume = train_from_last_checkpoint(trainer, config)
     n_value = None
     if config.value_keywords is not None:  # in the chosen replies (what the stage rewards)
         chosen = Records([{"messages": r["chosen"]} for r in pairs.records], [], pairs.problems)
         n_value = count_value_tokens(chosen, st.tokenizer, config.value_keywords)
-    passes = trainer.caml_targets / seen.target_tokens if seen.target_tokens else 0.0
     card = RunCard(
-        stage=config.stage,
-        stage_key=stage_key,
-        config=config.model_dump(mode="json"),
+        **trained_card_fields(
+            trainer,
+            config,
+            seen,
+            n_value,
+            stage_key=stage_key,
+            resume=resume,
+            started=started,
+        ),
         base_model=st.source,
-        data_source=config.data.describe(),
         data_sha256=rows_sha256([st.rows[i] for i in pairs.used_indices]),
         n_rows=pairs.rows_used,
-        n_rows_requested=config.n_samples,
-        n_examples=seen.sequences,
-        n_train_rows=seen.rows,
-        n_tokens=seen.tokens,
-        n_target_tokens=seen.target_tokens,
-        tokens_trained=trainer.caml_tokens,
-        target_tokens_trained=trainer.caml_targets,
         packing_strategy=None,
-        n_value_tokens=n_value,
-        value_tokens_trained=None if n_value is None else round(n_value * passes),
         skipped_rows=st.problems.items,
-        seed=config.seed,
-        global_step=trainer.state.global_step,
-        train_loss=mean_train_loss(history),
-        loss_history=[
-            {"step": float(e["step"]), "loss": float(e["loss"])} for e in history if "loss" in e
-        ],
-        resumed_from=str(resume) if resume else None,
         n_pairs=pairs.rows_used,
         reference_model=st.reference_model,
         loss_type=config.pref.losses(),
-        pref_metrics=pref_metrics(history),
-        started_at=started,
-        finished_at=now(),
-        **environment(),
+        pref_metrics=pref_metrics(trainer.state.log_history),
     )
     finish_stage(trainer, config, st.source, st.tokenizer, card)
     return StageResult(config.output_dir / MERGED, card, cached=False)

@@ -477,6 +477,38 @@ def train(
     )
     if config.target_token_budget is not None:
         _apply_budget(trainer, config.target_token_budget, seen)
+    resume = train_from_last_checkpoint(trainer, config)
+    n_value = None
+    if config.value_keywords is not None:
+        n_value = value_tokens(records, tokenizer, config.value_keywords)
+        if st.replay is not None:  # the documents are trained on too
+            n_value += value_tokens(st.replay.records, tokenizer, config.value_keywords)
+    card = RunCard(
+        **trained_card_fields(
+            trainer,
+            config,
+            seen,
+            n_value,
+            stage_key=stage_key,
+            resume=resume,
+            started=started,
+        ),
+        base_model=source,
+        data_sha256=rows_sha256([rows[i] for i in records.used_indices]),
+        n_rows=records.rows_used,
+        packing_strategy=args.packing_strategy if args.packing else None,
+        target_token_budget=config.target_token_budget,
+        skipped_rows=problems.items,
+        replay=_replay_record(config, st.replay, records.rows_used, passes_trained(trainer, seen)),
+    )
+    tokenizer.chat_template = st.original_chat_template  # the merged model keeps its own
+    finish_stage(trainer, config, source, tokenizer, card)
+    return StageResult(merged_dir, card, cached=False)
+
+
+def train_from_last_checkpoint(trainer: Any, config: TrainConfig) -> Path | None:
+    """`trainer.train()`, resumed from the stage's latest checkpoint (token counts restored)
+    when there is one; returns that checkpoint. Shared by every stage's trainer."""
     resume = last_checkpoint(config.output_dir)
     if resume is not None:
         log.info("resuming %s from %s", config.output_dir, resume.name)
@@ -484,49 +516,56 @@ def train(
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     log.info("stage %s trained in %.1fs", config.stage, time.perf_counter() - t0)
+    return resume
 
+
+def passes_trained(trainer: Any, seen: Any) -> float:
+    """Passes over the stage's target tokens the trainer made (0 when it has none)."""
+    return trainer.caml_targets / seen.target_tokens if seen.target_tokens else 0.0
+
+
+def trained_card_fields(
+    trainer: Any,
+    config: TrainConfig,
+    seen: Any,
+    n_value: int | None,
+    *,
+    stage_key: str | None,
+    resume: Path | None,
+    started: str,
+) -> dict[str, Any]:
+    """The run-card fields every trained stage fills the same way: its config and data source,
+    the exposure `seen` (sequences, rows, tokens, target tokens), the tokens the trainer
+    counted (and of them, from `n_value` value-keyword tokens per pass, the value tokens), its
+    steps and losses, the checkpoint it resumed from, timing and environment."""
     history = trainer.state.log_history
-    n_value = None
-    if config.value_keywords is not None:
-        n_value = value_tokens(records, tokenizer, config.value_keywords)
-        if st.replay is not None:  # the documents are trained on too
-            n_value += value_tokens(st.replay.records, tokenizer, config.value_keywords)
-    passes = trainer.caml_targets / seen.target_tokens if seen.target_tokens else 0.0
-    card = RunCard(
-        stage=config.stage,
-        stage_key=stage_key,
-        config=config.model_dump(mode="json"),
-        base_model=source,
-        data_source=config.data.describe(),
-        data_sha256=rows_sha256([rows[i] for i in records.used_indices]),
-        n_rows=records.rows_used,
-        n_rows_requested=config.n_samples,
-        n_examples=seen.sequences,
-        n_train_rows=seen.rows,
-        n_tokens=seen.tokens,
-        n_target_tokens=seen.target_tokens,
-        tokens_trained=trainer.caml_tokens,
-        target_tokens_trained=trainer.caml_targets,
-        packing_strategy=args.packing_strategy if args.packing else None,
-        target_token_budget=config.target_token_budget,
-        n_value_tokens=n_value,
-        value_tokens_trained=None if n_value is None else round(n_value * passes),
-        skipped_rows=problems.items,
-        replay=_replay_record(config, st.replay, records.rows_used, passes),
-        seed=config.seed,
-        global_step=trainer.state.global_step,
-        train_loss=mean_train_loss(history),
-        loss_history=[
+    return {
+        "stage": config.stage,
+        "stage_key": stage_key,
+        "config": config.model_dump(mode="json"),
+        "data_source": config.data.describe(),
+        "n_rows_requested": config.n_samples,
+        "n_examples": seen.sequences,
+        "n_train_rows": seen.rows,
+        "n_tokens": seen.tokens,
+        "n_target_tokens": seen.target_tokens,
+        "tokens_trained": trainer.caml_tokens,
+        "target_tokens_trained": trainer.caml_targets,
+        "n_value_tokens": n_value,
+        "value_tokens_trained": (
+            None if n_value is None else round(n_value * passes_trained(trainer, seen))
+        ),
+        "seed": config.seed,
+        "global_step": trainer.state.global_step,
+        "train_loss": mean_train_loss(history),
+        "loss_history": [
             {"step": float(e["step"]), "loss": float(e["loss"])} for e in history if "loss" in e
         ],
-        resumed_from=str(resume) if resume else None,
-        started_at=started,
-        finished_at=now(),
+        "resumed_from": str(resume) if resume else None,
+        "started_at": started,
+        "finished_at": now(),
         **environment(),
-    )
-    tokenizer.chat_template = st.original_chat_template  # the merged model keeps its own
-    finish_stage(trainer, config, source, tokenizer, card)
-    return StageResult(merged_dir, card, cached=False)
+    }
 
 
 def cached_stage(config: TrainConfig, force: bool) -> StageResult | None:
