@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, TrainConfig, pref_trl_kwargs
-from .data import DataError, Problems, Records, load_rows, rows_sha256, sample_rows, to_messages
+from .data import DataError, Problems, Records, rows_sha256, to_messages
 from .data import value_tokens as count_value_tokens
 from .runcard import RunCard, now
 from .train import (
@@ -48,6 +48,8 @@ from .train import (
     finish_stage,
     load_model_and_tokenizer,
     peft_config,
+    seeded_base_model,
+    stage_rows,
     train_from_last_checkpoint,
     trained_card_fields,
     with_trainer_defaults,
@@ -302,24 +304,17 @@ def build_pref_trainer(
     """Rows -> validated pairs -> TRL's preference trainer with its prepared dataset. Rows TRL
     cannot use (the prompt fills max_length) are bad rows like any other."""
     import datasets
-    from transformers import set_seed
 
     assert config.pref is not None
     hp = config.hparams
     kind = config.pref.trainer_kind()
     args = pref_config(config)  # config errors before anything loads
-    problems = Problems()
-    rows = load_rows(config.data, problems if hp.on_bad_rows == "skip" else None)
-    rows = sample_rows(rows, config.n_samples, config.seed)
+    rows, problems = stage_rows(config)
     pairs = to_pairs(rows, hp.on_bad_rows, problems)
     reference = config.pref.reference
     if reference is not None and not Path(reference).is_dir():
         raise ConfigError(f"pref.reference: no checkpoint directory at {reference}")
-    set_seed(config.seed)  # before the LoRA weights are initialised
-    if model is None:
-        model, tokenizer, source = load_model_and_tokenizer(config)
-    else:
-        source = str(config.model)
+    model, tokenizer, source = seeded_base_model(config, model, tokenizer)
     ref_model, reference_model = _reference(config, source, tokenizer)
     examples = unpaired(pairs, config.seed) if kind == "kto" else pairs.records
     kw: dict[str, Any] = {} if kind == "cpo" else {"ref_model": ref_model}

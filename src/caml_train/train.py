@@ -374,6 +374,25 @@ def _replay_part(config: TrainConfig, n_rows: int, problems: Problems) -> Replay
     return ReplayPart(rows, records, seed)
 
 
+def stage_rows(config: TrainConfig) -> tuple[list[dict[str, Any]], Problems]:
+    """The stage's input rows (`config.data`, sampled to `n_samples` with the stage's seed) and
+    the problems met reading them (kept with on_bad_rows=skip, else raised)."""
+    problems = Problems()
+    rows = load_rows(config.data, problems if config.hparams.on_bad_rows == "skip" else None)
+    return sample_rows(rows, config.n_samples, config.seed), problems
+
+
+def seeded_base_model(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any, str]:
+    """(model, tokenizer, source) to train: the one given (tests share one) or `config.model`,
+    loaded after seeding, so the LoRA weights are initialised from the stage's seed."""
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    if model is None:
+        return load_model_and_tokenizer(config)
+    return model, tokenizer, str(config.model)
+
+
 def build_trainer(
     config: TrainConfig,
     *,
@@ -389,20 +408,13 @@ def build_trainer(
     `model`/`tokenizer`: an already loaded base (tests share one); by default loaded from
     `config.model`. Nothing is trained or written here.
     """
-    from transformers import set_seed
 
     hp = config.hparams
     args = sft_config(config)  # config errors before anything loads
-    problems = Problems()
-    rows = load_rows(config.data, problems if hp.on_bad_rows == "skip" else None)
-    rows = sample_rows(rows, config.n_samples, config.seed)
+    rows, problems = stage_rows(config)
     records = to_records(rows, config.stage, hp.on_bad_rows, problems)
     replay = _replay_part(config, records.rows_used, problems) if config.replay else None
-    set_seed(config.seed)  # before the LoRA weights are initialised, not only before training
-    if model is None:
-        model, tokenizer, source = load_model_and_tokenizer(config)
-    else:
-        source = str(config.model)
+    model, tokenizer, source = seeded_base_model(config, model, tokenizer)
     original_template = tokenizer.chat_template
     if args.assistant_only_loss and not (hp.model_extra or {}).get("chat_template_path"):
         from .chat_templates import training_chat_template
