@@ -15,15 +15,16 @@ same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from inspect_ai import Task, eval
-from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.dataset import MemoryDataset
 from inspect_ai.model import get_model
 from inspect_ai.solver import generate
 from scipy.stats import spearmanr
@@ -38,38 +39,18 @@ from caml_evals.judging.checks import (
 )
 from caml_evals.judging.export import build_rating_set
 from caml_evals.judging.schema import HumanRating, KeyEntry, KeySource
-from caml_evals.scoring.dimensions import RubricCriterion, RubricSampleMetadata
 from caml_evals.scoring.metrics import rubric_metrics
 from caml_evals.scoring.rubric import rubric_scorer
 
-DIMS = ["Care", "Honesty", "Scope", "Dignity"]
+sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
+from test_judge_noise import DIMS, _samples, _u  # one rubric sample set, one hash draw
+
 N = 80  # questions, one answer each: 320 items
 P = 0.2  # the noisy judge's flip probability per call
 LEVELS = 10  # answer lengths: 5 + 20 * (i % LEVELS) words after the answer's token
 GRADERS = ("plain", "primacy", "noisy", "verbose")
 RESAMPLES = 400
 CI = 0.99
-
-
-def _u(*parts: object) -> float:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
-    return int(digest[:12], 16) / 16**12
-
-
-def _samples() -> list[Sample]:
-    meta = RubricSampleMetadata(
-        question_id="x",
-        dimensions=DIMS,
-        rubric=[RubricCriterion(name=d, guiding_question=f"Does it show {d}?") for d in DIMS],
-    )
-    return [
-        Sample(
-            id=f"s{i}",
-            input=f"question {i}",
-            metadata={**meta.model_dump(), "question_id": f"q{i}"},
-        )
-        for i in range(N)
-    ]
 
 
 def answerer(prompt: str) -> str:
@@ -124,7 +105,7 @@ def judged(tmp_path_factory):
     """The eval's rating key (all four graders are variants of one judging)."""
     tmp = tmp_path_factory.mktemp("checks")
     task = Task(
-        dataset=MemoryDataset(_samples()),
+        dataset=MemoryDataset(_samples(N)),
         solver=generate(),
         scorer=rubric_scorer(
             graders=list(GRADERS), mode="single_call", criteria_order="both", judge_repeats=2
