@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,6 +19,19 @@ from caml_train.experiment import ExperimentError, plan, run_experiment
 
 pytestmark = pytest.mark.slow
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
+
+
+def tiny_hparams() -> dict[str, Any]:
+    """One-step LoRA training on the embedded model: what every grid test trains with."""
+    return {
+        "max_length": 64,
+        "per_device_train_batch_size": 2,
+        "max_steps": 1,
+        "save_steps": 1,
+        "logging_steps": 1,
+        "warmup_steps": 0.0,
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+    }
 
 
 def _judge(prompt: str) -> str:
@@ -34,15 +48,7 @@ def _write_config(tmp: Path, ahb_dir: Path, sizes: list[int]) -> Path:
         "name": "grid-test",
         "base_model": "smollm2",
         "output_dir": "runs",
-        "hparams": {
-            "max_length": 64,
-            "per_device_train_batch_size": 2,
-            "max_steps": 1,
-            "save_steps": 1,
-            "logging_steps": 1,
-            "warmup_steps": 0.0,
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        },
+        "hparams": tiny_hparams(),
         "arms": {
             "document": {"stage": "text", "corpus": {"path": "docs.jsonl"}},
             "base": {"stage": None},

@@ -5,6 +5,7 @@ pairs (a scripted ranking judge) into the results table, resuming without a repe
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import yaml
 from caml_evals.errors import ConfigError
 from caml_train.config import ExperimentConfig, load_config
 from caml_train.experiment import plan, run_experiment
+
+sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
+from test_experiment_grid import tiny_hparams
 
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
 PAIRS = [
@@ -28,15 +32,7 @@ def _config(tmp: Path, **changes: Any) -> Path:
         "name": "pref-test",
         "base_model": "smollm2",
         "output_dir": "runs",
-        "hparams": {
-            "max_length": 64,
-            "per_device_train_batch_size": 2,
-            "max_steps": 1,
-            "save_steps": 1,
-            "logging_steps": 1,
-            "warmup_steps": 0.0,
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        },
+        "hparams": tiny_hparams(),
         "arms": {
             "document": {"stage": "text", "corpus": {"path": str(TINY / "documents.jsonl")}},
             "document_replay": {
