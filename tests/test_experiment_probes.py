@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from caml_train.config import ExperimentConfig, load_config
 from caml_train.experiment import plan, run_experiment
+
+sys.path.insert(0, str(Path(__file__).parent))  # works under any pytest import mode
+from test_experiment_results import ahb_task, load_experiment
 
 pytestmark = pytest.mark.slow
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
@@ -46,13 +48,7 @@ def test_grid_probes_every_checkpoint_and_caches_by_stage_key(
             "base": {"stage": None},
         },
         "eval": {
-            "tasks": [
-                {
-                    "task": "caml_evals/ahb",
-                    "limit": 1,
-                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
-                }
-            ],
+            "tasks": [ahb_task(1)],
             "data_dir": str(ahb_dir.parent),
             "max_tokens": 4,
             "probes": ["depth", "persona"],
@@ -61,9 +57,7 @@ def test_grid_probes_every_checkpoint_and_caches_by_stage_key(
         },
         "results": {"reference_arms": ["base"], "n_resamples": 100},
     }
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    config = load_config(path, ExperimentConfig)
+    config = load_experiment(tmp_path, raw)
     grader = get_model("scripted/judge", responder=_judge, memoize=False)
     report = run_experiment(config, grader=grader)
     assert sorted(report.probed) == [

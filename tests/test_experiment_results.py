@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,6 +16,19 @@ from caml_train.experiment import plan, successful_log
 from caml_train.results import build_results, render_markdown, write_results
 
 TINY = Path(__file__).resolve().parents[1] / "examples" / "tiny"
+
+
+def ahb_task(limit: int, **extra: Any) -> dict[str, Any]:
+    """An AHB eval entry judged per dimension with YES/NO verdicts, one epoch."""
+    args = {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1}
+    return {"task": "caml_evals/ahb", "limit": limit, "args": args, **extra}
+
+
+def load_experiment(tmp_path: Path, raw: dict[str, Any]) -> ExperimentConfig:
+    """`raw` written as the experiment YAML a user would write, and loaded from it."""
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_config(path, ExperimentConfig)
 
 
 def _config(tmp_path: Path, ahb_dir: Path) -> ExperimentConfig:
@@ -28,26 +42,16 @@ def _config(tmp_path: Path, ahb_dir: Path) -> ExperimentConfig:
         },
         "eval": {
             "tasks": [
-                {
-                    "task": "caml_evals/ahb",
-                    "limit": 3,
-                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
-                },
-                {  # a second table from the SAME log: one dimension
-                    "task": "caml_evals/ahb",
-                    "limit": 3,
-                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
-                    "score_key": "Sentience Acknowledgement",
-                },
+                ahb_task(3),
+                # a second table from the SAME log: one dimension
+                ahb_task(3, score_key="Sentience Acknowledgement"),
             ],
             "data_dir": str(ahb_dir.parent),
             "grader": None,
         },
         "results": {"reference_arms": ["base"], "n_resamples": 500},
     }
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config(path, ExperimentConfig)
+    return load_experiment(tmp_path, raw)
 
 
 def _judge(prompt: str) -> str:
@@ -202,21 +206,13 @@ def test_answer_length_truncation_and_length_controlled_difference(
             "base": {"stage": None},
         },
         "eval": {
-            "tasks": [
-                {
-                    "task": "caml_evals/ahb",
-                    "limit": 8,
-                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
-                }
-            ],
+            "tasks": [ahb_task(8)],
             "data_dir": str(ahb_dir.parent),
             "grader": None,
         },
         "results": {"reference_arms": ["base"], "n_resamples": 300},
     }
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    config = load_config(path, ExperimentConfig)
+    config = load_experiment(tmp_path, raw)
     p = plan(config)
     grader = get_model("scripted/judge", responder=_length_judge, memoize=False)
     models = {
@@ -278,21 +274,13 @@ def test_seeded_tables_pool_each_log_once_and_pair_by_seed(tmp_path: Path, ahb_d
             "base": {"stage": None},
         },
         "eval": {
-            "tasks": [
-                {
-                    "task": "caml_evals/ahb",
-                    "limit": 3,
-                    "args": {"judge_mode": "per_dimension", "verdict": "yes_no", "epochs": 1},
-                }
-            ],
+            "tasks": [ahb_task(3)],
             "data_dir": str(ahb_dir.parent),
             "grader": None,
         },
         "results": {"reference_arms": ["base"], "n_resamples": 300},
     }
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    config = load_config(path, ExperimentConfig)
+    config = load_experiment(tmp_path, raw)
     p = plan(config)
     grader = get_model("scripted/judge", responder=_judge, memoize=False)
     for ep in p.evals:
