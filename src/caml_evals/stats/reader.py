@@ -247,22 +247,17 @@ class _Shared:
         table = self._by_type.get(kind)
         if table is not None:
             if kind is float and math.isnan(value):
-                return _NAN
+                return math.nan  # one object
             try:
                 return table.setdefault(value, value)
             except TypeError:  # a tuple holding a list
                 return value
-        if kind is dict:
-            key = ("dict", tuple(value.items()))  # equal to the shared items' key
-            try:
-                found = self._keyed.get(key)
-            except TypeError:  # an unhashable value (a list): not shared
-                return value
-            if found is None:
-                share = self.value
-                found = dict(zip(map(share, map(str, value)), map(share, value.values())))
-                self._keyed[key] = found
-            return found
+        if kind is dict:  # keyed by its items as given: equal to its shared items
+            share = self.value
+            return self.keyed(
+                ("dict", tuple(value.items())),
+                lambda: dict(zip(map(share, map(str, value)), map(share, value.values()))),
+            )
         return value  # None, bools, lists: rare in records
 
     def keyed(self, key: Any, make: Any) -> Any:
@@ -274,9 +269,6 @@ class _Shared:
         if found is None:
             found = self._keyed[key] = make()
         return found
-
-
-_NAN = math.nan
 
 
 ScoreParts = tuple[Any, "dict[str, str] | None", "tuple[float, float] | None", Any]
