@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -122,18 +122,18 @@ def run_compare(args: argparse.Namespace) -> int:
     from .length import length_report_from, render_length
     from .report import print_table, render_markdown, to_json, write_text
 
-    rows, by, baseline, arm_labels, length_inputs, judges = _compare_arms(args)
+    compared = _compare_arms(args)
     # The score frames died with `_compare_arms`; the records go too, before the tail imports
     # what it needs (statsmodels for the regressions and the adjustment, matplotlib for the
     # plot), so those imports reuse the frames' memory instead of adding to it (issue 16).
     clear_cache()
-    lengths = length_report_from(length_inputs, ci=args.ci)
-    rows = adjust_rows(rows, args.adjust)
+    lengths = length_report_from(compared.length_inputs, ci=args.ci)
+    rows, judges = adjust_rows(compared.rows, args.adjust), compared.judges
     out = Path(args.out_dir)
     settings = {k: v for k, v in vars(args).items() if k != "func"} | {
-        "by": by,
-        "baseline": baseline,
-        "arms": arm_labels,
+        "by": compared.by,
+        "baseline": compared.baseline,
+        "arms": compared.arms,
         "length": lengths,
         "judges": judges,
     }
@@ -156,9 +156,20 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_arms(args: argparse.Namespace) -> tuple[Any, ...]:
+class _Compared(NamedTuple):
+    """What `compare` keeps of the score frames (nothing that holds one)."""
+
+    rows: list[Any]  # unadjusted ComparisonRows
+    by: str  # the arms were split by this ("model" or "log")
+    baseline: str
+    arms: list[str]
+    length_inputs: Any  # caml_evals.stats.length.LengthInputs
+    judges: dict[str, Any]
+
+
+def _compare_arms(args: argparse.Namespace) -> _Compared:
     """What needs the score frames: the unadjusted rows, the arms, the length report's inputs
-    and the judges. Returns nothing that holds a frame."""
+    and the judges."""
     from .judges import judge_report
     from .length import length_inputs
 
@@ -209,7 +220,9 @@ def _compare_arms(args: argparse.Namespace) -> tuple[Any, ...]:
             cluster_weight=args.cluster_weight,
         )
     # answer length and truncation per arm; judges: a changed judge shows
-    return rows, by, baseline, list(arms), length_inputs(arms, baseline), judge_report(arms)
+    return _Compared(
+        rows, by, baseline, list(arms), length_inputs(arms, baseline), judge_report(arms)
+    )
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
