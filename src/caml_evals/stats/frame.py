@@ -266,12 +266,11 @@ class _Column:
         return self.index.setdefault(value, len(self.index))
 
     def categorical(self) -> pd.Categorical:
-        values = list(self.index)
-        order = sorted(range(len(values)), key=values.__getitem__)
-        rank = np.empty(len(values), dtype=np.int32)
-        rank[order] = np.arange(len(values), dtype=np.int32)
-        codes = rank[np.frombuffer(self.codes, dtype=np.int32)] if values else self.codes
-        return pd.Categorical.from_codes(codes, categories=[values[i] for i in order])
+        values = list(self.index)  # in first-seen order, as the codes number them
+        codes = np.frombuffer(self.codes, dtype=np.int32)
+        return pd.Categorical.from_codes(codes, categories=values).reorder_categories(
+            sorted(values)
+        )
 
 
 def score_frame(
