@@ -631,6 +631,35 @@ def test_answer_lengths_take_numbers_only():
     no_usage = reader_module.answer_lengths({"answer": {**ok, "tokens": None}})
     assert math.isnan(no_usage[0]) and no_usage[1:] == (90.0, 0.5)
     assert reader_module.answer_lengths({"answer": {**ok, "truncated": True}})[2] == 0.5
-    for bad in ({**ok, "tokens": "many"}, {**ok, "words": [1]}, {**ok, "answers": "2"}, "x"):
-        assert reader_module.answer_lengths({"answer": bad}) is None
+    for bad in ({**ok, "tokens": "many"}, {**ok, "words": [1]}, {**ok, "answers": "2"}):
+        assert reader_module.answer_lengths({"answer": bad}) == reader_module.UNREADABLE_ANSWER
+    assert reader_module.answer_lengths({"answer": "x"}) is None  # not a record at all
     assert reader_module.answer_lengths(None) is None
+
+
+def test_an_unreadable_answer_record_is_left_out_and_said(logs, tmp_path, caplog):
+    """A hand-edited answer record: the scores are read as ever, the length report leaves the
+    record out and a warning says how many (never a crash, never a silent drop)."""
+    from inspect_ai.log import write_eval_log
+
+    from caml_evals.stats.length import answer_frame
+
+    whole = read_eval_log(str(logs["rubric_base"]))
+    before = answer_frame([logs["rubric_base"]])
+    assert len(before) > 0
+    sample = next(s for s in whole.samples if s.scores)
+    score = next(iter(sample.scores.values()))
+    score.metadata["answer"] = {**score.metadata["answer"], "tokens": "many"}
+    edited = tmp_path / "edited.eval"
+    write_eval_log(whole, str(edited))
+    pd.testing.assert_frame_equal(
+        plain(score_frame(edited)).drop(columns="log"),
+        plain(score_frame(logs["rubric_base"])).drop(columns="log"),
+    )
+    with caplog.at_level("WARNING", logger="caml_evals.stats.length"):
+        after = answer_frame([edited])
+    assert len(after) == len(before) - 1
+    said = [r.getMessage() for r in caplog.records if r.name == "caml_evals.stats.length"]
+    assert said == [
+        f"{edited}: 1 answer records are not numbers; the length report leaves them out"
+    ]

@@ -18,6 +18,7 @@ d_q with its t interval, on the same questions.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from pydantic import BaseModel
 from scipy.special import stdtrit  # Student t quantile (scipy.stats.t.ppf)
 
 from .frame import LogRef, expand_log_paths, log_location
-from .reader import read_log_scores
+from .reader import UNREADABLE_ANSWER, read_log_scores
+
+log = logging.getLogger(__name__)
 
 TOKENS_PER_UNIT = 100
 ANSWER_COLUMNS = ["log", "sample_id", "epoch", "tokens", "words", "truncated"]
@@ -45,13 +48,23 @@ def answer_frame(logs: LogRef | Sequence[LogRef], scorer: str | None = None) -> 
     rows: list[list[Any]] = []
     for ref in expand_log_paths(logs):
         location = log_location(None, ref)
+        unreadable = 0
         for sample in read_log_scores(ref, reasons=False).samples:
             names = [scorer] if scorer else list(sample.scores)
             answer = next(
-                (r.answer for n in names if (r := sample.scores.get(n)) and r.answer), None
+                (r.answer for n in names if (r := sample.scores.get(n)) and r.answer is not None),
+                None,
             )
-            if answer is not None:
+            if answer == UNREADABLE_ANSWER:
+                unreadable += 1
+            elif answer is not None:
                 rows.append([location, str(sample.id), sample.epoch, *answer])
+        if unreadable:
+            log.warning(
+                "%s: %d answer records are not numbers; the length report leaves them out",
+                location,
+                unreadable,
+            )
     return pd.DataFrame.from_records(rows, columns=ANSWER_COLUMNS)
 
 

@@ -92,7 +92,7 @@ class ScoreRecord:
     value: Any
     reasons: dict[str, str] | None = None
     counts: tuple[float, float] | None = None
-    answer: tuple[float, float, float] | None = None
+    answer: tuple[float, ...] | None = None  # () = UNREADABLE_ANSWER
 
 
 @dataclass(slots=True)
@@ -163,10 +163,13 @@ def grade_counts(metadata: Mapping[str, Any] | None) -> tuple[float, float] | No
     return float(missing), float(expected)
 
 
-def answer_lengths(metadata: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
+UNREADABLE_ANSWER: tuple[float, ...] = ()  # an answer record whose fields are not numbers
+
+
+def answer_lengths(metadata: Mapping[str, Any] | None) -> tuple[float, ...] | None:
     """(tokens or NaN, words, truncated share) from a rubric score's `answer` record; None when
-    the score has none (another scorer, an older log) or it is not numbers (a hand-edited or
-    foreign log: the length report then counts one answer fewer, the scores are unaffected).
+    the score has none (another scorer, an older log); `UNREADABLE_ANSWER` when it is not
+    numbers (a hand-edited or foreign log: the length report leaves it out and says how many).
     A reduced record adds `truncated` over `answers` epochs, hence a share."""
     record = (metadata or {}).get(ANSWER_KEY)
     if not isinstance(record, Mapping):
@@ -176,7 +179,7 @@ def answer_lengths(metadata: Mapping[str, Any] | None) -> tuple[float, float, fl
     truncated = int(truncated) if isinstance(truncated, bool) else truncated  # a flag is a count
     numbers = [words, truncated, answers] + ([] if tokens is None else [tokens])
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in numbers):
-        return None
+        return UNREADABLE_ANSWER
     return (
         math.nan if tokens is None else float(tokens),
         float(words),
